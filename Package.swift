@@ -1,0 +1,87 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Data flows one way (see shared/STYLE.md):
+//   kernel/files ─▶ KernelIO (bytes) ─▶ Conntrack/Sockets (values) ─▶ Rendering ─▶ ctdoctor
+// KernelIO is the only module that imports the C boundary (CNetfilter); every other module
+// is safe Swift that works on bytes and values.
+let package = Package(
+    name: "ctdoctor",
+    products: [
+        .executable(name: "ctdoctor", targets: ["ctdoctor"]),
+        .executable(name: "ctdoctor-bench", targets: ["ctdoctor-bench"]),
+        .library(
+            name: "CTDoctorKit",
+            targets: ["NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Rendering"]
+        ),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CNetfilter",
+            pkgConfig: "libnetfilter_conntrack",
+            providers: [.apt(["libnetfilter-conntrack-dev", "libmnl-dev"])]
+        ),
+        .target(
+            name: "NetCore"
+        ),
+        .target(
+            name: "Netlink",
+            dependencies: [.product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .target(
+            name: "KernelIO",
+            dependencies: [
+                "CNetfilter", "Netlink", "NetCore",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .target(
+            name: "Conntrack",
+            dependencies: ["NetCore", "Netlink", "KernelIO"]
+        ),
+        .target(
+            name: "Sockets",
+            dependencies: ["NetCore", "Netlink", "KernelIO"]
+        ),
+        .target(
+            name: "Rendering",
+            dependencies: ["NetCore", "Conntrack", "Sockets"]
+        ),
+        .executableTarget(
+            name: "ctdoctor",
+            dependencies: [
+                "NetCore", "KernelIO", "Conntrack", "Sockets", "Rendering",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .executableTarget(
+            name: "ctdoctor-bench",
+            dependencies: ["NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets"],
+            path: "Benchmarks/ctdoctor-bench"
+        ),
+        .target(
+            name: "TestSupport",
+            dependencies: ["NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets"],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(
+            name: "CTDoctorTests",
+            dependencies: [
+                "TestSupport", "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Rendering",
+            ],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["TestSupport", "NetCore", "KernelIO", "Conntrack", "Sockets", "ctdoctor"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

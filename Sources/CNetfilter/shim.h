@@ -1,0 +1,49 @@
+// The C boundary of ctdoctor: the only C that Swift sees. KernelIO is its only importer.
+#ifndef CTDOCTOR_CNETFILTER_SHIM_H
+#define CTDOCTOR_CNETFILTER_SHIM_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <errno.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <linux/netlink.h>
+#include <libmnl/libmnl.h>
+#include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+
+// setns(2), accept4(2) and gettid(2) are declared by glibc only under _GNU_SOURCE, which the Glibc
+// module Swift imports is built without; the symbols exist, so declare them here.
+int setns(int fd, int nstype);
+int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
+pid_t gettid(void);
+
+#include <sys/stat.h>
+
+// CLONE_NEWNET is likewise _GNU_SOURCE-only in <sched.h>.
+static const int ctd_clone_newnet = 0x40000000;
+
+// SO_ORIGINAL_DST lives in <linux/netfilter_ipv4.h>, whose includes clash with glibc's
+// <netinet/in.h>; the value is fixed ABI.
+static const int ctd_so_original_dst = 80;
+
+// MNL_SOCKET_BUFFER_SIZE calls sysconf() inside a macro, which Swift cannot import.
+static inline size_t ctd_mnl_socket_buffer_size(void) { return MNL_SOCKET_BUFFER_SIZE; }
+
+// errno is a macro over a thread-local function call in glibc; reading it through a
+// function keeps Swift from caching a stale value across calls.
+static inline int ctd_errno(void) { return errno; }
+static inline void ctd_set_errno(int value) { errno = value; }
+
+// SOCK_STREAM / SOCK_CLOEXEC import as enum cases of __socket_type; plain ints are simpler.
+static const int ctd_sock_stream_cloexec = SOCK_STREAM | SOCK_CLOEXEC;
+static const int ctd_sock_raw_cloexec = SOCK_RAW | SOCK_CLOEXEC;
+
+#endif

@@ -1,0 +1,216 @@
+import KernelIO
+import Netlink
+import SystemPackage
+
+/// Where a listing's entries came from.
+public enum ConntrackSource: Sendable, Equatable {
+    /// A ctnetlink dump: every field, including status bits and ids.
+    case netlink
+    /// /proc/net/nf_conntrack, read because netlink refused; `reason` says why. The text
+    /// lacks ids and the full status word (see ConntrackTextParser).
+    case procFile(reason: String)
+
+    public var name: String {
+        switch self {
+        case .netlink: "netlink"
+        case .procFile: "proc"
+        }
+    }
+}
+
+/// What a read did besides delivering entries.
+public struct ConntrackReadReport: Sendable, Equatable {
+    public var source: ConntrackSource
+    /// Entries that matched the filter (delivered, or counted).
+    public var matched: Int
+    /// Dump passes run: more than one when the kernel said the table changed under the
+    /// dump (NLM_F_DUMP_INTR) or the socket overran (ENOBUFS).
+    public var passes: Int
+    /// False when the last pass was still interrupted: the listing may miss entries
+    /// that were being created or deleted. Never silent: renderers print it.
+    public var consistent: Bool
+}
+
+/// Why the table could not be read at all.
+public enum ConntrackReadError: Error, Sendable, CustomStringConvertible {
+    /// Netlink needs CAP_NET_ADMIN and the /proc fallback failed too.
+    case permissionDenied(fallback: String)
+    /// The kernel has no conntrack here (module not loaded, or not built).
+    case unavailable(detail: String)
+    case dumpFailed(detail: String)
+
+    public var description: String {
+        switch self {
+        case .permissionDenied(let fallback):
+            "reading the conntrack table needs CAP_NET_ADMIN in this network namespace (netlink answered EPERM), and the /proc fallback failed: \(fallback)"
+        case .unavailable(let detail):
+            "conntrack is not available in this network namespace (is the nf_conntrack module loaded?): \(detail)"
+        case .dumpFailed(let detail):
+            "conntrack dump failed: \(detail)"
+        }
+    }
+}
+
+/// Reads the conntrack table of one network namespace.
+///
+/// Streams: each entry is decoded and handed over while the next datagram is still
+/// being received, so memory stays flat however large the table is. Retries a dump the
+/// kernel marks interrupted (NLM_F_DUMP_INTR) or that overran the socket (ENOBUFS) —
+/// without handing over any entry twice — and falls back to /proc/net/nf_conntrack
+/// when netlink refuses for lack of CAP_NET_ADMIN.
+public struct ConntrackReader: Sendable {
+    /// Opens a fresh netlink socket in the right namespace, with a receive buffer size
+    /// to ask for (nil for the default).
+    public typealias TransportFactory = @Sendable (_ receiveBufferBytes: Int?) throws -> any NetlinkTransport
+    /// Reads /proc/net/nf_conntrack (in the right namespace).
+    public typealias FallbackFile = @Sendable () throws -> [UInt8]
+
+    let makeTransport: TransportFactory
+    let readFallbackFile: FallbackFile
+    /// The most passes before giving up on a consistent dump.
+    public var maximumPasses = 4
+
+    public init(transportFactory: @escaping TransportFactory, fallbackFile: @escaping FallbackFile) {
+        self.makeTransport = transportFactory
+        self.readFallbackFile = fallbackFile
+    }
+
+    /// A reader for a namespace; its sockets and the fallback file are opened inside it.
+    public init(namespace: NetworkNamespace, procfs: ProcFS = ProcFS()) {
+        self.init(
+            transportFactory: { bytes in
+                try namespace.run { try NetlinkSocket(bus: .netfilter, receiveBufferBytes: bytes) }
+            },
+            fallbackFile: {
+                try namespace.run { try procfs.readNet("nf_conntrack") }
+            })
+    }
+
+    /// Hands every entry matching `filter` to `body`, in kernel order.
+    @discardableResult
+    public func forEachEntry(
+        matching filter: ConntrackFilter = .all,
+        _ body: (ConntrackEntry) throws -> Void
+    ) throws -> ConntrackReadReport {
+        var delivered: Set<UInt32> = []
+        var deliveredThisPass: [UInt32] = []
+        var retrying = false
+        var matched = 0
+        return try withRetries { transport, sequence in
+            if retrying {
+                delivered.formUnion(deliveredThisPass)
+                deliveredThisPass.removeAll(keepingCapacity: true)
+            }
+            retrying = true
+            return try NetlinkDump.runPipelined(
+                transport: transport, request: ConntrackRequest.dump(sequence: sequence), sequence: sequence
+            ) { buffer, message in
+                guard ConntrackMessageDecoder.carriesEntry(message) else { return }
+                let entry = try ConntrackMessageDecoder.decode(buffer, message)
+                guard filter.matches(entry) else { return }
+                if let id = entry.id {
+                    if !delivered.isEmpty && delivered.contains(id) { return }
+                    deliveredThisPass.append(id)
+                }
+                matched += 1
+                try body(entry)
+            }
+        } matched: {
+            matched
+        } fallback: { reason in
+            let entries = try fallbackEntries()
+            for entry in entries where filter.matches(entry) {
+                matched += 1
+                try body(entry)
+            }
+            return ConntrackReadReport(source: .procFile(reason: reason), matched: matched, passes: 1, consistent: true)
+        }
+    }
+
+    /// Counts entries matching `filter`. Without a filter no entry is decoded: the
+    /// messages are only counted, which is as cheap as a dump can be.
+    public func count(matching filter: ConntrackFilter = .all) throws -> ConntrackReadReport {
+        if !filter.isEmpty { return try forEachEntry(matching: filter) { _ in } }
+        var counted = 0
+        return try withRetries { transport, sequence in
+            counted = 0
+            return try NetlinkDump.run(
+                transport: transport, request: ConntrackRequest.dump(sequence: sequence), sequence: sequence
+            ) { _, message in
+                if ConntrackMessageDecoder.carriesEntry(message) { counted += 1 }
+            }
+        } matched: {
+            counted
+        } fallback: { reason in
+            let entries = try fallbackEntries()
+            return ConntrackReadReport(source: .procFile(reason: reason), matched: entries.count, passes: 1, consistent: true)
+        }
+    }
+
+    /// Reads everything into memory. For small tables and tests; listings stream.
+    public func entries(matching filter: ConntrackFilter = .all) throws -> ([ConntrackEntry], ConntrackReadReport) {
+        var entries: [ConntrackEntry] = []
+        let report = try forEachEntry(matching: filter) { entries.append($0) }
+        return (entries, report)
+    }
+
+    private func fallbackEntries() throws -> [ConntrackEntry] {
+        let bytes: [UInt8]
+        do {
+            bytes = try readFallbackFile()
+        } catch let error as KernelIOError where error.errno == .noSuchFileOrDirectory {
+            throw ConntrackReadError.unavailable(detail: error.description)
+        } catch {
+            throw ConntrackReadError.permissionDenied(fallback: "\(error)")
+        }
+        return try ConntrackTextParser.parse(bytes, source: "/proc/net/nf_conntrack").entries
+    }
+
+    /// Runs dump passes until one is clean, retrying interrupted or overrun passes with
+    /// a fresh socket (a socket mid-dump cannot start another).
+    private func withRetries(
+        pass: (any NetlinkTransport, UInt32) throws -> NetlinkDumpPass,
+        matched: () -> Int,
+        fallback: (String) throws -> ConntrackReadReport
+    ) throws -> ConntrackReadReport {
+        var receiveBuffer: Int?
+        var sequence = UInt32.random(in: 1...(UInt32.max / 2))
+        for attempt in 1...maximumPasses {
+            sequence &+= 1
+            let transport: any NetlinkTransport
+            do {
+                transport = try makeTransport(receiveBuffer)
+            } catch let error as KernelIOError where error.errno == .protocolNotSupported {
+                throw ConntrackReadError.unavailable(detail: error.description)
+            }
+            do {
+                let result = try pass(transport, sequence)
+                if result.interrupted && attempt < maximumPasses { continue }
+                return ConntrackReadReport(
+                    source: .netlink, matched: matched(), passes: attempt, consistent: !result.interrupted)
+            } catch let error as NetlinkTransportError where error.errno == .noBufferSpace {
+                guard attempt < maximumPasses else {
+                    throw ConntrackReadError.dumpFailed(detail: "\(error) after \(attempt) passes with growing buffers")
+                }
+                receiveBuffer = (receiveBuffer ?? 1 << 20) * 4
+            } catch let error as NetlinkKernelError
+                where error.errno == .notPermitted || error.errno == .permissionDenied
+            {
+                guard matched() == 0 else { throw ConntrackReadError.dumpFailed(detail: error.description) }
+                return try fallback(
+                    "netlink dump refused with \(error.errno.symbol) (needs CAP_NET_ADMIN); read /proc/net/nf_conntrack instead")
+            } catch let error as NetlinkKernelError
+                where error.errno == .protocolNotSupported || error.errno == .noSuchFileOrDirectory
+            {
+                throw ConntrackReadError.unavailable(detail: error.description)
+            } catch let error as NetlinkFramingError {
+                throw ConntrackReadError.dumpFailed(detail: error.description)
+            } catch let error as NetlinkKernelError {
+                throw ConntrackReadError.dumpFailed(detail: error.description)
+            } catch let error as NetlinkTransportError {
+                throw ConntrackReadError.dumpFailed(detail: error.description)
+            }
+        }
+        throw ConntrackReadError.dumpFailed(detail: "no pass completed")
+    }
+}

@@ -1,0 +1,58 @@
+import CNetfilter
+import SystemPackage
+
+/// Owns one `struct mnl_socket *` and closes it on deinit.
+final class MNLHandle: @unchecked Sendable {
+    private let socket: OpaquePointer
+    let portID: UInt32
+
+    init(bus: Int32) throws {
+        guard let socket = mnl_socket_open2(bus, Int32(SOCK_CLOEXEC.rawValue)) else {
+            throw KernelIOError("open netlink socket (bus \(bus))", errno: lastErrno())
+        }
+        guard mnl_socket_bind(socket, 0, pid_t(MNL_SOCKET_AUTOPID)) == 0 else {
+            let errno = lastErrno()
+            mnl_socket_close(socket)
+            throw KernelIOError("bind netlink socket (bus \(bus))", errno: errno)
+        }
+        self.socket = socket
+        self.portID = mnl_socket_get_portid(socket)
+    }
+
+    deinit { mnl_socket_close(socket) }
+
+    var fd: Int32 { mnl_socket_get_fd(socket) }
+
+    func setReceiveBuffer(bytes: Int) throws {
+        var value = Int32(clamping: bytes)
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        // SO_RCVBUFFORCE passes net.core.rmem_max when we hold CAP_NET_ADMIN; without it
+        // fall back to SO_RCVBUF, which the kernel silently caps.
+        if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &value, size) == 0 { return }
+        try systemCall("set SO_RCVBUF on netlink socket") { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &value, size) }
+    }
+
+    func receiveBufferBytes() -> Int {
+        var value: Int32 = 0
+        var size = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &value, &size) == 0 else { return 0 }
+        return Int(value)
+    }
+
+    func send(_ message: [UInt8]) throws {
+        try message.withUnsafeBytes { (raw) throws in
+            _ = try systemCall("send netlink request") { mnl_socket_sendto(socket, raw.baseAddress, raw.count) }
+        }
+    }
+
+    func receive(into buffer: inout [UInt8]) throws -> Int {
+        try buffer.withUnsafeMutableBytes { (raw) throws in
+            try systemCall("receive netlink reply") { mnl_socket_recvfrom(socket, raw.baseAddress, raw.count) }
+        }
+    }
+
+    func waitReadable(milliseconds: Int32) throws -> Bool {
+        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return try systemCall("poll netlink socket") { poll(&descriptor, 1, milliseconds) } > 0
+    }
+}

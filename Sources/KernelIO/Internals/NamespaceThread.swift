@@ -1,0 +1,81 @@
+import CNetfilter
+import Glibc
+import SystemPackage
+
+/// The body of a namespace thread and what it produced; the starting thread waits in
+/// pthread_join, so only one thread touches it at a time.
+private final class NamespaceJob<T>: @unchecked Sendable {
+    let path: String
+    let name: String
+    let body: () throws -> T
+    var outcome: Result<T, any Error>?
+
+    init(path: String, name: String, body: @escaping () throws -> T) {
+        self.path = path
+        self.name = name
+        self.body = body
+    }
+
+    func execute() {
+        do {
+            try enterNetworkNamespace(path: path)
+            outcome = .success(try body())
+        } catch {
+            outcome = .failure(error)
+        }
+    }
+}
+
+/// A type-erased handle so the C thread entry point need not be generic.
+private final class ThreadEntry: @unchecked Sendable {
+    let work: () -> Void
+    init(_ work: @escaping () -> Void) { self.work = work }
+}
+
+func runOnDedicatedThread<T>(namespacePath: String, namespaceName: String, _ body: () throws -> T) throws -> T {
+    try withoutActuallyEscaping(body) { escapable in
+        let job = NamespaceJob(path: namespacePath, name: namespaceName, body: escapable)
+        let entry = ThreadEntry { job.execute() }
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(entry).toOpaque()
+        let created = pthread_create(&thread, nil, { context in
+            let entry = Unmanaged<ThreadEntry>.fromOpaque(context!).takeRetainedValue()
+            entry.work()
+            return nil
+        }, context)
+        guard created == 0 else {
+            Unmanaged<ThreadEntry>.fromOpaque(context).release()
+            throw KernelIOError("start a thread for network namespace", subject: namespaceName, errno: Errno(rawValue: created))
+        }
+        pthread_join(thread, nil)
+        return try job.outcome!.get()
+    }
+}
+
+/// setns(2) for the calling thread only.
+private func enterNetworkNamespace(path: String) throws(NamespaceError) {
+    let fd: Int32
+    do {
+        fd = try FileDescriptor.open(path, .readOnly, options: .closeOnExec).rawValue
+    } catch {
+        let errno = error as? Errno ?? .ioError
+        switch errno {
+        case .noSuchFileOrDirectory: throw .noSuchFile(path: path)
+        case .permissionDenied: throw .permissionDenied(path: path)
+        default: throw .enterFailed(path: path, errno: errno)
+        }
+    }
+    defer { close(fd) }
+    guard setns(fd, ctd_clone_newnet) == 0 else {
+        let errno = lastErrno()
+        switch errno {
+        case .invalidArgument: throw .notANetworkNamespace(path: path)
+        case .notPermitted: throw .permissionDenied(path: path)
+        default: throw .enterFailed(path: path, errno: errno)
+        }
+    }
+}
+
+func fileExists(_ path: String) -> Bool {
+    access(path, F_OK) == 0
+}

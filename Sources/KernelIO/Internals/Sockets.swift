@@ -1,0 +1,190 @@
+import CNetfilter
+import Glibc
+import NetCore
+import SystemPackage
+
+func closeDescriptor(_ fd: Int32) { _ = close(fd) }
+
+func shutdownSocket(_ fd: Int32, write: Bool) -> Int32 {
+    shutdown(fd, write ? Int32(SHUT_WR) : Int32(SHUT_RD))
+}
+
+/// Calls `body` with a sockaddr_in/sockaddr_in6 for `endpoint`.
+private func withSocketAddress<R>(
+    _ endpoint: Endpoint,
+    _ body: (UnsafePointer<sockaddr>, socklen_t) throws -> R
+) throws -> R {
+    switch endpoint.address {
+    case .v4(let value):
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = endpoint.port.bigEndian
+        address.sin_addr.s_addr = value.bigEndian
+        return try withUnsafePointer(to: &address) { (pointer) throws in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { (raw) throws in
+                try body(raw, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+    case .v6:
+        var address = sockaddr_in6()
+        address.sin6_family = sa_family_t(AF_INET6)
+        address.sin6_port = endpoint.port.bigEndian
+        let bytes = endpoint.address.bytes
+        withUnsafeMutableBytes(of: &address.sin6_addr) { raw in
+            for index in 0..<16 { raw[index] = bytes[index] }
+        }
+        return try withUnsafePointer(to: &address) { (pointer) throws in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { (raw) throws in
+                try body(raw, socklen_t(MemoryLayout<sockaddr_in6>.size))
+            }
+        }
+    }
+}
+
+/// Reads a sockaddr_storage back into an endpoint.
+private func endpoint(from storage: sockaddr_storage) -> Endpoint? {
+    var storage = storage
+    switch Int32(storage.ss_family) {
+    case AF_INET:
+        return withUnsafeBytes(of: &storage) { raw in
+            let address = raw.load(as: sockaddr_in.self)
+            return Endpoint(.v4(UInt32(bigEndian: address.sin_addr.s_addr)), UInt16(bigEndian: address.sin_port))
+        }
+    case AF_INET6:
+        return withUnsafeBytes(of: &storage) { raw in
+            let address = raw.load(as: sockaddr_in6.self)
+            let bytes = withUnsafeBytes(of: address.sin6_addr) { Array($0) }
+            return Endpoint(IPAddress(networkBytes: bytes)!, UInt16(bigEndian: address.sin6_port))
+        }
+    default:
+        return nil
+    }
+}
+
+private func family(of endpoint: Endpoint) -> Int32 {
+    endpoint.address.family == .ipv4 ? AF_INET : AF_INET6
+}
+
+func makeListener(_ endpoint: Endpoint, backlog: Int32) throws -> Int32 {
+    let fd = try systemCall("socket") { socket(family(of: endpoint), ctd_sock_stream_cloexec, 0) }
+    do {
+        var one: Int32 = 1
+        try systemCall("set SO_REUSEADDR") {
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+        _ = try withSocketAddress(endpoint) { (address, length) throws in
+            try systemCall("bind", subject: endpoint.description) { bind(fd, address, length) }
+        }
+        try systemCall("listen", subject: endpoint.description) { listen(fd, backlog) }
+        return fd
+    } catch {
+        close(fd)
+        throw error
+    }
+}
+
+func makeConnection(_ endpoint: Endpoint, source: Endpoint?) throws -> Int32 {
+    let fd = try systemCall("socket") { socket(family(of: endpoint), ctd_sock_stream_cloexec, 0) }
+    do {
+        if let source {
+            var one: Int32 = 1
+            try systemCall("set SO_REUSEADDR") {
+                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            }
+            _ = try withSocketAddress(source) { (address, length) throws in
+                try systemCall("bind", subject: source.description) { bind(fd, address, length) }
+            }
+        }
+        _ = try withSocketAddress(endpoint) { (address, length) throws in
+            try systemCall("connect", subject: endpoint.description) { connect(fd, address, length) }
+        }
+        return fd
+    } catch {
+        close(fd)
+        throw error
+    }
+}
+
+func acceptConnection(_ fd: Int32) throws -> Int32 {
+    try systemCall("accept") { accept4(fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue)) }
+}
+
+func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+    var offset = 0
+    while offset < bytes.count {
+        let sent = try bytes.withUnsafeBytes { (raw) throws in
+            try systemCall("send") { send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL)) }
+        }
+        offset += sent
+    }
+}
+
+func receiveSome(_ fd: Int32, maximum: Int) throws -> [UInt8] {
+    var buffer = [UInt8](repeating: 0, count: maximum)
+    let count = try buffer.withUnsafeMutableBytes { (raw) throws in
+        try systemCall("recv") { recv(fd, raw.baseAddress, raw.count, 0) }
+    }
+    buffer.removeSubrange(count...)
+    return buffer
+}
+
+func setLingerZero(_ fd: Int32) throws {
+    var value = linger(l_onoff: 1, l_linger: 0)
+    try systemCall("set SO_LINGER") { setsockopt(fd, SOL_SOCKET, SO_LINGER, &value, socklen_t(MemoryLayout<linger>.size)) }
+}
+
+func pollReadable(_ fd: Int32, milliseconds: Int32) throws -> Bool {
+    var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+    return try systemCall("poll") { poll(&descriptor, 1, milliseconds) } > 0
+}
+
+func socketName(_ fd: Int32, peer: Bool) throws -> Endpoint {
+    var storage = sockaddr_storage()
+    var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+    _ = try withUnsafeMutablePointer(to: &storage) { (pointer) throws in
+        try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { (raw) throws in
+            if peer {
+                try systemCall("getpeername") { getpeername(fd, raw, &length) }
+            } else {
+                try systemCall("getsockname") { getsockname(fd, raw, &length) }
+            }
+        }
+    }
+    guard let endpoint = endpoint(from: storage) else {
+        throw KernelIOError(peer ? "getpeername" : "getsockname", errno: .addressFamilyNotSupported)
+    }
+    return endpoint
+}
+
+func originalDestinationOf(_ fd: Int32) throws -> Endpoint {
+    var storage = sockaddr_storage()
+    var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+    let local = try socketName(fd, peer: false)
+    // SO_ORIGINAL_DST at SOL_IP for IPv4; IP6T_SO_ORIGINAL_DST (same number) at SOL_IPV6.
+    let level = local.address.family == .ipv4 ? Int32(IPPROTO_IP) : Int32(IPPROTO_IPV6)
+    _ = try withUnsafeMutablePointer(to: &storage) { (pointer) throws in
+        try systemCall("getsockopt(SO_ORIGINAL_DST)") { getsockopt(fd, level, ctd_so_original_dst, pointer, &length) }
+    }
+    guard let endpoint = endpoint(from: storage) else {
+        throw KernelIOError("getsockopt(SO_ORIGINAL_DST)", errno: .addressFamilyNotSupported)
+    }
+    return endpoint
+}
+
+func inodeOf(_ fd: Int32) throws -> UInt64 {
+    var status = stat()
+    try systemCall("fstat") { fstat(fd, &status) }
+    return UInt64(status.st_ino)
+}
+
+func raiseNoFileLimit(_ wanted: UInt64) -> UInt64 {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
+    let target = min(wanted, UInt64(limit.rlim_max))
+    if UInt64(limit.rlim_cur) < target {
+        limit.rlim_cur = rlim_t(target)
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    }
+    return UInt64(limit.rlim_cur)
+}

@@ -1,0 +1,50 @@
+import Netlink
+import SystemPackage
+
+/// The netlink buses ctdoctor talks to (include/uapi/linux/netlink.h).
+public enum NetlinkBus: Int32, Sendable {
+    /// NETLINK_SOCK_DIAG: socket listings with tcp_info.
+    case sockDiag = 4
+    /// NETLINK_NETFILTER: ctnetlink, the conntrack table.
+    case netfilter = 12
+}
+
+/// A bound netlink socket (libmnl underneath).
+///
+/// A netlink socket stays in the network namespace it was created in, whichever thread
+/// uses it later, so open it inside `NetworkNamespace.run` and use it anywhere. One
+/// thread at a time: a dump hands it to its receiving thread while the caller waits.
+public final class NetlinkSocket: NetlinkTransport, @unchecked Sendable {
+    let handle: MNLHandle
+    public let bus: NetlinkBus
+    public var portID: UInt32 { handle.portID }
+
+    /// Opens and binds a socket on `bus` in the calling thread's network namespace.
+    /// - Parameter receiveBufferBytes: SO_RCVBUF to ask for; nil keeps the default.
+    public init(bus: NetlinkBus, receiveBufferBytes: Int? = nil) throws {
+        self.bus = bus
+        self.handle = try MNLHandle(bus: bus.rawValue)
+        if let receiveBufferBytes { try handle.setReceiveBuffer(bytes: receiveBufferBytes) }
+    }
+
+    /// The receive buffer size the kernel granted (it reports twice what was asked).
+    public var receiveBufferBytes: Int { handle.receiveBufferBytes() }
+
+    public func send(_ message: [UInt8]) throws {
+        do { try handle.send(message) } catch let error as KernelIOError {
+            throw NetlinkTransportError(operation: error.operation, errno: error.errno)
+        }
+    }
+
+    public func receive(into buffer: inout [UInt8]) throws -> Int {
+        do { return try handle.receive(into: &buffer) } catch let error as KernelIOError {
+            throw NetlinkTransportError(operation: error.operation, errno: error.errno)
+        }
+    }
+
+    /// Waits up to `milliseconds` for a datagram; false on timeout. Lets request/reply
+    /// exchanges (a GET) fail cleanly instead of blocking forever on a silent kernel.
+    public func waitReadable(milliseconds: Int32) throws -> Bool {
+        try handle.waitReadable(milliseconds: milliseconds)
+    }
+}

@@ -1,0 +1,62 @@
+import SystemPackage
+
+/// Reads files under a /proc tree whose root is injectable, so tests and offline replay
+/// can point it at a captured copy (iproute2 honours PROC_ROOT the same way).
+///
+/// Per-namespace files are read through `thread-self/net`: /proc/self/net follows the
+/// process's main thread, which stays in the original namespace while a
+/// `NetworkNamespace.run` thread has entered another.
+public struct ProcFS: Sendable {
+    public let root: String
+
+    public init(root: String = "/proc") {
+        self.root = root
+    }
+
+    /// The path of a per-namespace file such as "tcp" or "nf_conntrack".
+    public func netPath(_ name: String) -> String { "\(root)/thread-self/net/\(name)" }
+
+    /// The path of a sysctl such as "net/netfilter/nf_conntrack_max".
+    public func sysctlPath(_ name: String) -> String { "\(root)/sys/\(name)" }
+
+    /// Reads a whole file. Procfs files report size 0, so this reads until EOF.
+    /// - Throws: `KernelIOError` naming the path and the errno (ENOENT, EACCES, EISDIR...).
+    public func read(_ path: String, limit: Int = 1 << 30) throws -> [UInt8] {
+        try readWholeFile(path, limit: limit)
+    }
+
+    public func readNet(_ name: String) throws -> [UInt8] {
+        try read(netPath(name))
+    }
+
+    /// A sysctl's value without its trailing newline.
+    public func readSysctl(_ name: String) throws -> String {
+        let bytes = try read(sysctlPath(name), limit: 1 << 16)
+        return String(decoding: bytes, as: UTF8.self).trimmingTrailingWhitespace()
+    }
+
+    /// Names in a directory, without "." and "..".
+    public func list(_ path: String) throws -> [String] {
+        try listDirectory(path)
+    }
+
+    /// The target of a symbolic link (for /proc/PID/fd/N: "socket:[inode]").
+    public func readLink(_ path: String) throws -> String {
+        try readSymbolicLink(path)
+    }
+
+    public func exists(_ path: String) -> Bool { fileExists(path) }
+}
+
+/// Reads any file into memory, for inputs given on the command line.
+public func readFile(_ path: String, limit: Int = 1 << 30) throws -> [UInt8] {
+    try readWholeFile(path, limit: limit)
+}
+
+extension String {
+    func trimmingTrailingWhitespace() -> String {
+        var text = Substring(self)
+        while let last = text.last, last.isWhitespace { text = text.dropLast() }
+        return String(text)
+    }
+}

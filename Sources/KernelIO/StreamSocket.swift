@@ -1,0 +1,82 @@
+import NetCore
+import SystemPackage
+
+/// A blocking TCP socket, for putting real connections into the states under test (the
+/// integration tests, the lab, the benchmark's socket filler).
+///
+/// Like netlink sockets, a TCP socket belongs to the namespace it was created in: create
+/// it inside `NetworkNamespace.run`. The descriptor closes on `close()` or deinit.
+public final class StreamSocket: @unchecked Sendable {
+    private var descriptor: Int32
+
+    init(descriptor: Int32) { self.descriptor = descriptor }
+
+    deinit { if descriptor >= 0 { closeDescriptor(descriptor) } }
+
+    /// A listening socket bound to `endpoint` with SO_REUSEADDR.
+    public static func listen(on endpoint: Endpoint, backlog: Int32 = 4096) throws -> StreamSocket {
+        StreamSocket(descriptor: try makeListener(endpoint, backlog: backlog))
+    }
+
+    /// A connected socket; blocks until the handshake completes or fails.
+    /// - Parameter source: an address (and port, 0 for any) to bind before connecting.
+    public static func connect(to endpoint: Endpoint, from source: Endpoint? = nil) throws -> StreamSocket {
+        StreamSocket(descriptor: try makeConnection(endpoint, source: source))
+    }
+
+    /// Blocks until a connection arrives.
+    public func accept() throws -> StreamSocket {
+        StreamSocket(descriptor: try acceptConnection(descriptor))
+    }
+
+    /// Writes all of `bytes`.
+    public func send(_ bytes: [UInt8]) throws {
+        try sendAll(descriptor, bytes)
+    }
+
+    /// Reads up to `maximum` bytes; an empty result means the peer sent FIN.
+    public func receive(maximum: Int = 65536) throws -> [UInt8] {
+        try receiveSome(descriptor, maximum: maximum)
+    }
+
+    /// shutdown(SHUT_WR): sends FIN, keeps reading. This is what a proxy does to forward
+    /// a half-close, and what leaves this side in FIN_WAIT2.
+    public func shutdownWrite() throws {
+        try systemCall("shutdown(SHUT_WR)") { shutdownSocket(descriptor, write: true) }
+    }
+
+    /// Makes close() send RST instead of FIN (SO_LINGER with a zero timeout).
+    public func setAbortiveClose() throws {
+        try setLingerZero(descriptor)
+    }
+
+    /// Closes the descriptor; the kernel continues the TCP close on its own.
+    public func close() {
+        if descriptor >= 0 { closeDescriptor(descriptor) }
+        descriptor = -1
+    }
+
+    public var isClosed: Bool { descriptor < 0 }
+
+    /// Waits until reading would not block (data, FIN or error); false on timeout.
+    public func waitReadable(milliseconds: Int32) throws -> Bool {
+        try pollReadable(descriptor, milliseconds: milliseconds)
+    }
+
+    public func localEndpoint() throws -> Endpoint { try socketName(descriptor, peer: false) }
+    public func peerEndpoint() throws -> Endpoint { try socketName(descriptor, peer: true) }
+
+    /// The destination the client dialled before iptables REDIRECT/DNAT rewrote it
+    /// (SO_ORIGINAL_DST), as Envoy reads it on its outbound listener.
+    public func originalDestination() throws -> Endpoint { try originalDestinationOf(descriptor) }
+
+    /// The socket's inode, the key /proc/net/tcp and sock_diag report it under.
+    public func inode() throws -> UInt64 { try inodeOf(descriptor) }
+}
+
+/// Raises this process's open-file limit toward `wanted` (never above the hard limit);
+/// returns the soft limit now in force.
+@discardableResult
+public func raiseOpenFileLimit(to wanted: UInt64) -> UInt64 {
+    raiseNoFileLimit(wanted)
+}

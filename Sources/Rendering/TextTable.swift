@@ -1,0 +1,60 @@
+/// A plain-text table whose columns are as wide as their widest cell, like ss(8).
+public struct TextTable: Sendable {
+    public enum Alignment: Sendable { case left, right }
+
+    public struct Column: Sendable {
+        public var title: String
+        public var alignment: Alignment
+        public init(_ title: String, _ alignment: Alignment = .left) {
+            self.title = title
+            self.alignment = alignment
+        }
+    }
+
+    public var columns: [Column]
+    public private(set) var rows: [[String]] = []
+
+    public init(_ columns: [Column]) { self.columns = columns }
+
+    public mutating func append(_ row: [String]) {
+        precondition(row.count == columns.count, "row has \(row.count) cells for \(columns.count) columns")
+        rows.append(row)
+    }
+
+    /// The rendered table: a header line, then one line per row, each ending in "\n".
+    /// The last column is not padded, so lines carry no trailing blanks.
+    public func render() -> String {
+        var widths = columns.map { $0.title.count }
+        for row in rows {
+            for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) }
+        }
+        var out = ""
+        func line(_ cells: [String]) {
+            var text = ""
+            for (index, cell) in cells.enumerated() {
+                let last = index == cells.count - 1
+                let padding = String(repeating: " ", count: widths[index] - cell.count)
+                switch columns[index].alignment {
+                case .left: text += last ? cell : cell + padding
+                case .right: text += padding + cell
+                }
+                if !last { text += "  " }
+            }
+            while text.last == " " { text.removeLast() }
+            out += text + "\n"
+        }
+        line(columns.map(\.title))
+        for row in rows { line(row) }
+        return out
+    }
+}
+
+/// Formats a duration in milliseconds the way people read it: 850ms, 61.2s, 12m5s, 3h2m.
+public func humanDuration(milliseconds: UInt64) -> String {
+    if milliseconds < 1000 { return "\(milliseconds)ms" }
+    let seconds = milliseconds / 1000
+    if seconds < 60 { return "\(seconds).\(milliseconds % 1000 / 100)s" }
+    if seconds < 3600 { return "\(seconds / 60)m\(seconds % 60)s" }
+    if seconds < 86400 { return "\(seconds / 3600)h\(seconds % 3600 / 60)m" }
+    return "\(seconds / 86400)d\(seconds % 86400 / 3600)h"
+}

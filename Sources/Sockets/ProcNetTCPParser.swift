@@ -1,0 +1,140 @@
+import NetCore
+
+/// Parses /proc/net/tcp and /proc/net/tcp6. Pure: bytes in, sockets out.
+///
+/// Each line is `sl: local rem st tx:rx tr:when retrnsmt uid timeout inode …`, with
+/// addresses as the kernel's in-memory words printed in hex: on the little-endian
+/// machines Kubernetes runs on, 127.0.0.1 reads `0100007F`. Request and TIME_WAIT
+/// sockets print fewer trailing columns; everything after the inode is ignored. The
+/// header line is skipped if present, so copies with or without it parse alike.
+public enum ProcNetTCPParser {
+    /// - Parameters:
+    ///   - family: the family the file must hold (tcp is IPv4, tcp6 is IPv6); nil
+    ///     accepts either, line by line, for pasted copies.
+    ///   - source: the name used in errors, e.g. the path.
+    public static func parse(_ bytes: [UInt8], family: AddressFamily?, source: String) throws(ParseError) -> [TCPSocket] {
+        var sockets: [TCPSocket] = []
+        sockets.reserveCapacity(bytes.count / 150)
+        try forEachSocket(bytes, family: family, source: source) { sockets.append($0) }
+        return sockets
+    }
+
+    /// Streams the sockets of a file without collecting them.
+    public static func forEachSocket(
+        _ bytes: [UInt8],
+        family: AddressFamily?,
+        source: String,
+        _ body: (TCPSocket) -> Void
+    ) throws(ParseError) {
+        var lines = LineSplitter(bytes)
+        while let range = lines.next() {
+            var scanner = ByteScanner(bytes, range: range)
+            scanner.skipBlanks()
+            if scanner.isAtEnd { continue }
+            if scanner.consume("sl ") { continue }
+            body(try parseLine(&scanner, family: family, source: source, line: lines.lineNumber))
+        }
+    }
+
+    static func parseLine(
+        _ scanner: inout ByteScanner, family: AddressFamily?, source: String, line: Int
+    ) throws(ParseError) -> TCPSocket {
+        func fail(_ field: String, _ reason: String) -> ParseError {
+            ParseError(source: source, line: line, field: field, reason: reason)
+        }
+        func rest(_ scanner: ByteScanner) -> String {
+            ParseError.quote(scanner.bytes[scanner.index..<min(scanner.end, scanner.index + 40)])
+        }
+        guard scanner.decimal() != nil, scanner.consume(UInt8(ascii: ":")) else {
+            throw fail("sl", "expected a slot number and ':', got \(rest(scanner))")
+        }
+        scanner.skipBlanks()
+        let local = try endpoint(&scanner, family: family, field: "local_address", fail: fail)
+        scanner.skipBlanks()
+        let remote = try endpoint(&scanner, family: family, field: "rem_address", fail: fail)
+        guard local.address.family == remote.address.family else {
+            throw fail("rem_address", "address family differs from local_address")
+        }
+        scanner.skipBlanks()
+        guard let rawState = scanner.hex(digits: 2), let state = TCPState(rawValue: UInt8(rawState)) else {
+            throw fail("st", "expected a TCP state (01-0D), got \(rest(scanner))")
+        }
+        scanner.skipBlanks()
+        guard let sendQueue = scanner.hexNumber(), scanner.consume(UInt8(ascii: ":")),
+            let receiveQueue = scanner.hexNumber(),
+            let sendQueue32 = UInt32(exactly: sendQueue), let receiveQueue32 = UInt32(exactly: receiveQueue)
+        else { throw fail("tx_queue:rx_queue", "expected two hex numbers, got \(rest(scanner))") }
+        scanner.skipBlanks()
+        guard let timer = scanner.hexNumber(), scanner.consume(UInt8(ascii: ":")), let when = scanner.hexNumber() else {
+            throw fail("tr:tm->when", "expected two hex numbers, got \(rest(scanner))")
+        }
+        scanner.skipBlanks()
+        guard let retransmits = scanner.hexNumber() else { throw fail("retrnsmt", "expected hex, got \(rest(scanner))") }
+        scanner.skipBlanks()
+        guard let uid = scanner.decimal(), let uid32 = UInt32(exactly: uid) else {
+            throw fail("uid", "expected a number, got \(rest(scanner))")
+        }
+        scanner.skipBlanks()
+        guard scanner.signedDecimal() != nil else { throw fail("timeout", "expected a number, got \(rest(scanner))") }
+        scanner.skipBlanks()
+        guard let inode = scanner.decimal() else { throw fail("inode", "expected a number, got \(rest(scanner))") }
+        if let next = scanner.peek, !ByteScanner.isBlank(next) {
+            throw fail("inode", "expected a number, got \(rest(scanner))")
+        }
+        return TCPSocket(
+            family: local.address.family,
+            state: state,
+            local: local,
+            remote: remote,
+            receiveQueue: receiveQueue32,
+            sendQueue: sendQueue32,
+            timer: SocketTimerKind(rawValue: UInt8(truncatingIfNeeded: timer)) ?? .off,
+            // tm->when is in clock ticks (USER_HZ = 100 on every Linux ABI).
+            timerExpiresMilliseconds: when.multipliedReportingOverflow(by: 10).overflow ? .max : when * 10,
+            retransmits: UInt32(truncatingIfNeeded: retransmits),
+            uid: uid32,
+            inode: inode
+        )
+    }
+
+    /// Reads `ADDR:PORT`, where ADDR is 8 hex digits (IPv4) or 32 (IPv6).
+    private static func endpoint(
+        _ scanner: inout ByteScanner,
+        family: AddressFamily?,
+        field: String,
+        fail: (String, String) -> ParseError
+    ) throws(ParseError) -> Endpoint {
+        let start = scanner.index
+        var digits = 0
+        while let byte = scanner.peek, hexValue(byte) != nil {
+            digits += 1
+            scanner.index += 1
+        }
+        scanner.index = start
+        let address: IPAddress
+        switch digits {
+        case 8 where family != .ipv6:
+            // The kernel prints the __be32 as a host-order word; swap it back.
+            address = .v4(UInt32(scanner.hex(digits: 8)!).byteSwapped)
+        case 32 where family != .ipv4:
+            var words: [UInt32] = []
+            for _ in 0..<4 { words.append(UInt32(scanner.hex(digits: 8)!).byteSwapped) }
+            address = .v6(
+                high: UInt64(words[0]) << 32 | UInt64(words[1]),
+                low: UInt64(words[2]) << 32 | UInt64(words[3]))
+        case 8, 32:
+            throw fail(field, "\(digits == 8 ? "IPv4" : "IPv6") address in a \(family!.name) file")
+        default:
+            let shown = ParseError.quote(scanner.bytes[start..<min(scanner.end, start + 40)])
+            throw fail(field, "expected 8 or 32 hex digits before ':', got \(shown)")
+        }
+        guard scanner.consume(UInt8(ascii: ":")), let port = scanner.hex(digits: 4) else {
+            let shown = ParseError.quote(scanner.bytes[scanner.index..<min(scanner.end, scanner.index + 20)])
+            throw fail(field, "expected ':' and a 4-digit hex port, got \(shown)")
+        }
+        if let next = scanner.peek, !ByteScanner.isBlank(next) {
+            throw fail(field, "port has more than 4 hex digits")
+        }
+        return Endpoint(address, UInt16(port))
+    }
+}

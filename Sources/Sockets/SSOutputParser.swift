@@ -1,0 +1,137 @@
+import NetCore
+
+/// One TCP line of ss(8) output.
+public struct SSLine: Sendable, Hashable {
+    public var socket: TCPSocket
+    /// From `users:((…))` (`ss -p`).
+    public var owners: [SocketOwner]
+}
+
+/// Parses `ss -tan`, `ss -tanpo`, `ss -naoep` and similar output. Pure.
+///
+/// Accepts output with or without the header, with or without the Netid column (lines
+/// of other protocols are skipped and counted), both `users:` formats — current
+/// `(("envoy",pid=1,fd=42))` and legacy `(("envoy",1,42))` — and the `timer:`, `ino:`
+/// and `uid:` fields of -o and -e.
+public enum SSOutputParser {
+    public struct Result: Sendable {
+        public var lines: [SSLine]
+        /// Header lines and lines of protocols other than TCP.
+        public var skippedLines: Int
+    }
+
+    static let netids: Set<String> = [
+        "tcp", "udp", "raw", "u_str", "u_dgr", "u_seq", "p_raw", "p_dgr", "nl", "mptcp", "sctp",
+        "tipc", "v_str", "v_dgr", "xdp", "icmp6", "u_seqpacket",
+    ]
+
+    public static func parse(_ bytes: [UInt8], source: String) throws(ParseError) -> Result {
+        var lines: [SSLine] = []
+        var skipped = 0
+        var splitter = LineSplitter(bytes)
+        while let range = splitter.next() {
+            let text = String(decoding: bytes[range], as: UTF8.self)
+            let lineNumber = splitter.lineNumber
+            func fail(_ field: String, _ reason: String) -> ParseError {
+                ParseError(source: source, line: lineNumber, field: field, reason: reason)
+            }
+            var tokens = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })[...]
+            guard let first = tokens.first else { continue }
+            if first == "State" || first == "Netid" {
+                skipped += 1
+                continue
+            }
+            if netids.contains(String(first)) {
+                tokens = tokens.dropFirst()
+                if first != "tcp" {
+                    skipped += 1
+                    continue
+                }
+            }
+            guard tokens.count >= 5 else { throw fail("line", "expected State Recv-Q Send-Q Local Peer, got \(ParseError.quote(Array(text.utf8)))") }
+            let stateText = tokens.removeFirst()
+            guard let state = TCPState(name: stateText) else {
+                throw fail("State", "\(ParseError.quote(Array(stateText.utf8))) is not a TCP state")
+            }
+            guard let receiveQueue = UInt32(tokens.removeFirst()) else { throw fail("Recv-Q", "not a number") }
+            guard let sendQueue = UInt32(tokens.removeFirst()) else { throw fail("Send-Q", "not a number") }
+            guard let local = endpoint(tokens.removeFirst(), peer: false) else {
+                throw fail("Local Address:Port", "not an address:port")
+            }
+            guard let remote = endpoint(tokens.removeFirst(), peer: true, family: local.address.family) else {
+                throw fail("Peer Address:Port", "not an address:port")
+            }
+            var socket = TCPSocket(
+                family: local.address.family, state: state, local: local, remote: remote,
+                receiveQueue: receiveQueue, sendQueue: sendQueue)
+            var owners: [SocketOwner] = []
+            let rest = tokens.joined(separator: " ")
+            if let usersRange = rest.firstRange(of: "users:(") {
+                owners = try parseUsers(String(rest[usersRange.upperBound...]), fail: fail)
+            }
+            for token in tokens {
+                if token.hasPrefix("ino:"), let inode = UInt64(token.dropFirst(4)) { socket.inode = inode }
+                if token.hasPrefix("uid:"), let uid = UInt32(token.dropFirst(4)) { socket.uid = uid }
+                if token.hasPrefix("timer:("), let kind = timerKind(token.dropFirst(7)) { socket.timer = kind }
+            }
+            lines.append(SSLine(socket: socket, owners: owners))
+        }
+        return Result(lines: lines, skippedLines: skipped)
+    }
+
+    /// `127.0.0.1:80`, `[::1]:80`, `*:80`, `0.0.0.0:*`, `10.0.0.1%eth0:53`.
+    static func endpoint(_ text: Substring, peer: Bool, family: AddressFamily? = nil) -> Endpoint? {
+        guard let colon = text.lastIndex(of: ":") else { return nil }
+        var host = text[..<colon]
+        let portText = text[text.index(after: colon)...]
+        let port: UInt16
+        if portText == "*" {
+            port = 0
+        } else {
+            guard let value = UInt16(portText) else { return nil }
+            port = value
+        }
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        if let percent = host.firstIndex(of: "%") { host = host[..<percent] }
+        if host == "*" {
+            // ss prints a wildcard address as "*"; for a peer, match the local family.
+            return Endpoint(family == .ipv4 ? .v4(0) : .v6(high: 0, low: 0), port)
+        }
+        guard let address = IPAddress(host) else { return nil }
+        return Endpoint(address, port)
+    }
+
+    /// Reads `("name",pid=1,fd=2),("name",pid=3,fd=4))` or the legacy `("name",1,2))`.
+    static func parseUsers(_ text: String, fail: (String, String) -> ParseError) throws(ParseError) -> [SocketOwner] {
+        var owners: [SocketOwner] = []
+        var rest = Substring(text)
+        while let open = rest.firstIndex(of: "(") {
+            rest = rest[rest.index(after: open)...]
+            guard rest.first == "\"", let closeQuote = rest.dropFirst().firstIndex(of: "\"") else {
+                throw fail("users", "expected a quoted process name")
+            }
+            let name = String(rest[rest.index(after: rest.startIndex)..<closeQuote])
+            rest = rest[rest.index(after: closeQuote)...]
+            guard let close = rest.firstIndex(of: ")") else { throw fail("users", "unclosed process entry") }
+            let fields = rest[..<close].split(separator: ",")
+            rest = rest[rest.index(after: close)...]
+            var pid: Int32?
+            var fd: Int32?
+            for (index, field) in fields.enumerated() {
+                if field.hasPrefix("pid=") { pid = Int32(field.dropFirst(4)) }
+                else if field.hasPrefix("fd=") { fd = Int32(field.dropFirst(3)) }
+                else if index == 0 { pid = Int32(field) }
+                else if index == 1 { fd = Int32(field) }
+            }
+            guard let pid, let fd else { throw fail("users", "process \(name) without pid and fd") }
+            owners.append(SocketOwner(pid: pid, command: name, fd: fd))
+            if rest.hasPrefix(")") { break }
+        }
+        return owners
+    }
+
+    static func timerKind(_ text: Substring) -> SocketTimerKind? {
+        let kind = text.prefix { $0 != "," }
+        return [SocketTimerKind.off, .retransmit, .keepalive, .timeWait, .zeroWindowProbe].first { $0.name == kind }
+    }
+}

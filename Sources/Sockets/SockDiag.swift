@@ -1,0 +1,119 @@
+import NetCore
+import Netlink
+
+/// sock_diag numbers (include/uapi/linux/sock_diag.h, inet_diag.h).
+enum SockDiag {
+    static let byFamily: UInt16 = 20  // SOCK_DIAG_BY_FAMILY
+    static let tcpProtocol: UInt8 = 6  // IPPROTO_TCP
+    static let attributeInfo: UInt16 = 2  // INET_DIAG_INFO
+    static let requestSize = 56  // sizeof(struct inet_diag_req_v2)
+    static let messageSize = 72  // sizeof(struct inet_diag_msg)
+
+    /// Byte offsets of struct tcp_info fields. <linux/tcp.h> cannot be imported next to
+    /// Glibc (two definitions of tcp_info), so the ABI offsets are spelled here; the
+    /// struct only ever grows at its end.
+    enum InfoOffset {
+        static let totalRetransmits = 100  // tcpi_total_retrans
+        static let lastDataSent = 44  // tcpi_last_data_sent
+        static let lastDataReceived = 52  // tcpi_last_data_recv
+        static let lastAckReceived = 56  // tcpi_last_ack_recv
+        static let roundTrip = 68  // tcpi_rtt
+        static let bytesAcked = 120  // tcpi_bytes_acked (u64)
+        static let bytesReceived = 128  // tcpi_bytes_received (u64)
+        static let bytesSent = 200  // tcpi_bytes_sent (u64, 4.19+)
+    }
+}
+
+/// Builds and decodes sock_diag messages for TCP. Pure: bytes in, sockets out.
+public enum SockDiagCodec {
+    /// A dump request for TCP sockets of one family in `states`, asking for tcp_info.
+    public static func dumpRequest(
+        family: AddressFamily, states: TCPStateSet, withInfo: Bool, sequence: UInt32
+    ) -> [UInt8] {
+        var builder = NetlinkRequestBuilder(
+            type: SockDiag.byFamily, flags: NetlinkConstant.request | NetlinkConstant.dump, sequence: sequence)
+        // struct inet_diag_req_v2 { family, protocol, ext, pad, states, inet_diag_sockid }
+        builder.appendBytes([family.rawValue, SockDiag.tcpProtocol, withInfo ? 1 << (SockDiag.attributeInfo - 1) : 0, 0])
+        // Request sockets are TCP_NEW_SYN_RECV inside the kernel; ask for them whenever
+        // SYN_RECV is wanted, as ss does.
+        var mask = states.mask
+        if states.contains(.synReceived) { mask |= 1 << UInt32(TCPState.newSynReceived.rawValue) }
+        builder.appendLE(mask)
+        builder.appendBytes(repeatElement(0, count: 48))
+        return builder.finish()
+    }
+
+    /// Decodes one inet_diag_msg.
+    public static func decode(_ buffer: [UInt8], _ message: NetlinkMessage) throws(NetlinkFramingError) -> TCPSocket {
+        let start = message.payload.lowerBound
+        guard message.payload.count >= SockDiag.messageSize else {
+            throw NetlinkFramingError(offset: start, reason: "inet_diag_msg of \(message.payload.count) bytes, needs 72")
+        }
+        guard let family = AddressFamily(rawValue: buffer[start]) else {
+            throw NetlinkFramingError(offset: start, reason: "unknown address family \(buffer[start])")
+        }
+        guard let state = TCPState(rawValue: buffer[start + 1]) else {
+            throw NetlinkFramingError(offset: start + 1, reason: "unknown TCP state \(buffer[start + 1])")
+        }
+        // struct inet_diag_sockid at +4: sport, dport (big-endian), src[4], dst[4], if, cookie[2]
+        let id = start + 4
+        let local = Endpoint(address(buffer, id + 4, family), buffer.uint16BE(at: id))
+        let remote = Endpoint(address(buffer, id + 20, family), buffer.uint16BE(at: id + 2))
+        let cookie = UInt64(buffer.uint32LE(at: id + 40)) | UInt64(buffer.uint32LE(at: id + 44)) << 32
+        var info: TCPInfo?
+        var attributes = NetlinkAttributeReader(buffer, range: (start + SockDiag.messageSize)..<message.payload.upperBound)
+        while let attribute = try attributes.next() {
+            if attribute.type == SockDiag.attributeInfo { info = decodeInfo(buffer, attribute.value) }
+        }
+        return TCPSocket(
+            family: family,
+            state: state == .newSynReceived ? .synReceived : state,
+            local: local,
+            remote: remote,
+            receiveQueue: buffer.uint32LE(at: start + 56),
+            sendQueue: buffer.uint32LE(at: start + 60),
+            timer: SocketTimerKind(rawValue: buffer[start + 2]) ?? .off,
+            timerExpiresMilliseconds: UInt64(buffer.uint32LE(at: start + 52)),
+            retransmits: UInt32(buffer[start + 3]),
+            uid: buffer.uint32LE(at: start + 64),
+            inode: UInt64(buffer.uint32LE(at: start + 68)),
+            cookie: cookie,
+            info: info
+        )
+    }
+
+    private static func address(_ buffer: [UInt8], _ offset: Int, _ family: AddressFamily) -> IPAddress {
+        switch family {
+        case .ipv4: .v4(buffer.uint32BE(at: offset))
+        case .ipv6: .v6(high: buffer.uint64BE(at: offset), low: buffer.uint64BE(at: offset + 8))
+        }
+    }
+
+    /// Reads the fields present: kernels send as much of struct tcp_info as they know.
+    static func decodeInfo(_ buffer: [UInt8], _ range: Range<Int>) -> TCPInfo? {
+        let length = range.count
+        func u32(_ offset: Int) -> UInt32 { offset + 4 <= length ? buffer.uint32LE(at: range.lowerBound + offset) : 0 }
+        func u64(_ offset: Int) -> UInt64? { offset + 8 <= length ? buffer.uint64LE(at: range.lowerBound + offset) : nil }
+        guard length >= SockDiag.InfoOffset.lastAckReceived + 4 else { return nil }
+        return TCPInfo(
+            lastDataSentMilliseconds: u32(SockDiag.InfoOffset.lastDataSent),
+            lastDataReceivedMilliseconds: u32(SockDiag.InfoOffset.lastDataReceived),
+            lastAckReceivedMilliseconds: u32(SockDiag.InfoOffset.lastAckReceived),
+            roundTripMicroseconds: u32(SockDiag.InfoOffset.roundTrip),
+            totalRetransmits: u32(SockDiag.InfoOffset.totalRetransmits),
+            bytesAcked: u64(SockDiag.InfoOffset.bytesAcked) ?? 0,
+            bytesReceived: u64(SockDiag.InfoOffset.bytesReceived) ?? 0,
+            bytesSent: u64(SockDiag.InfoOffset.bytesSent)
+        )
+    }
+
+    /// Decodes every socket in a captured dump (datagrams concatenated as received).
+    public static func decodeDump(_ bytes: [UInt8]) throws(NetlinkFramingError) -> [TCPSocket] {
+        var sockets: [TCPSocket] = []
+        var reader = NetlinkMessageReader(bytes, count: bytes.count)
+        while let message = try reader.next() {
+            if message.type == SockDiag.byFamily { sockets.append(try decode(bytes, message)) }
+        }
+        return sockets
+    }
+}

@@ -1,0 +1,69 @@
+import ArgumentParser
+import Logging
+
+/// The root command: lists the subcommands; each lives in its own file.
+struct CTDoctor: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "ctdoctor",
+        abstract: "Find the connection failures that service-mesh sidecars cause through Linux conntrack.",
+        discussion: """
+            Reads the conntrack table (netlink) and TCP sockets (sock_diag, /proc/net/tcp) of a \
+            network namespace and lists them.
+
+            Exit status: 0 success; 1 findings at or above the --fail-on severity (diagnose); \
+            2 usage, input or permission error. Errors are one line on standard error.
+
+            Examples:
+              ctdoctor conntrack --dnat-only
+              ctdoctor sockets --state FIN_WAIT2 --processes --netns 4242
+            """,
+        version: version,
+        subcommands: [ConntrackCommand.self, SocketsCommand.self]
+    )
+}
+
+/// Exit statuses, documented in README and ctdoctor(1).
+enum ExitStatus {
+    static let success: Int32 = 0
+    /// diagnose found something at or above --fail-on.
+    static let findings: Int32 = 1
+    /// Usage, input or permission error.
+    static let error: Int32 = 2
+}
+
+@main
+enum Main {
+    static func main() {
+        LoggingSystem.bootstrap { label in ConsoleLogHandler(label: label) }
+        do {
+            var command = try CTDoctor.parseAsRoot()
+            try command.run()
+        } catch {
+            finish(with: error)
+        }
+    }
+
+    /// Maps every way a run can end to the documented exit statuses: ArgumentParser's
+    /// own codes (64 for usage errors) are not ours.
+    static func finish(with error: any Error) -> Never {
+        if let exit = error as? ExitCode { Console.exit(exit.rawValue) }
+        let code = CTDoctor.exitCode(for: error)
+        if code == .success {
+            Console.writeOut(CTDoctor.fullMessage(for: error) + "\n")
+            Console.exit(ExitStatus.success)
+        }
+        if code == .validationFailure {
+            Console.writeError(CTDoctor.fullMessage(for: error) + "\n")
+            Console.exit(ExitStatus.error)
+        }
+        Console.writeError("ctdoctor: error: \(oneLine(error))\n")
+        Console.exit(ExitStatus.error)
+    }
+
+    /// Errors print as one line, whatever their description holds.
+    static func oneLine(_ error: any Error) -> String {
+        String(describing: error).split(whereSeparator: \.isNewline).joined(separator: " ")
+    }
+}

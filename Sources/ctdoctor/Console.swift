@@ -1,0 +1,42 @@
+import Glibc
+import Logging
+import SystemPackage
+
+/// Standard output and error, written with swift-system (no Foundation).
+enum Console {
+    static func writeOut(_ text: String) { write(Array(text.utf8), to: .standardOutput) }
+    static func writeError(_ text: String) { write(Array(text.utf8), to: .standardError) }
+
+    /// Writes bytes to standard output; the sink of every streaming renderer.
+    static func writeOut(bytes: [UInt8]) throws {
+        _ = try FileDescriptor.standardOutput.writeAll(bytes)
+    }
+
+    private static func write(_ bytes: [UInt8], to descriptor: FileDescriptor) {
+        _ = try? descriptor.writeAll(bytes)
+    }
+
+    static func exit(_ status: Int32) -> Never { Glibc.exit(status) }
+
+    /// Whether standard output is a terminal (colour and tables are for people).
+    static var outputIsTerminal: Bool { isatty(1) == 1 }
+}
+
+/// Prints log records as `ctdoctor: warning: message` on standard error, one line each,
+/// so notices (a /proc fallback, an inconsistent dump) read like the errors do.
+struct ConsoleLogHandler: LogHandler {
+    let label: String
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .notice
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        Console.writeError("ctdoctor: \(event.level): \(event.message)\n")
+    }
+}
+
+let log = Logger(label: "ctdoctor")

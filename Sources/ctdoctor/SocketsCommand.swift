@@ -1,0 +1,126 @@
+import ArgumentParser
+import KernelIO
+import Rendering
+import Sockets
+
+struct SocketsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sockets",
+        abstract: "List the TCP sockets of a network namespace, with idle times and owners.",
+        discussion: """
+            Uses sock_diag, which adds tcp_info (idle times, bytes acked and received); falls back \
+            to /proc/net/tcp and tcp6 when the kernel lacks inet_diag, and says so. --processes \
+            finds each socket's owners in /proc/PID/fd, as `ss -p` does (other users' processes \
+            need CAP_SYS_PTRACE).
+
+            JSON schema ctdoctor.sockets.v1: see man ctdoctor-sockets or README.
+
+            Examples:
+              ctdoctor sockets --state FIN_WAIT2 --port 15001 --processes
+              ctdoctor sockets --netns 4242 --format ndjson
+            """
+    )
+
+    @OptionGroup var namespace: NamespaceOptions
+    @OptionGroup var output: OutputOptions
+
+    @Option(name: .customLong("state"), help: ArgumentHelp("Only sockets in this state (ESTABLISHED, FIN_WAIT2, CLOSE_WAIT, TIME_WAIT, LISTEN..., ss spellings too); repeat for several.", valueName: "state"))
+    var stateNames: [String] = []
+
+    @Option(help: ArgumentHelp("Only sockets with this local or peer port.", valueName: "port"))
+    var port: String?
+
+    @Flag(name: [.customLong("processes"), .customShort("p")], help: "Show the processes holding each socket.")
+    var processes = false
+
+    @Flag(help: "Print only how many sockets match.")
+    var count = false
+
+    func states() throws -> TCPStateSet {
+        guard !stateNames.isEmpty else { return .all }
+        return TCPStateSet(try stateNames.map { name in
+            guard let state = TCPState(name: name) else {
+                throw ValidationError("--state '\(name)' is not a TCP state (\(TCPState.allCases.map(\.name).joined(separator: ", ")))")
+            }
+            return state
+        })
+    }
+
+    func validate() throws {
+        _ = try states()
+        if let port { _ = try parsePort(port, option: "--port") }
+    }
+
+    func run() throws {
+        let namespace = try self.namespace.resolve()
+        let portFilter = try port.map { try parsePort($0, option: "--port") }
+        let (all, source) = try SocketReader(namespace: namespace).sockets(in: try states())
+        let sockets = all.filter { socket in
+            portFilter.map { socket.local.port == $0 || socket.remote.port == $0 } ?? true
+        }
+        var notices: [String] = []
+        if case .procFile(let reason) = source { notices.append(reason) }
+        var table: ProcessTable?
+        if processes {
+            table = try ProcessTable.scan()
+            if let unreadable = table?.unreadableProcesses, unreadable > 0 {
+                notices.append("\(unreadable) processes could not be inspected (needs CAP_SYS_PTRACE or their uid); their sockets show no owner")
+            }
+        }
+        notices.forEach { log.warning("\($0)") }
+
+        var out = OutputBuffer { try Console.writeOut(bytes: $0) }
+        if count {
+            if output.format == .table {
+                out.write("\(sockets.count)\n")
+            } else {
+                out.write { line in
+                    line.append(ascii: "{\"schema\":\"ctdoctor.sockets.count.v1\",\"count\":")
+                    line.append(number: sockets.count)
+                    line.append(ascii: ",\"namespace\":")
+                    line.append(jsonString: namespace.name)
+                    line.append(ascii: ",\"source\":")
+                    line.append(jsonString: source.name)
+                    line.append(ascii: ",\"notices\":")
+                    line.append(jsonStrings: notices)
+                    line.append(ascii: "}\n")
+                }
+            }
+            try out.flush()
+            return
+        }
+        let owners: (TCPSocket) -> [SocketOwner]? = { socket in table.map { $0.owners(of: socket.inode) } }
+        switch output.format {
+        case .table:
+            var text = TextTable(SocketRendering.tableColumns(withProcesses: processes))
+            for socket in sockets { text.append(SocketRendering.tableRow(socket, owners: owners(socket))) }
+            out.write(text.render())
+        case .ndjson:
+            for socket in sockets {
+                out.write { SocketRendering.appendJSON(socket, owners: owners(socket), to: &$0); $0.append(0x0A) }
+                try out.flushIfFull()
+            }
+        case .json:
+            out.write("{\"schema\":\"\(SocketRendering.schema)\",\"sockets\":[")
+            for (index, socket) in sockets.enumerated() {
+                out.write {
+                    if index > 0 { $0.append(UInt8(ascii: ",")) }
+                    SocketRendering.appendJSON(socket, owners: owners(socket), to: &$0)
+                }
+                try out.flushIfFull()
+            }
+            out.write { line in
+                line.append(ascii: "],\"count\":")
+                line.append(number: sockets.count)
+                line.append(ascii: ",\"namespace\":")
+                line.append(jsonString: namespace.name)
+                line.append(ascii: ",\"source\":")
+                line.append(jsonString: source.name)
+                line.append(ascii: ",\"notices\":")
+                line.append(jsonStrings: notices)
+                line.append(ascii: "}\n")
+            }
+        }
+        try out.flush()
+    }
+}
