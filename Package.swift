@@ -63,7 +63,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "ctdoctor-bench",
-            dependencies: ["NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets"],
+            dependencies: [
+                "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Benchmarks/ctdoctor-bench"
         ),
         .target(

@@ -29,6 +29,13 @@ public struct ConntrackReadReport: Sendable, Equatable {
     /// False when the last pass was still interrupted: the listing may miss entries
     /// that were being created or deleted. Never silent: renderers print it.
     public var consistent: Bool
+
+    public init(source: ConntrackSource, matched: Int, passes: Int, consistent: Bool) {
+        self.source = source
+        self.matched = matched
+        self.passes = passes
+        self.consistent = consistent
+    }
 }
 
 /// Why the table could not be read at all.

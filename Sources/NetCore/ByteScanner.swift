@@ -26,13 +26,13 @@ public struct ByteScanner {
         byte == 0x20 || byte == 0x09 || byte == 0x0D
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func skipBlanks() {
         while index < end && Self.isBlank(bytes[index]) { index += 1 }
     }
 
     /// Consumes `byte` if it is next.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func consume(_ byte: UInt8) -> Bool {
         if index < end && bytes[index] == byte {
             index += 1
@@ -42,7 +42,7 @@ public struct ByteScanner {
     }
 
     /// Consumes the ASCII text `literal` if it is next.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func consume(_ literal: StaticString) -> Bool {
         let count = literal.utf8CodeUnitCount
         guard end - index >= count else { return false }
@@ -58,7 +58,7 @@ public struct ByteScanner {
     }
 
     /// The range of the next run of non-blank bytes, after skipping blanks.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func token() -> Range<Int>? {
         skipBlanks()
         let start = index
@@ -67,7 +67,7 @@ public struct ByteScanner {
     }
 
     /// Reads exactly `count` hex digits as a number (count ≤ 16).
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func hex(digits count: Int) -> UInt64? {
         guard end - index >= count else { return nil }
         var value: UInt64 = 0
@@ -80,7 +80,7 @@ public struct ByteScanner {
     }
 
     /// Reads one or more hex digits, at most 16.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func hexNumber() -> UInt64? {
         var value: UInt64 = 0
         let start = index
@@ -93,7 +93,7 @@ public struct ByteScanner {
     }
 
     /// Reads an unsigned decimal number; nil when there is none or it overflows 64 bits.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func decimal() -> UInt64? {
         var value: UInt64 = 0
         let start = index
@@ -110,11 +110,29 @@ public struct ByteScanner {
     }
 
     /// Reads a decimal number that may start with '-'.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func signedDecimal() -> Int64? {
         let negative = consume(UInt8(ascii: "-"))
         guard let magnitude = decimal(), magnitude <= UInt64(Int64.max) else { return nil }
         return negative ? -Int64(magnitude) : Int64(magnitude)
+    }
+
+    /// Moves past the next newline (or to the end).
+    @inlinable
+    public mutating func skipLine() {
+        while index < end {
+            let byte = bytes[index]
+            index += 1
+            if byte == 0x0A { return }
+        }
+    }
+
+    /// The bytes from the cursor to the end of the line, at most `maximum`, for quoting
+    /// in error messages.
+    public func restOfLine(maximum: Int) -> ArraySlice<UInt8> {
+        var stop = index
+        while stop < end && stop - index < maximum && bytes[stop] != 0x0A { stop += 1 }
+        return bytes[index..<stop]
     }
 
     /// The text of a range of the scanned bytes, for error messages.

@@ -107,6 +107,25 @@ extension IPAddress: CustomStringConvertible {
         }
     }
 
+    /// Writes the address text into a span (at most 45 bytes).
+    @inlinable
+    public func writeText(to out: inout OutputSpan<UInt8>) {
+        switch self {
+        case .v4(let value):
+            for shift in stride(from: 24, through: 0, by: -8) {
+                let octet = UInt8(truncatingIfNeeded: value >> UInt32(shift))
+                if octet >= 100 { out.append(0x30 + octet / 100) }
+                if octet >= 10 { out.append(0x30 + (octet / 10) % 10) }
+                out.append(0x30 + octet % 10)
+                if shift != 0 { out.append(UInt8(ascii: ".")) }
+            }
+        case .v6(let high, let low):
+            var text: [UInt8] = []
+            Self.appendV6(high: high, low: low, to: &text)
+            for byte in text { out.append(byte) }
+        }
+    }
+
     @inlinable
     static func appendDottedQuad(_ value: UInt32, to out: inout [UInt8]) {
         for shift in stride(from: 24, through: 0, by: -8) {
@@ -232,10 +251,11 @@ extension IPAddress {
             index += 2
         }
         while index < text.endIndex {
-            // An embedded IPv4 tail is the rest of the text when it holds a dot.
+            // A group holding a dot is an embedded IPv4 tail, and must be the last one.
             let rest = text[index...]
-            if rest.contains(UInt8(ascii: ".")) {
-                guard let v4 = parseV4(rest) else { return nil }
+            let segment = rest.prefix { $0 != UInt8(ascii: ":") }
+            if segment.contains(UInt8(ascii: ".")) {
+                guard segment.count == rest.count, let v4 = parseV4(rest) else { return nil }
                 let groups = [UInt16(v4 >> 16), UInt16(v4 & 0xFFFF)]
                 if sawGap { tail += groups } else { head += groups }
                 index = text.endIndex

@@ -166,7 +166,7 @@ public enum NetlinkDump {
 
     /// Whether a datagram holds this dump's NLMSG_DONE or NLMSG_ERROR. Only headers are
     /// read; framing errors end the dump here and are reported by `deliver`.
-    static func endsDump(_ buffer: [UInt8], count: Int, sequence: UInt32) -> Bool {
+    public static func endsDump(_ buffer: [UInt8], count: Int, sequence: UInt32) -> Bool {
         var reader = NetlinkMessageReader(buffer, count: count)
         while true {
             let next: NetlinkMessage?

@@ -6,78 +6,83 @@ import NetCore
 public enum ConntrackRendering {
     public static let schema = "ctdoctor.conntrack.v1"
 
+    /// An upper bound on one entry's JSON: fixed text ~330 bytes, four addresses of at
+    /// most 47, every status name (~200), the longest state and protocol names and
+    /// twenty-digit counters fit well under it.
+    static let entryBound = 1536
+
     /// Appends one entry as a JSON object. Every key is always present (null when the
     /// source did not say), so consumers need no existence checks.
     public static func appendJSON(_ entry: ConntrackEntry, to out: inout [UInt8]) {
-        out.append(ascii: "{\"family\":\"")
-        out.append(ascii: entry.family == .ipv4 ? "ipv4" : "ipv6")
-        out.append(ascii: "\",\"protocol\":")
-        out.append(jsonString: entry.protocolName)
-        out.append(ascii: ",\"protocol_number\":")
-        out.append(number: entry.protocolNumber)
-        out.append(ascii: ",\"state\":")
-        if let state = entry.state { out.append(jsonString: state.name) } else { out.append(ascii: "null") }
-        out.append(ascii: ",\"timeout\":")
-        out.append(optionalNumber: entry.timeout)
-        out.append(ascii: ",\"original\":")
-        appendTuple(entry.original, to: &out)
-        out.append(ascii: ",\"reply\":")
-        appendTuple(entry.reply, to: &out)
-        out.append(ascii: ",\"status\":[")
+        out.appendRecord(bound: entryBound) { writeJSON(entry, to: &$0) }
+    }
+
+    static func writeJSON(_ entry: ConntrackEntry, to out: inout OutputSpan<UInt8>) {
+        out.write(entry.family == .ipv4 ? "{\"family\":\"ipv4\",\"protocol\":" : "{\"family\":\"ipv6\",\"protocol\":")
+        out.write(jsonString: entry.protocolName)
+        out.write(",\"protocol_number\":")
+        out.write(number: entry.protocolNumber)
+        out.write(",\"state\":")
+        if let state = entry.state { out.write(jsonString: state.name) } else { out.write("null") }
+        out.write(",\"timeout\":")
+        out.write(optionalNumber: entry.timeout)
+        out.write(",\"original\":")
+        writeTuple(entry.original, to: &out)
+        out.write(",\"reply\":")
+        writeTuple(entry.reply, to: &out)
+        out.write(",\"status\":[")
         var first = true
         for (bit, name) in ConntrackStatus.named where entry.status.contains(bit) {
             if !first { out.append(UInt8(ascii: ",")) }
             first = false
             out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: name.utf8)
+            out.write(name)
             out.append(UInt8(ascii: "\""))
         }
-        out.append(ascii: "],\"dnat\":")
-        out.append(ascii: entry.status.contains(.destinationNAT) || entry.isDestinationNATed ? "true" : "false")
-        out.append(ascii: ",\"mark\":")
-        out.append(number: entry.mark)
-        out.append(ascii: ",\"zone\":")
-        out.append(number: entry.zone)
-        out.append(ascii: ",\"id\":")
-        out.append(optionalNumber: entry.id)
-        out.append(ascii: ",\"use\":")
-        out.append(optionalNumber: entry.use)
-        out.append(ascii: ",\"counters\":")
+        out.write(entry.status.contains(.destinationNAT) || entry.isDestinationNATed ? "],\"dnat\":true,\"mark\":" : "],\"dnat\":false,\"mark\":")
+        out.write(number: entry.mark)
+        out.write(",\"zone\":")
+        out.write(number: entry.zone)
+        out.write(",\"id\":")
+        out.write(optionalNumber: entry.id)
+        out.write(",\"use\":")
+        out.write(optionalNumber: entry.use)
+        out.write(",\"counters\":")
         if let counters = entry.counters {
-            out.append(ascii: "{\"original\":{\"packets\":")
-            out.append(decimal: counters.originalPackets)
-            out.append(ascii: ",\"bytes\":")
-            out.append(decimal: counters.originalBytes)
-            out.append(ascii: "},\"reply\":{\"packets\":")
-            out.append(decimal: counters.replyPackets)
-            out.append(ascii: ",\"bytes\":")
-            out.append(decimal: counters.replyBytes)
-            out.append(ascii: "}}")
+            out.write("{\"original\":{\"packets\":")
+            out.write(decimal: counters.originalPackets)
+            out.write(",\"bytes\":")
+            out.write(decimal: counters.originalBytes)
+            out.write("},\"reply\":{\"packets\":")
+            out.write(decimal: counters.replyPackets)
+            out.write(",\"bytes\":")
+            out.write(decimal: counters.replyBytes)
+            out.write("}}")
         } else {
-            out.append(ascii: "null")
+            out.write("null")
         }
         out.append(UInt8(ascii: "}"))
     }
 
-    static func appendTuple(_ tuple: ConntrackTuple, to out: inout [UInt8]) {
-        out.append(ascii: "{\"src\":")
-        out.append(jsonAddress: tuple.source)
-        out.append(ascii: ",\"dst\":")
-        out.append(jsonAddress: tuple.destination)
+    static func writeTuple(_ tuple: ConntrackTuple, to out: inout OutputSpan<UInt8>) {
+        out.write("{\"src\":")
+        out.write(jsonAddress: tuple.source)
+        out.write(",\"dst\":")
+        out.write(jsonAddress: tuple.destination)
         if let icmp = tuple.icmp {
-            out.append(ascii: ",\"sport\":null,\"dport\":null,\"icmp\":{\"type\":")
-            out.append(number: icmp.type)
-            out.append(ascii: ",\"code\":")
-            out.append(number: icmp.code)
-            out.append(ascii: ",\"id\":")
-            out.append(number: icmp.id)
-            out.append(ascii: "}}")
+            out.write(",\"sport\":null,\"dport\":null,\"icmp\":{\"type\":")
+            out.write(number: icmp.type)
+            out.write(",\"code\":")
+            out.write(number: icmp.code)
+            out.write(",\"id\":")
+            out.write(number: icmp.id)
+            out.write("}}")
         } else {
-            out.append(ascii: ",\"sport\":")
-            out.append(number: tuple.sourcePort)
-            out.append(ascii: ",\"dport\":")
-            out.append(number: tuple.destinationPort)
-            out.append(ascii: ",\"icmp\":null}")
+            out.write(",\"sport\":")
+            out.write(number: tuple.sourcePort)
+            out.write(",\"dport\":")
+            out.write(number: tuple.destinationPort)
+            out.write(",\"icmp\":null}")
         }
     }
 
@@ -86,36 +91,40 @@ public enum ConntrackRendering {
     public static func appendJSONTrailer(
         namespace: String, report: ConntrackReadReport, notices: [String], to out: inout [UInt8]
     ) {
-        out.append(ascii: "],\"count\":")
-        out.append(number: report.matched)
-        out.append(ascii: ",\"namespace\":")
-        out.append(jsonString: namespace)
-        out.append(ascii: ",\"source\":")
-        out.append(jsonString: report.source.name)
-        out.append(ascii: ",\"consistent\":")
-        out.append(ascii: report.consistent ? "true" : "false")
-        out.append(ascii: ",\"passes\":")
-        out.append(number: report.passes)
-        out.append(ascii: ",\"notices\":")
-        out.append(jsonStrings: notices)
-        out.append(ascii: "}\n")
+        out.appendRecord(bound: metadataBound(namespace: namespace, notices: notices)) { out in
+            out.write("],\"count\":")
+            out.write(number: report.matched)
+            writeMetadata(namespace: namespace, report: report, notices: notices, to: &out)
+            out.write(",\"passes\":")
+            out.write(number: report.passes)
+            out.write("}\n")
+        }
+    }
+
+    static func metadataBound(namespace: String, notices: [String]) -> Int {
+        256 + OutputSpan<UInt8>.jsonStringBound(namespace) + notices.reduce(0) { $0 + OutputSpan<UInt8>.jsonStringBound($1) + 1 }
+    }
+
+    static func writeMetadata(namespace: String, report: ConntrackReadReport, notices: [String], to out: inout OutputSpan<UInt8>) {
+        out.write(",\"namespace\":")
+        out.write(jsonString: namespace)
+        out.write(",\"source\":")
+        out.write(jsonString: report.source.name)
+        out.write(report.consistent ? ",\"consistent\":true" : ",\"consistent\":false")
+        out.write(",\"notices\":")
+        out.write(jsonStrings: notices)
     }
 
     /// The whole answer of `--count` in JSON.
     public static func appendCountJSON(
         namespace: String, report: ConntrackReadReport, notices: [String], to out: inout [UInt8]
     ) {
-        out.append(ascii: "{\"schema\":\"ctdoctor.conntrack.count.v1\",\"count\":")
-        out.append(number: report.matched)
-        out.append(ascii: ",\"namespace\":")
-        out.append(jsonString: namespace)
-        out.append(ascii: ",\"source\":")
-        out.append(jsonString: report.source.name)
-        out.append(ascii: ",\"consistent\":")
-        out.append(ascii: report.consistent ? "true" : "false")
-        out.append(ascii: ",\"notices\":")
-        out.append(jsonStrings: notices)
-        out.append(ascii: "}\n")
+        out.appendRecord(bound: metadataBound(namespace: namespace, notices: notices)) { out in
+            out.write("{\"schema\":\"ctdoctor.conntrack.count.v1\",\"count\":")
+            out.write(number: report.matched)
+            writeMetadata(namespace: namespace, report: report, notices: notices, to: &out)
+            out.write("}\n")
+        }
     }
 
     public static func tableColumns() -> [TextTable.Column] {

@@ -39,26 +39,38 @@ public struct OutputBuffer {
 
 // MARK: - Byte-level formatting shared by every renderer
 
-extension Array where Element == UInt8 {
+/// Records are written into an `OutputSpan`: after reserving a record's worst-case size
+/// once, each byte costs a capacity check and a store, with none of the uniqueness
+/// checks that `Array.append` repeats per call (which dominated the profile of a
+/// 262,144-entry ndjson dump). Safe code throughout: the span traps rather than overrun.
+extension OutputSpan where Element == UInt8 {
+    /// Appends text that is already valid in the output (ASCII literals, keys). Reads
+    /// it through its contiguous UTF-8 span, a quarter faster than the UTF8View.
     @inlinable
-    public mutating func append(ascii text: StaticString) {
-        text.withUTF8Buffer { append(contentsOf: $0) }
+    public mutating func write(_ text: String) {
+        let bytes = text.utf8Span.span
+        for index in bytes.indices { append(bytes[index]) }
+    }
+
+    @inlinable
+    public mutating func write(bytes: [UInt8]) {
+        for byte in bytes { append(byte) }
     }
 
     /// Appends an unsigned integer in decimal without going through String: reserves
     /// the digits, then fills them from the right.
     @inlinable
-    public mutating func append(decimal value: UInt64) {
+    public mutating func write(decimal value: UInt64) {
         var digitCount = 1
         var probe = value
         while probe >= 10 {
             probe /= 10
             digitCount += 1
         }
-        let start = count
-        append(contentsOf: repeatElement(UInt8(0x30), count: digitCount))
+        let end = count + digitCount
+        append(repeating: 0x30, count: digitCount)
         var remaining = value
-        var index = start + digitCount - 1
+        var index = end - 1
         while remaining > 0 {
             self[index] = 0x30 &+ UInt8(truncatingIfNeeded: remaining % 10)
             remaining /= 10
@@ -67,64 +79,70 @@ extension Array where Element == UInt8 {
     }
 
     @inlinable
-    public mutating func append<T: BinaryInteger>(number value: T) {
+    public mutating func write<T: BinaryInteger>(number value: T) {
         if value < 0 {
             append(UInt8(ascii: "-"))
-            append(decimal: UInt64(0 - Int64(value)))
+            write(decimal: UInt64(0 - Int64(value)))
         } else {
-            append(decimal: UInt64(value))
+            write(decimal: UInt64(value))
         }
     }
 
+    @inlinable
+    public mutating func write<T: BinaryInteger>(optionalNumber value: T?) {
+        if let value { write(number: value) } else { write("null") }
+    }
+
+    /// The most bytes `write(jsonString:)` can produce for `text`.
+    public static func jsonStringBound(_ text: String) -> Int { text.utf8.count * 6 + 2 }
+
     /// Appends `text` as a JSON string literal, escaping what RFC 8259 requires.
-    public mutating func append(jsonString text: String) {
+    public mutating func write(jsonString text: String) {
         append(UInt8(ascii: "\""))
         for byte in text.utf8 {
             switch byte {
-            case UInt8(ascii: "\""): append(ascii: "\\\"")
-            case UInt8(ascii: "\\"): append(ascii: "\\\\")
-            case 0x0A: append(ascii: "\\n")
-            case 0x0D: append(ascii: "\\r")
-            case 0x09: append(ascii: "\\t")
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                append(UInt8(ascii: "\\"))
+                append(byte)
+            case 0x0A: write("\\n")
+            case 0x0D: write("\\r")
+            case 0x09: write("\\t")
             case 0..<0x20:
-                append(ascii: "\\u00")
-                let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                append(hex[Int(byte >> 4)])
-                append(hex[Int(byte & 0xF)])
+                write("\\u00")
+                append(hexDigit(byte >> 4))
+                append(hexDigit(byte & 0xF))
             default: append(byte)
             }
         }
         append(UInt8(ascii: "\""))
     }
 
+    /// Appends an IP address as a JSON string (at most 47 bytes).
+    @inlinable
+    public mutating func write(jsonAddress address: IPAddress) {
+        append(UInt8(ascii: "\""))
+        address.writeText(to: &self)
+        append(UInt8(ascii: "\""))
+    }
+
     /// Appends a JSON array of strings.
-    public mutating func append(jsonStrings strings: [String]) {
+    public mutating func write(jsonStrings strings: [String]) {
         append(UInt8(ascii: "["))
         for (index, string) in strings.enumerated() {
             if index > 0 { append(UInt8(ascii: ",")) }
-            append(jsonString: string)
+            write(jsonString: string)
         }
         append(UInt8(ascii: "]"))
     }
+}
 
-    /// Appends an IP address as a JSON string.
-    @inlinable
-    public mutating func append(jsonAddress address: IPAddress) {
-        append(UInt8(ascii: "\""))
-        address.appendText(to: &self)
-        append(UInt8(ascii: "\""))
-    }
+@usableFromInline
+func hexDigit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? 0x30 + nibble : 0x57 + nibble }
 
-    /// Appends `"key":` for a key that needs no escaping.
+extension Array where Element == UInt8 {
+    /// Appends one record of at most `bound` bytes, written by `body` into a span.
     @inlinable
-    public mutating func append(key: StaticString) {
-        append(UInt8(ascii: "\""))
-        append(ascii: key)
-        append(ascii: "\":")
-    }
-
-    @inlinable
-    public mutating func append<T: BinaryInteger>(optionalNumber value: T?) {
-        if let value { append(number: value) } else { append(ascii: "null") }
+    public mutating func appendRecord(bound: Int, _ body: (inout OutputSpan<UInt8>) -> Void) {
+        append(addingCapacity: bound) { span in body(&span) }
     }
 }

@@ -9,80 +9,104 @@ public enum SocketRendering {
     /// - Parameter owners: the owning processes, or nil when they were not looked up
     ///   (rendered as null, distinct from an empty list: looked up, none found).
     public static func appendJSON(_ socket: TCPSocket, owners: [SocketOwner]?, to out: inout [UInt8]) {
-        out.append(ascii: "{\"family\":\"")
-        out.append(ascii: socket.family == .ipv4 ? "ipv4" : "ipv6")
-        out.append(ascii: "\",\"state\":")
-        out.append(jsonString: socket.state.name)
-        out.append(ascii: ",\"local\":")
-        appendEndpoint(socket.local, to: &out)
-        out.append(ascii: ",\"peer\":")
-        appendEndpoint(socket.remote, to: &out)
-        out.append(ascii: ",\"recv_q\":")
-        out.append(number: socket.receiveQueue)
-        out.append(ascii: ",\"send_q\":")
-        out.append(number: socket.sendQueue)
-        out.append(ascii: ",\"timer\":{\"kind\":")
-        out.append(jsonString: socket.timer.name)
-        out.append(ascii: ",\"expires_ms\":")
-        out.append(number: socket.timerExpiresMilliseconds)
-        out.append(ascii: "},\"retransmits\":")
-        out.append(number: socket.retransmits)
-        out.append(ascii: ",\"uid\":")
-        out.append(number: socket.uid)
-        out.append(ascii: ",\"inode\":")
-        out.append(number: socket.inode)
-        out.append(ascii: ",\"cookie\":")
-        out.append(optionalNumber: socket.cookie)
-        out.append(ascii: ",\"info\":")
+        // Fixed text and numbers stay under 900 bytes; each owner adds its escaped name.
+        let bound = 1024 + (owners ?? []).reduce(0) { $0 + 64 + OutputSpan<UInt8>.jsonStringBound($1.command) }
+        out.appendRecord(bound: bound) { writeJSON(socket, owners: owners, to: &$0) }
+    }
+
+    static func writeJSON(_ socket: TCPSocket, owners: [SocketOwner]?, to out: inout OutputSpan<UInt8>) {
+        out.write(socket.family == .ipv4 ? "{\"family\":\"ipv4\",\"state\":" : "{\"family\":\"ipv6\",\"state\":")
+        out.write(jsonString: socket.state.name)
+        out.write(",\"local\":")
+        writeEndpoint(socket.local, to: &out)
+        out.write(",\"peer\":")
+        writeEndpoint(socket.remote, to: &out)
+        out.write(",\"recv_q\":")
+        out.write(number: socket.receiveQueue)
+        out.write(",\"send_q\":")
+        out.write(number: socket.sendQueue)
+        out.write(",\"timer\":{\"kind\":")
+        out.write(jsonString: socket.timer.name)
+        out.write(",\"expires_ms\":")
+        out.write(number: socket.timerExpiresMilliseconds)
+        out.write("},\"retransmits\":")
+        out.write(number: socket.retransmits)
+        out.write(",\"uid\":")
+        out.write(number: socket.uid)
+        out.write(",\"inode\":")
+        out.write(number: socket.inode)
+        out.write(",\"cookie\":")
+        out.write(optionalNumber: socket.cookie)
+        out.write(",\"info\":")
         if let info = socket.info {
-            out.append(ascii: "{\"last_data_sent_ms\":")
-            out.append(number: info.lastDataSentMilliseconds)
-            out.append(ascii: ",\"last_data_recv_ms\":")
-            out.append(number: info.lastDataReceivedMilliseconds)
-            out.append(ascii: ",\"last_ack_recv_ms\":")
-            out.append(number: info.lastAckReceivedMilliseconds)
-            out.append(ascii: ",\"idle_ms\":")
-            out.append(number: info.idleMilliseconds)
-            out.append(ascii: ",\"rtt_us\":")
-            out.append(number: info.roundTripMicroseconds)
-            out.append(ascii: ",\"total_retrans\":")
-            out.append(number: info.totalRetransmits)
-            out.append(ascii: ",\"bytes_acked\":")
-            out.append(number: info.bytesAcked)
-            out.append(ascii: ",\"bytes_received\":")
-            out.append(number: info.bytesReceived)
-            out.append(ascii: ",\"bytes_sent\":")
-            out.append(optionalNumber: info.bytesSent)
+            out.write("{\"last_data_sent_ms\":")
+            out.write(number: info.lastDataSentMilliseconds)
+            out.write(",\"last_data_recv_ms\":")
+            out.write(number: info.lastDataReceivedMilliseconds)
+            out.write(",\"last_ack_recv_ms\":")
+            out.write(number: info.lastAckReceivedMilliseconds)
+            out.write(",\"idle_ms\":")
+            out.write(number: info.idleMilliseconds)
+            out.write(",\"rtt_us\":")
+            out.write(number: info.roundTripMicroseconds)
+            out.write(",\"total_retrans\":")
+            out.write(number: info.totalRetransmits)
+            out.write(",\"bytes_acked\":")
+            out.write(number: info.bytesAcked)
+            out.write(",\"bytes_received\":")
+            out.write(number: info.bytesReceived)
+            out.write(",\"bytes_sent\":")
+            out.write(optionalNumber: info.bytesSent)
             out.append(UInt8(ascii: "}"))
         } else {
-            out.append(ascii: "null")
+            out.write("null")
         }
-        out.append(ascii: ",\"processes\":")
+        out.write(",\"processes\":")
         if let owners {
             out.append(UInt8(ascii: "["))
             for (index, owner) in owners.enumerated() {
                 if index > 0 { out.append(UInt8(ascii: ",")) }
-                out.append(ascii: "{\"pid\":")
-                out.append(number: owner.pid)
-                out.append(ascii: ",\"command\":")
-                out.append(jsonString: owner.command)
-                out.append(ascii: ",\"fd\":")
-                out.append(number: owner.fd)
+                out.write("{\"pid\":")
+                out.write(number: owner.pid)
+                out.write(",\"command\":")
+                out.write(jsonString: owner.command)
+                out.write(",\"fd\":")
+                out.write(number: owner.fd)
                 out.append(UInt8(ascii: "}"))
             }
             out.append(UInt8(ascii: "]"))
         } else {
-            out.append(ascii: "null")
+            out.write("null")
         }
         out.append(UInt8(ascii: "}"))
     }
 
-    static func appendEndpoint(_ endpoint: Endpoint, to out: inout [UInt8]) {
-        out.append(ascii: "{\"address\":")
-        out.append(jsonAddress: endpoint.address)
-        out.append(ascii: ",\"port\":")
-        out.append(number: endpoint.port)
+    static func writeEndpoint(_ endpoint: Endpoint, to out: inout OutputSpan<UInt8>) {
+        out.write("{\"address\":")
+        out.write(jsonAddress: endpoint.address)
+        out.write(",\"port\":")
+        out.write(number: endpoint.port)
         out.append(UInt8(ascii: "}"))
+    }
+
+    /// The fields after the sockets array in `--format json`, or the whole `--count`
+    /// answer: count, namespace, source, notices.
+    public static func appendMetadata(
+        count: Int, namespace: String, source: SocketSource, notices: [String], prefix: String, to out: inout [UInt8]
+    ) {
+        let bound = 256 + prefix.utf8.count + OutputSpan<UInt8>.jsonStringBound(namespace)
+            + notices.reduce(0) { $0 + OutputSpan<UInt8>.jsonStringBound($1) + 1 }
+        out.appendRecord(bound: bound) { out in
+            out.write(prefix)
+            out.write(number: count)
+            out.write(",\"namespace\":")
+            out.write(jsonString: namespace)
+            out.write(",\"source\":")
+            out.write(jsonString: source.name)
+            out.write(",\"notices\":")
+            out.write(jsonStrings: notices)
+            out.write("}\n")
+        }
     }
 
     public static func tableColumns(withProcesses: Bool) -> [TextTable.Column] {

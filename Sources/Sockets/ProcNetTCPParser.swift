@@ -20,19 +20,26 @@ public enum ProcNetTCPParser {
     }
 
     /// Streams the sockets of a file without collecting them.
+    ///
+    /// One cursor walks the whole buffer: a line's fields are parsed where they stand and
+    /// only the ignored tail after the inode is skipped, so no byte is scanned twice.
     public static func forEachSocket(
         _ bytes: [UInt8],
         family: AddressFamily?,
         source: String,
         _ body: (TCPSocket) -> Void
     ) throws(ParseError) {
-        var lines = LineSplitter(bytes)
-        while let range = lines.next() {
-            var scanner = ByteScanner(bytes, range: range)
+        var scanner = ByteScanner(bytes, range: 0..<bytes.count)
+        var lineNumber = 0
+        while !scanner.isAtEnd {
+            lineNumber += 1
             scanner.skipBlanks()
-            if scanner.isAtEnd { continue }
-            if scanner.consume("sl ") { continue }
-            body(try parseLine(&scanner, family: family, source: source, line: lines.lineNumber))
+            if scanner.consume(0x0A) { continue }
+            if scanner.isAtEnd { break }
+            if !scanner.consume("sl ") {
+                body(try parseLine(&scanner, family: family, source: source, line: lineNumber))
+            }
+            scanner.skipLine()
         }
     }
 
@@ -43,7 +50,7 @@ public enum ProcNetTCPParser {
             ParseError(source: source, line: line, field: field, reason: reason)
         }
         func rest(_ scanner: ByteScanner) -> String {
-            ParseError.quote(scanner.bytes[scanner.index..<min(scanner.end, scanner.index + 40)])
+            ParseError.quote(scanner.restOfLine(maximum: 40))
         }
         guard scanner.decimal() != nil, scanner.consume(UInt8(ascii: ":")) else {
             throw fail("sl", "expected a slot number and ':', got \(rest(scanner))")
@@ -78,7 +85,7 @@ public enum ProcNetTCPParser {
         guard scanner.signedDecimal() != nil else { throw fail("timeout", "expected a number, got \(rest(scanner))") }
         scanner.skipBlanks()
         guard let inode = scanner.decimal() else { throw fail("inode", "expected a number, got \(rest(scanner))") }
-        if let next = scanner.peek, !ByteScanner.isBlank(next) {
+        if let next = scanner.peek, next != 0x0A, !ByteScanner.isBlank(next) {
             throw fail("inode", "expected a number, got \(rest(scanner))")
         }
         return TCPSocket(
@@ -125,14 +132,12 @@ public enum ProcNetTCPParser {
         case 8, 32:
             throw fail(field, "\(digits == 8 ? "IPv4" : "IPv6") address in a \(family!.name) file")
         default:
-            let shown = ParseError.quote(scanner.bytes[start..<min(scanner.end, start + 40)])
-            throw fail(field, "expected 8 or 32 hex digits before ':', got \(shown)")
+            throw fail(field, "expected 8 or 32 hex digits before ':', got \(ParseError.quote(scanner.restOfLine(maximum: 40)))")
         }
         guard scanner.consume(UInt8(ascii: ":")), let port = scanner.hex(digits: 4) else {
-            let shown = ParseError.quote(scanner.bytes[scanner.index..<min(scanner.end, scanner.index + 20)])
-            throw fail(field, "expected ':' and a 4-digit hex port, got \(shown)")
+            throw fail(field, "expected ':' and a 4-digit hex port, got \(ParseError.quote(scanner.restOfLine(maximum: 20)))")
         }
-        if let next = scanner.peek, !ByteScanner.isBlank(next) {
+        if let next = scanner.peek, next != 0x0A, !ByteScanner.isBlank(next) {
             throw fail(field, "port has more than 4 hex digits")
         }
         return Endpoint(address, UInt16(port))

@@ -74,16 +74,10 @@ struct SocketsCommand: ParsableCommand {
             if output.format == .table {
                 out.write("\(sockets.count)\n")
             } else {
-                out.write { line in
-                    line.append(ascii: "{\"schema\":\"ctdoctor.sockets.count.v1\",\"count\":")
-                    line.append(number: sockets.count)
-                    line.append(ascii: ",\"namespace\":")
-                    line.append(jsonString: namespace.name)
-                    line.append(ascii: ",\"source\":")
-                    line.append(jsonString: source.name)
-                    line.append(ascii: ",\"notices\":")
-                    line.append(jsonStrings: notices)
-                    line.append(ascii: "}\n")
+                out.write {
+                    SocketRendering.appendMetadata(
+                        count: sockets.count, namespace: namespace.name, source: source, notices: notices,
+                        prefix: "{\"schema\":\"ctdoctor.sockets.count.v1\",\"count\":", to: &$0)
                 }
             }
             try out.flush()
@@ -109,16 +103,10 @@ struct SocketsCommand: ParsableCommand {
                 }
                 try out.flushIfFull()
             }
-            out.write { line in
-                line.append(ascii: "],\"count\":")
-                line.append(number: sockets.count)
-                line.append(ascii: ",\"namespace\":")
-                line.append(jsonString: namespace.name)
-                line.append(ascii: ",\"source\":")
-                line.append(jsonString: source.name)
-                line.append(ascii: ",\"notices\":")
-                line.append(jsonStrings: notices)
-                line.append(ascii: "}\n")
+            out.write {
+                SocketRendering.appendMetadata(
+                    count: sockets.count, namespace: namespace.name, source: source, notices: notices,
+                    prefix: "],\"count\":", to: &$0)
             }
         }
         try out.flush()

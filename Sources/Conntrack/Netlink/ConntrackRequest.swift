@@ -29,16 +29,16 @@ public enum ConntrackRequest {
         var builder = NetlinkRequestBuilder(type: Ctnetlink.type(Ctnetlink.messageNew), flags: flags, sequence: sequence)
         appendFamilyHeader(&builder, family: entry.family)
         appendTuple(&builder, Ctnetlink.tupleOriginal, entry.original, protocolNumber: entry.protocolNumber)
-        // Without NAT the kernel derives the reply tuple; with NAT it computes the
-        // rewritten one from CTA_NAT_DST. Sending ours would conflict with either.
-        if redirectTo == nil {
-            appendTuple(&builder, Ctnetlink.tupleReply, entry.reply, protocolNumber: entry.protocolNumber)
-        }
+        // The kernel wants the reply tuple even when CTA_NAT_DST will rewrite it (EINVAL
+        // without); it then derives the rewritten one itself.
+        appendTuple(&builder, Ctnetlink.tupleReply, entry.reply, protocolNumber: entry.protocolNumber)
         if let target = redirectTo { appendNATDestination(&builder, target) }
         if let timeout = entry.timeout { builder.attributeBE(Ctnetlink.timeout, timeout) }
-        // Only SEEN_REPLY and ASSURED may be set by userspace on creation.
-        let settable = entry.status.intersection([.seenReply, .assured])
-        if !settable.isEmpty { builder.attributeBE(Ctnetlink.status, settable.rawValue) }
+        // ctnetlink marks a new entry CONFIRMED before applying CTA_STATUS, and a status
+        // word that would clear it is refused with EBUSY; besides it, only SEEN_REPLY and
+        // ASSURED may be set from userspace.
+        let settable = entry.status.intersection([.seenReply, .assured]).union(.confirmed)
+        builder.attributeBE(Ctnetlink.status, settable.rawValue)
         if entry.mark != 0 { builder.attributeBE(Ctnetlink.mark, entry.mark) }
         if entry.zone != 0 { builder.attributeBE(Ctnetlink.zone, entry.zone) }
         if case .tcp(let state) = entry.state {

@@ -156,8 +156,11 @@ public enum ConntrackTextParser {
         guard let (original, reply) = builder.finish() else {
             throw fail("tuple", "an entry needs an original and a reply tuple, each with src= and dst=")
         }
-        guard original.source.family == reply.source.family else {
-            throw fail("tuple", "original and reply tuples mix IPv4 and IPv6")
+        guard original.source.family == original.destination.family,
+            reply.source.family == reply.destination.family,
+            original.source.family == reply.source.family
+        else {
+            throw fail("tuple", "the tuples mix IPv4 and IPv6 addresses")
         }
         if let family, family != original.source.family {
             throw fail("l3proto", "\(family.name) entry with \(original.source.family.name) addresses")

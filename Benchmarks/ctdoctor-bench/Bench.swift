@@ -1,0 +1,22 @@
+import ArgumentParser
+
+/// The benchmark and the tools that build its tables (and the golden fixtures).
+///
+/// Not a timed test: speed and memory targets live here, measured as ratios taken in
+/// one run on a shared machine (shared/notes/anchors.md).
+@main
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ctdoctor-bench",
+        abstract: "Benchmark ctdoctor against conntrack-tools, ss and raw netlink; build test tables.",
+        discussion: """
+            Examples:
+              ctdoctor-bench run                      # the full benchmark (root; ~2 minutes)
+              ctdoctor-bench run --entries 10000 --sockets 10000 --repeats 3
+              ctdoctor-bench capture conntrack --netns NAME --output dump.bin
+            """,
+        subcommands: [
+            RunBenchmark.self, FillConntrack.self, HoldSockets.self, RawCount.self, Capture.self, ParseProcTCP.self,
+        ]
+    )
+}

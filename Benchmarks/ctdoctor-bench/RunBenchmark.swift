@@ -1,0 +1,221 @@
+import ArgumentParser
+import Conntrack
+import Foundation
+import KernelIO
+import Sockets
+
+/// The foundation benchmark: a throwaway namespace with a full conntrack table and
+/// 100,000 sockets; every contender runs as a whole process through `ip netns exec`
+/// with output to /dev/null, in interleaved rounds so machine noise hits all alike.
+struct RunBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Run the benchmark and print medians and ratios (needs root).")
+
+    @Option(help: "Conntrack entries in the table (capped by the global nf_conntrack_max).") var entries = 262_144
+    @Option(help: "TCP sockets to hold open, in mixed states.") var sockets = 100_000
+    @Option(help: "Rounds per contender; medians are reported.") var repeats = 5
+    @Option(help: "The ctdoctor binary to measure; default: next to this one.") var ctdoctor: String?
+    @Flag(help: "Leave the namespace and its sockets for exploration (Ctrl-C to end).") var keep = false
+
+    func run() throws {
+        guard getuid() == 0 else { throw ValidationError("the benchmark creates a network namespace: run it as root") }
+        let selfPath = try ProcFS().readLink("/proc/self/exe")
+        let binary = ctdoctor ?? (selfPath as NSString).deletingLastPathComponent + "/ctdoctor"
+        let lab = try BenchNamespace(name: "ctd-bench-\(getpid())")
+        defer { if !keep { lab.destroy() } }
+
+        print("# ctdoctor benchmark — \(sockets) sockets, \(entries) conntrack entries, \(repeats) rounds")
+        print("# kernel \(try lab.shell(["uname", "-r"]).trimmingCharacters(in: .whitespacesAndNewlines)), \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        let holders = try lab.holdSockets(total: sockets, helper: selfPath)
+        defer { holders.forEach { $0.release() } }
+        let socketCount = try SocketReader(namespace: lab.namespace).sockets(withInfo: false).0.count
+        print("# sockets held: \(socketCount)")
+
+        // Sockets first: TIME_WAIT sockets live only 60 s.
+        let tcpBytes = try lab.namespace.run { try ProcFS().readNet("tcp") }
+        let tcp6Bytes = try lab.namespace.run { try ProcFS().readNet("tcp6") }
+        let procRate = try ProcTCPSpeed.linesPerSecond(tcpBytes + tcp6Bytes, repeats: 20)
+        let socketRows = try measure([
+            ("ctdoctor sockets --format ndjson", lab.exec([binary, "sockets", "--format", "ndjson"])),
+            ("ss -tan", lab.exec(["ss", "-tan"])),
+            ("ss -tani", lab.exec(["ss", "-tani"])),
+        ])
+        print("")
+        print("## TCP sockets (\(socketCount))")
+        print(table(socketRows, baseline: "ss -tan"))
+        print(String(format: "/proc/net/tcp{,6} parse: %.2f M lines/s (target >= 3)", procRate / 1e6))
+
+        let before = try lab.conntrackCount()
+        let fill = try ConntrackFiller.fill(namespace: lab.namespace, count: max(0, entries - before))
+        let tableSize = try lab.conntrackCount()
+        print("")
+        print("## Conntrack (\(tableSize) entries; \(before) from the sockets, \(fill.inserted) inserted, \(fill.refused) refused)")
+        let conntrackRows = try measure([
+            ("raw netlink dump, count only", lab.exec([selfPath, "raw-count"])),
+            ("ctdoctor conntrack --count", lab.exec([binary, "conntrack", "--count"])),
+            ("ctdoctor conntrack --format ndjson", lab.exec([binary, "conntrack", "--format", "ndjson"])),
+            ("conntrack -L", lab.exec(["conntrack", "-L"])),
+            ("cat /proc/net/nf_conntrack", lab.exec(["cat", "/proc/net/nf_conntrack"])),
+        ])
+        print(table(conntrackRows, baseline: "raw netlink dump, count only"))
+        print("Targets: full dump + decode <= 1.2x the raw count-only dump; peak RSS of the full dump <= 32 MiB.")
+        print("Reproduce: swift build -c release && sudo .build/release/ctdoctor-bench run")
+        if keep {
+            print("namespace \(lab.name) kept; press Enter to tear it down")
+            _ = readLine()
+        }
+    }
+
+    struct Row {
+        var name: String
+        var wall: Double
+        var user: Double
+        var rssKiB: Int
+        var failures: Int
+    }
+
+    /// Runs each contender `repeats` times, round-robin, and takes medians. Each runs
+    /// under GNU time, whose %M is the peak RSS of the contender alone (see runMeasured).
+    func measure(_ contenders: [(String, [String])]) throws -> [Row] {
+        let peakFile = "/tmp/ctdoctor-bench-peak-\(getpid())"
+        defer { unlink(peakFile) }
+        var samples = Array(repeating: [(ProcessMeasurement, Double)](), count: contenders.count)
+        for _ in 0..<repeats {
+            for (index, contender) in contenders.enumerated() {
+                let run = try runMeasured(["/usr/bin/time", "-f", "%M", "-o", peakFile] + contender.1)
+                let peak = Double(try String(contentsOfFile: peakFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? .nan
+                samples[index].append((run, peak))
+            }
+        }
+        return contenders.enumerated().map { index, contender in
+            Row(
+                name: contender.0,
+                wall: median(samples[index].map(\.0.wallSeconds)),
+                user: median(samples[index].map(\.0.userSeconds)),
+                rssKiB: Int(median(samples[index].map(\.1))),
+                failures: samples[index].filter { $0.0.exitStatus != 0 }.count)
+        }
+    }
+
+    func table(_ rows: [Row], baseline: String) -> String {
+        let base = rows.first { $0.name == baseline }!.wall
+        var text = "| contender | median wall | ratio to \(baseline) | user CPU | peak RSS |\n|---|---|---|---|---|\n"
+        for row in rows {
+            let failed = row.failures > 0 ? " (\(row.failures) runs FAILED)" : ""
+            text += String(
+                format: "| %@%@ | %.0f ms | %.2fx | %.0f ms | %.1f MiB |\n",
+                row.name, failed, row.wall * 1000, row.wall / base, row.user * 1000, Double(row.rssKiB) / 1024)
+        }
+        return text
+    }
+}
+
+/// The throwaway namespace and the processes inside it.
+final class BenchNamespace {
+    let name: String
+    let namespace: NetworkNamespace
+
+    init(name: String) throws {
+        self.name = name
+        _ = try Self.run(["ip", "netns", "add", name])
+        namespace = NetworkNamespace(path: "/var/run/netns/\(name)", name: name)
+        _ = try shell(["ip", "link", "set", "lo", "up"])
+        _ = try shell([
+            "sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1024 65535",
+            "net.ipv4.tcp_max_tw_buckets=262144", "net.netfilter.nf_conntrack_tcp_timeout_time_wait=3600",
+        ])
+    }
+
+    func destroy() { _ = try? Self.run(["ip", "netns", "del", name]) }
+
+    func exec(_ command: [String]) -> [String] { ["ip", "netns", "exec", name] + command }
+
+    @discardableResult
+    func shell(_ command: [String]) throws -> String { try Self.run(exec(command)) }
+
+    func conntrackCount() throws -> Int {
+        Int(try namespace.run { try ProcFS().readSysctl("net/netfilter/nf_conntrack_count") }) ?? 0
+    }
+
+    /// Starts helpers that each hold up to 25,000 sockets (16,000 descriptors, under the
+    /// 20,000 RLIMIT_NOFILE this machine allows): 48% ESTABLISHED, 16% half-closed
+    /// (FIN_WAIT2 on the listener side, CLOSE_WAIT on the client), 36% TIME_WAIT.
+    func holdSockets(total: Int, helper: String) throws -> [Holder] {
+        let perHolder = 25_000
+        let count = max(1, (total + perHolder - 1) / perHolder)
+        var holders: [Holder] = []
+        for index in 0..<count {
+            let quota = total / count
+            let listenPort = 15001 + index * 10
+            let dialPort = 8080 + index
+            // Dial a service port that iptables REDIRECTs to the listener, like a sidecar.
+            _ = try shell([
+                "iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", "127.0.0.1", "--dport", "\(dialPort)",
+                "-j", "REDIRECT", "--to-ports", "\(listenPort)",
+            ])
+            let established = quota * 24 / 100
+            let halfClosed = quota * 8 / 100
+            let timeWait = quota - 2 * (established + halfClosed)
+            holders.append(
+                try Holder(
+                    exec([
+                        helper, "hold-sockets", "--listen-port", "\(listenPort)", "--dial-port", "\(dialPort)",
+                        "--established", "\(established)", "--half-closed", "\(halfClosed)", "--time-wait", "\(timeWait)",
+                    ])))
+        }
+        for holder in holders { try holder.waitReady() }
+        return holders
+    }
+
+    @discardableResult
+    static func run(_ command: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = command
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw ValidationError("\(command.joined(separator: " ")) exited with \(process.terminationStatus)")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// One hold-sockets helper: it holds its sockets until its standard input closes.
+final class Holder {
+    let process = Process()
+    let input = Pipe()
+    let output = Pipe()
+
+    init(_ command: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = command
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+    }
+
+    func waitReady() throws {
+        let line = String(decoding: output.fileHandleForReading.availableDataUntilNewline(), as: UTF8.self)
+        guard line.hasPrefix("ready") else { throw ValidationError("socket holder failed: \(line)") }
+    }
+
+    func release() {
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+}
+
+extension FileHandle {
+    func availableDataUntilNewline() -> Data {
+        var data = Data()
+        while true {
+            let byte = readData(ofLength: 1)
+            if byte.isEmpty || byte == Data([0x0A]) { return data }
+            data.append(byte)
+        }
+    }
+}

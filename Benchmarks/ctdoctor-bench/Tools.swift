@@ -1,0 +1,102 @@
+import ArgumentParser
+import Conntrack
+import Foundation
+import KernelIO
+import Netlink
+import Sockets
+
+/// The practical floor of a conntrack listing: a netlink dump whose messages are
+/// counted, never decoded.
+struct RawCount: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "raw-count", abstract: "Dump the conntrack table over netlink and only count the messages.")
+
+    @Option(help: "Network namespace name, path or PID; default: this one.") var netns: String?
+
+    func run() throws {
+        let namespace = try netns.map { try NetworkNamespace.resolve($0) } ?? .current
+        let socket = try namespace.run { try NetlinkSocket(bus: .netfilter) }
+        let sequence: UInt32 = 77
+        var count = 0
+        _ = try NetlinkDump.run(transport: socket, request: ConntrackRequest.dump(sequence: sequence), sequence: sequence) { _, _ in
+            count += 1
+        }
+        print(count)
+    }
+}
+
+/// Records raw netlink dump replies, datagram after datagram, for golden fixtures.
+struct Capture: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "capture", abstract: "Write the raw bytes of a conntrack or sock_diag dump to a file.")
+
+    enum Kind: String, ExpressibleByArgument { case conntrack, sockDiag = "sock-diag" }
+
+    @Argument var kind: Kind
+    @Option(help: "Network namespace name, path or PID; default: this one.") var netns: String?
+    @Option(help: "File to write.") var output: String
+
+    func run() throws {
+        let namespace = try netns.map { try NetworkNamespace.resolve($0) } ?? .current
+        var captured: [UInt8] = []
+        func record(_ socket: NetlinkSocket, _ request: [UInt8], _ sequence: UInt32) throws {
+            try socket.send(request)
+            var buffer = [UInt8](repeating: 0, count: NetlinkDump.receiveBufferSize)
+            while true {
+                let count = try socket.receive(into: &buffer)
+                captured += buffer[0..<count]
+                if NetlinkDump.endsDump(buffer, count: count, sequence: sequence) { break }
+            }
+        }
+        switch kind {
+        case .conntrack:
+            let socket = try namespace.run { try NetlinkSocket(bus: .netfilter) }
+            try record(socket, ConntrackRequest.dump(sequence: 1), 1)
+        case .sockDiag:
+            let socket = try namespace.run { try NetlinkSocket(bus: .sockDiag) }
+            try record(socket, SockDiagCodec.dumpRequest(family: .ipv4, states: .all, withInfo: true, sequence: 1), 1)
+            try record(socket, SockDiagCodec.dumpRequest(family: .ipv6, states: .all, withInfo: true, sequence: 2), 2)
+        }
+        try Data(captured).write(to: URL(fileURLWithPath: output))
+        print("wrote \(captured.count) bytes to \(output)")
+    }
+}
+
+/// Parses a /proc/net/tcp copy repeatedly and reports lines per second.
+struct ParseProcTCP: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "parse-proc-tcp", abstract: "Measure the /proc/net/tcp parser on a file (lines per second).")
+
+    @Argument var file: String
+    @Option var repeats = 20
+
+    func run() throws {
+        let bytes = try readFile(file)
+        print(String(format: "%.2f M lines/s", try ProcTCPSpeed.linesPerSecond(bytes, repeats: repeats) / 1e6))
+    }
+}
+
+enum ProcTCPSpeed {
+    /// The median rate over `repeats` parses of the same bytes.
+    static func linesPerSecond(_ bytes: [UInt8], repeats: Int) throws -> Double {
+        var rates: [Double] = []
+        for _ in 0..<repeats {
+            var lines = 0
+            let start = ContinuousClock.now
+            try ProcNetTCPParser.forEachSocket(bytes, family: nil, source: "bench") { _ in lines += 1 }
+            let elapsed = ContinuousClock.now - start
+            rates.append(Double(lines) / seconds(elapsed))
+        }
+        return median(rates)
+    }
+}
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return .nan }
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}

@@ -1,0 +1,123 @@
+import Conntrack
+import KernelIO
+import Netlink
+import SystemPackage
+import TestSupport
+import Testing
+
+/// The reader's retry and fallback logic against scripted kernel answers.
+@Suite("Conntrack reader")
+struct ConntrackReaderTests {
+    let a = KernelReplies.sampleEntry(id: 1, port: 40001)
+    let b = KernelReplies.sampleEntry(id: 2, port: 40002, state: .closeWait)
+    let c = KernelReplies.sampleEntry(id: 3, port: 40003)
+    let d = KernelReplies.sampleEntry(id: 4, port: 40004, state: .timeWait)
+
+    /// A reader whose every new socket is the next scripted transport.
+    func reader(
+        _ transports: [ScriptedTransport],
+        fallback: @escaping @Sendable () throws -> [UInt8] = { throw KernelIOError("open", subject: "/proc/net/nf_conntrack", errno: .permissionDenied) },
+        requestedBuffers: Locked<[Int?]> = Locked([])
+    ) -> ConntrackReader {
+        let queue = Locked(transports)
+        return ConntrackReader(
+            transportFactory: { bytes in
+                requestedBuffers.update { $0.append(bytes) }
+                return queue.update { $0.removeFirst() }
+            },
+            fallbackFile: fallback)
+    }
+
+    @Test func deliversEachEntryOnceFromAMultiDatagramDump() throws {
+        let transport = ScriptedTransport([[.datagram(KernelReplies.conntrack([a, b])), .datagram(KernelReplies.conntrack([c]) + KernelReplies.done())]])
+        let (entries, report) = try reader([transport]).entries()
+        #expect(entries.map(\.id) == [1, 2, 3])
+        #expect(report == ConntrackReadReport(source: .netlink, matched: 3, passes: 1, consistent: true))
+        #expect(transport.requests.count == 1)
+    }
+
+    @Test func retriesAnInterruptedDumpWithoutDeliveringAnEntryTwice() throws {
+        // Pass 1: a and b arrive, then the kernel flags the dump interrupted. Pass 2 sees
+        // a table where a is gone, b stayed and c and d appeared.
+        let first = ScriptedTransport([[.datagram(KernelReplies.conntrack([a, b, c], interruptedFrom: 2) + KernelReplies.done())]])
+        let second = ScriptedTransport([[.datagram(KernelReplies.conntrack([b, c, d]) + KernelReplies.done())]])
+        let (entries, report) = try reader([first, second]).entries()
+        #expect(entries.map(\.id) == [1, 2, 3, 4])
+        #expect(report.passes == 2 && report.consistent)
+    }
+
+    @Test func saysSoWhenTheTableNeverHoldsStill() throws {
+        let transports = (0..<4).map { _ in
+            ScriptedTransport([[.datagram(KernelReplies.conntrack([a, b], interruptedFrom: 0) + KernelReplies.done())]])
+        }
+        let (entries, report) = try reader(transports).entries()
+        #expect(entries.map(\.id) == [1, 2])
+        #expect(report.passes == 4 && !report.consistent)
+    }
+
+    @Test func growsTheReceiveBufferAfterAnOverrun() throws {
+        let overrun = ScriptedTransport([[.datagram(KernelReplies.conntrack([a])), .failure(.noBufferSpace)]])
+        let retry = ScriptedTransport([[.datagram(KernelReplies.conntrack([a, b]) + KernelReplies.done())]])
+        let buffers = Locked<[Int?]>([])
+        let (entries, report) = try reader([overrun, retry], requestedBuffers: buffers).entries()
+        #expect(entries.map(\.id) == [1, 2])
+        #expect(report.passes == 2)
+        let sizes = buffers.get()
+        #expect(sizes.count == 2 && sizes[0] == nil && (sizes[1] ?? 0) > 1 << 20)
+    }
+
+    @Test func fallsBackToTheProcFileWhenNetlinkNeedsCapNetAdmin() throws {
+        let refused = ScriptedTransport([[.datagram(KernelReplies.error(.notPermitted))]])
+        let proc = try Fixture.bytes("captured/proc-nf_conntrack.txt")
+        let (entries, report) = try reader([refused], fallback: { proc }).entries(matching: ConntrackFilter(replySourcePort: 15001))
+        #expect(entries.count == 3)
+        guard case .procFile(let reason) = report.source else {
+            Issue.record("expected the proc fallback, got \(report.source)")
+            return
+        }
+        #expect(reason.contains("CAP_NET_ADMIN") && reason.contains("EPERM"))
+    }
+
+    @Test func namesCapNetAdminWhenTheFallbackFailsToo() throws {
+        let refused = ScriptedTransport([[.datagram(KernelReplies.error(.notPermitted))]])
+        #expect {
+            _ = try reader([refused]).entries()
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("CAP_NET_ADMIN") && text.contains("/proc/net/nf_conntrack") && !text.contains("\n")
+        }
+    }
+
+    @Test func reportsConntrackMissingWhenNeitherSourceExists() throws {
+        let refused = ScriptedTransport([[.datagram(KernelReplies.error(.notPermitted))]])
+        let missing: @Sendable () throws -> [UInt8] = {
+            throw KernelIOError("open", subject: "/proc/net/nf_conntrack", errno: .noSuchFileOrDirectory)
+        }
+        #expect(throws: ConntrackReadError.self) { _ = try reader([refused], fallback: missing).entries() }
+        do { _ = try reader([ScriptedTransport([[.datagram(KernelReplies.error(.notPermitted))]])], fallback: missing).entries() } catch {
+            #expect("\(error)".contains("nf_conntrack module"))
+        }
+    }
+
+    @Test func countsWithoutDecodingAndSkipsStaleReplies() throws {
+        // The stale datagram answers an older request: it must not be counted.
+        var stale = KernelReplies.conntrack([a, b, c])
+        stale[8] = 0xEE
+        let transport = ScriptedTransport([[.staleDatagram(stale), .datagram(KernelReplies.conntrack([a, b]) + KernelReplies.done())]])
+        let report = try reader([transport]).count()
+        #expect(report.matched == 2)
+    }
+
+    @Test func failsOnMalformedDumpData() throws {
+        var broken = KernelReplies.conntrack([a])
+        broken[20 + 4] = 0xFF  // first attribute's length now overruns the message
+        let transport = ScriptedTransport([[.datagram(broken + KernelReplies.done())]])
+        #expect(throws: ConntrackReadError.self) { _ = try reader([transport]).entries() }
+    }
+
+    @Test func appliesTheFilterBeforeDelivering() throws {
+        let transport = ScriptedTransport([[.datagram(KernelReplies.conntrack([a, b, c, d]) + KernelReplies.done())]])
+        let (entries, report) = try reader([transport]).entries(matching: ConntrackFilter(states: [.tcp(.closeWait), .tcp(.timeWait)]))
+        #expect(entries.map(\.id) == [2, 4] && report.matched == 2)
+    }
+}

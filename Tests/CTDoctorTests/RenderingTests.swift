@@ -1,0 +1,84 @@
+import Conntrack
+import Foundation
+import NetCore
+import Rendering
+import Sockets
+import TestSupport
+import Testing
+
+@Suite("Rendering")
+struct RenderingTests {
+    func json(_ bytes: [UInt8]) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+    }
+
+    @Test func conntrackJSONHasEveryKeyOfTheSchema() throws {
+        let entries = try ConntrackTextParser.parse(try Fixture.bytes("captured/conntrack-L-id.txt"), source: "L").entries
+        for entry in entries {
+            var bytes: [UInt8] = []
+            ConntrackRendering.appendJSON(entry, to: &bytes)
+            let object = try json(bytes)
+            #expect(Set(object.keys) == [
+                "family", "protocol", "protocol_number", "state", "timeout", "original", "reply", "status", "dnat",
+                "mark", "zone", "id", "use", "counters",
+            ])
+            let original = try #require(object["original"] as? [String: Any])
+            #expect(Set(original.keys) == ["src", "dst", "sport", "dport", "icmp"])
+            #expect(original["src"] as? String == entry.original.source.description)
+            #expect(object["id"] as? Int == entry.id.map(Int.init))
+            #expect(object["dnat"] as? Bool == entry.isDestinationNATed)
+        }
+        let icmp = try #require(entries.first { $0.protocolNumber == 1 })
+        var bytes: [UInt8] = []
+        ConntrackRendering.appendJSON(icmp, to: &bytes)
+        let tuple = try #require(try json(bytes)["original"] as? [String: Any])
+        #expect(tuple["sport"] is NSNull && (tuple["icmp"] as? [String: Any])?["type"] as? Int == 8)
+    }
+
+    @Test func socketJSONHasEveryKeyAndEscapesNames() throws {
+        let socket = TCPSocket(
+            family: .ipv6, state: .finWait2, local: Endpoint(.loopbackV6, 15001), remote: Endpoint(.loopbackV6, 4000),
+            inode: 77, cookie: 9, info: TCPInfo(lastDataSentMilliseconds: 5, lastDataReceivedMilliseconds: 7, lastAckReceivedMilliseconds: 3, bytesReceived: 10))
+        var bytes: [UInt8] = []
+        SocketRendering.appendJSON(socket, owners: [SocketOwner(pid: 1, command: "we\"ird\nname", fd: 3)], to: &bytes)
+        let object = try json(bytes)
+        #expect(object["state"] as? String == "FIN_WAIT2")
+        #expect((object["local"] as? [String: Any])?["address"] as? String == "::1")
+        #expect((object["info"] as? [String: Any])?["idle_ms"] as? Int == 3)
+        let owner = try #require((object["processes"] as? [[String: Any]])?.first)
+        #expect(owner["command"] as? String == "we\"ird\nname")
+        var none: [UInt8] = []
+        SocketRendering.appendJSON(socket, owners: nil, to: &none)
+        #expect(try json(none)["processes"] is NSNull)
+    }
+
+    @Test func tablesAlignColumnsAndTrimLineEnds() {
+        var table = TextTable([.init("State"), .init("Recv-Q", .right), .init("Local")])
+        table.append(["ESTABLISHED", "0", "127.0.0.1:1"])
+        table.append(["LISTEN", "4096", "[::1]:15001"])
+        let lines = table.render().split(separator: "\n").map(String.init)
+        #expect(lines == [
+            "State        Recv-Q  Local",
+            "ESTABLISHED       0  127.0.0.1:1",
+            "LISTEN         4096  [::1]:15001",
+        ])
+    }
+
+    @Test(arguments: [(UInt64(850), "850ms"), (41_234, "41.2s"), (61_234, "1m1s"), (725_000, "12m5s"), (10_920_000, "3h2m"), (90_000_000, "1d1h")])
+    func durationsReadLikePeopleSayThem(milliseconds: UInt64, text: String) {
+        #expect(humanDuration(milliseconds: milliseconds) == text)
+    }
+
+    @Test func outputBufferFlushesInChunksAndKeepsOrder() throws {
+        let flushed = Locked<[[UInt8]]>([])
+        var buffer = OutputBuffer(threshold: 10) { chunk in flushed.update { $0.append(chunk) } }
+        for index in 0..<7 {
+            buffer.write("line\(index)\n")
+            try buffer.flushIfFull()
+        }
+        try buffer.flush()
+        let all = flushed.get()
+        #expect(all.count > 1)
+        #expect(String(decoding: all.flatMap { $0 }, as: UTF8.self) == (0..<7).map { "line\($0)\n" }.joined())
+    }
+}

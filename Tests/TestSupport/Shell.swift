@@ -1,0 +1,64 @@
+import Foundation
+
+/// What a command printed and how it ended.
+public struct CommandResult: Sendable {
+    public var status: Int32
+    public var standardOutput: String
+    public var standardError: String
+
+    public var succeeded: Bool { status == 0 }
+}
+
+public struct CommandFailed: Error, CustomStringConvertible {
+    public var command: [String]
+    public var result: CommandResult
+    public var description: String {
+        "`\(command.joined(separator: " "))` exited \(result.status): \(result.standardError)"
+    }
+}
+
+/// Runs external commands (ip, iptables, conntrack, ss) for tests.
+public enum Shell {
+    /// Runs `arguments` (looked up in PATH) and returns what it printed.
+    public static func run(_ arguments: [String], environment: [String: String]? = nil) throws -> CommandResult {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        let output = Pipe()
+        let error = Pipe()
+        process.standardOutput = output
+        process.standardError = error
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        // Read both pipes concurrently so a chatty command cannot fill one and block.
+        let errorData = Locked(Data())
+        let reader = Thread { errorData.set(error.fileHandleForReading.readDataToEndOfFile()) }
+        reader.start()
+        let outputData = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        while !reader.isFinished { usleep(1000) }
+        return CommandResult(
+            status: process.terminationStatus,
+            standardOutput: String(decoding: outputData, as: UTF8.self),
+            standardError: String(decoding: errorData.get(), as: UTF8.self))
+    }
+
+    /// Runs and throws unless the command succeeds.
+    @discardableResult
+    public static func check(_ arguments: [String]) throws -> String {
+        let result = try run(arguments)
+        guard result.succeeded else { throw CommandFailed(command: arguments, result: result) }
+        return result.standardOutput
+    }
+}
+
+/// A value shared between a test thread and a helper thread.
+public final class Locked<Value>: @unchecked Sendable {
+    private var value: Value
+    private let lock = NSLock()
+    public init(_ value: Value) { self.value = value }
+    public func get() -> Value { lock.withLock { value } }
+    public func set(_ newValue: Value) { lock.withLock { value = newValue } }
+    public func update<R>(_ body: (inout Value) -> R) -> R { lock.withLock { body(&value) } }
+}
