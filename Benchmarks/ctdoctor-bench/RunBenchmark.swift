@@ -13,7 +13,7 @@ struct RunBenchmark: ParsableCommand {
 
     @Option(help: "Conntrack entries in the table (capped by the global nf_conntrack_max).") var entries = 262_144
     @Option(help: "TCP sockets to hold open, in mixed states.") var sockets = 100_000
-    @Option(help: "Rounds per contender; medians are reported.") var repeats = 5
+    @Option(help: "Rounds per contender; medians are reported.") var repeats = 7
     @Option(help: "The ctdoctor binary to measure; default: next to this one.") var ctdoctor: String?
     @Flag(help: "Leave the namespace and its sockets for exploration (Ctrl-C to end).") var keep = false
 

@@ -104,35 +104,32 @@ public enum ProcNetTCPParser {
         )
     }
 
-    /// Reads `ADDR:PORT`, where ADDR is 8 hex digits (IPv4) or 32 (IPv6).
+    /// Reads `ADDR:PORT`, where ADDR is 8 hex digits (IPv4) or 32 (IPv6), in one pass:
+    /// the first word decides, by what follows it, which of the two it is.
     private static func endpoint(
         _ scanner: inout ByteScanner,
         family: AddressFamily?,
         field: String,
         fail: (String, String) -> ParseError
     ) throws(ParseError) -> Endpoint {
-        let start = scanner.index
-        var digits = 0
-        while let byte = scanner.peek, hexValue(byte) != nil {
-            digits += 1
-            scanner.index += 1
+        func malformed(_ scanner: ByteScanner) -> ParseError {
+            fail(field, "expected 8 or 32 hex digits before ':', got \(ParseError.quote(scanner.restOfLine(maximum: 40)))")
         }
-        scanner.index = start
+        let start = scanner
+        // The kernel prints each __be32 of the address as a host-order word; swap back.
+        guard let first = scanner.hex(digits: 8) else { throw malformed(start) }
         let address: IPAddress
-        switch digits {
-        case 8 where family != .ipv6:
-            // The kernel prints the __be32 as a host-order word; swap it back.
-            address = .v4(UInt32(scanner.hex(digits: 8)!).byteSwapped)
-        case 32 where family != .ipv4:
-            var words: [UInt32] = []
-            for _ in 0..<4 { words.append(UInt32(scanner.hex(digits: 8)!).byteSwapped) }
+        if scanner.peek == UInt8(ascii: ":") {
+            guard family != .ipv6 else { throw fail(field, "IPv4 address in a ipv6 file") }
+            address = .v4(UInt32(first).byteSwapped)
+        } else {
+            guard let second = scanner.hex(digits: 8), let third = scanner.hex(digits: 8), let fourth = scanner.hex(digits: 8),
+                scanner.peek == UInt8(ascii: ":")
+            else { throw malformed(start) }
+            guard family != .ipv4 else { throw fail(field, "IPv6 address in a ipv4 file") }
             address = .v6(
-                high: UInt64(words[0]) << 32 | UInt64(words[1]),
-                low: UInt64(words[2]) << 32 | UInt64(words[3]))
-        case 8, 32:
-            throw fail(field, "\(digits == 8 ? "IPv4" : "IPv6") address in a \(family!.name) file")
-        default:
-            throw fail(field, "expected 8 or 32 hex digits before ':', got \(ParseError.quote(scanner.restOfLine(maximum: 40)))")
+                high: UInt64(UInt32(first).byteSwapped) << 32 | UInt64(UInt32(second).byteSwapped),
+                low: UInt64(UInt32(third).byteSwapped) << 32 | UInt64(UInt32(fourth).byteSwapped))
         }
         guard scanner.consume(UInt8(ascii: ":")), let port = scanner.hex(digits: 4) else {
             throw fail(field, "expected ':' and a 4-digit hex port, got \(ParseError.quote(scanner.restOfLine(maximum: 20)))")

@@ -98,7 +98,8 @@ public struct SocketReader: Sendable {
         return sockets
     }
 
-    func procSockets(states: TCPStateSet) throws -> [TCPSocket] {
+    /// The /proc/net/tcp{,6} listing alone, without trying sock_diag first.
+    public func procSockets(states: TCPStateSet) throws -> [TCPSocket] {
         var sockets: [TCPSocket] = []
         for (name, family) in [("tcp", AddressFamily.ipv4), ("tcp6", .ipv6)] {
             let bytes: [UInt8]

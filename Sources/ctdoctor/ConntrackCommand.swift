@@ -12,7 +12,7 @@ struct ConntrackCommand: ParsableCommand {
             refuses, reads /proc/net/nf_conntrack instead and says so on standard error and in \
             the JSON "source" and "notices" fields.
 
-            JSON schema ctdoctor.conntrack.v1: see man ctdoctor-conntrack or README.
+            JSON output follows the schema ctdoctor.conntrack.v1, documented in README under \"JSON output\".
 
             Examples:
               ctdoctor conntrack --reply-src-port 15001        # flows the Istio outbound listener captured

@@ -13,7 +13,7 @@ struct SocketsCommand: ParsableCommand {
             finds each socket's owners in /proc/PID/fd, as `ss -p` does (other users' processes \
             need CAP_SYS_PTRACE).
 
-            JSON schema ctdoctor.sockets.v1: see man ctdoctor-sockets or README.
+            JSON output follows the schema ctdoctor.sockets.v1, documented in README under \"JSON output\".
 
             Examples:
               ctdoctor sockets --state FIN_WAIT2 --port 15001 --processes

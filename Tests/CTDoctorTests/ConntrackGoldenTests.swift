@@ -2,6 +2,7 @@ import Conntrack
 import KernelIO
 import NetCore
 import Netlink
+import TestSupport
 import Testing
 
 /// The captured fixtures were taken in the same second (Fixtures/README.md), so the raw
@@ -83,20 +84,6 @@ struct ConntrackGoldenTests {
         #expect(decoded.status.contains(.destinationNAT) == listed.status.contains(.destinationNAT), sourceLocation: sourceLocation)
         #expect(decoded.status.contains(.sourceNAT) == listed.status.contains(.sourceNAT), sourceLocation: sourceLocation)
     }
-}
-
-/// What identifies a flow across sources that do not all carry ids or exact timeouts.
-struct FlowKey: Hashable, Comparable, CustomStringConvertible {
-    var text: String
-    init(_ entry: ConntrackEntry) {
-        text = [
-            entry.family.name, String(entry.protocolNumber), entry.state?.name ?? "-",
-            "\(entry.original)", "\(entry.reply)", "mark=\(entry.mark)", "zone=\(entry.zone)",
-            entry.status.contains(.seenReply) ? "replied" : "unreplied",
-        ].joined(separator: " ")
-    }
-    static func < (lhs: FlowKey, rhs: FlowKey) -> Bool { lhs.text < rhs.text }
-    var description: String { text }
 }
 
 /// Our decoded entry in the shape libnetfilter_conntrack reports.

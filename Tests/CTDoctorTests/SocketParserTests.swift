@@ -1,22 +1,8 @@
 import NetCore
 import Netlink
 import Sockets
+import TestSupport
 import Testing
-
-/// What ss and /proc agree on for one socket.
-struct SocketKey: Hashable, Comparable, CustomStringConvertible {
-    var state: TCPState
-    var local: Endpoint
-    var remote: Endpoint
-    init(_ socket: TCPSocket) {
-        state = socket.state
-        local = socket.local
-        // ss prints an unconnected peer as "0.0.0.0:*" / "[::]:*".
-        remote = socket.remote
-    }
-    static func < (lhs: SocketKey, rhs: SocketKey) -> Bool { lhs.description < rhs.description }
-    var description: String { "\(state.name) \(local) \(remote)" }
-}
 
 @Suite("/proc/net/tcp, sock_diag and ss")
 struct SocketParserTests {

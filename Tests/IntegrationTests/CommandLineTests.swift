@@ -1,0 +1,34 @@
+import TestSupport
+import Testing
+
+/// Exit codes and messages, as scripts see them. Needs no privilege.
+@Suite("Command line")
+struct CommandLineTests {
+    @Test(arguments: [["--help"], ["conntrack", "--help"], ["sockets", "--help"]])
+    func helpExitsZeroWithAnExample(arguments: [String]) throws {
+        let result = try Shell.run([Binary.ctdoctor] + arguments)
+        #expect(result.status == 0)
+        #expect(result.standardOutput.contains("Examples:"))
+        #expect(result.standardOutput.contains("ctdoctor "))
+    }
+
+    @Test(arguments: [
+        (["conntrack", "--port", "70000"], "--port takes a port number from 1 to 65535"),
+        (["conntrack", "--proto", "bogus"], "--proto takes a protocol name"),
+        (["conntrack", "--state", "NOPE"], "is not a tcp conntrack state"),
+        (["sockets", "--state", "NOPE"], "is not a TCP state"),
+        (["conntrack", "--format", "xml"], "format"),
+        (["frobnicate"], "Unexpected argument"),
+    ])
+    func usageErrorsExitTwo(arguments: [String], message: String) throws {
+        let result = try Shell.run([Binary.ctdoctor] + arguments)
+        #expect(result.status == 2)
+        #expect(result.standardOutput.isEmpty)
+        #expect(result.standardError.contains(message), "\(result.standardError)")
+    }
+
+    @Test func versionPrints() throws {
+        let result = try Shell.run([Binary.ctdoctor, "--version"])
+        #expect(result.status == 0 && !result.standardOutput.isEmpty)
+    }
+}

@@ -1,0 +1,41 @@
+# Shared by the scripts: Debian packages ctdoctor needs, and a Swift toolchain on PATH.
+
+# Build: the C libraries behind the CNetfilter system library.
+# Tests and lab: the tools the integration tests compare against and drive.
+# Benchmark: GNU time (peak RSS of each contender).
+CTDOCTOR_PACKAGES=(
+  pkgconf libnetfilter-conntrack-dev libmnl-dev
+  iproute2 iptables conntrack procps util-linux iputils-ping python3
+  time
+)
+
+# Installs whichever of the packages are missing; runs apt-get update only when needed
+# (or always when CTDOCTOR_APT_UPDATE=1).
+ensure_packages() {
+  local missing=()
+  for package in "${CTDOCTOR_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  if [ "${#missing[@]}" -gt 0 ] || [ "${CTDOCTOR_APT_UPDATE:-0}" = 1 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "ctdoctor: missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+      return 1
+    fi
+    apt-get update -qq
+    [ "${#missing[@]}" -gt 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  return 0
+}
+
+# Swift 6 must be installed already (swift.org toolchains are not in Debian 12).
+ensure_swift() {
+  if ! command -v swift >/dev/null 2>&1; then
+    for candidate in /opt/swift/usr/bin /usr/share/swift/usr/bin; do
+      [ -x "$candidate/swift" ] && export PATH="$candidate:$PATH" && break
+    done
+  fi
+  command -v swift >/dev/null 2>&1 || {
+    echo "ctdoctor: no Swift toolchain on PATH; install Swift 6 from https://www.swift.org/install/linux/" >&2
+    return 1
+  }
+}
