@@ -126,7 +126,8 @@ public enum SocketRendering {
             socket.local.description,
             socket.remote.port == 0 && socket.state == .listen ? "*:*" : socket.remote.description,
             String(socket.inode),
-            socket.info.map { humanDuration(milliseconds: UInt64($0.idleMilliseconds)) } ?? "-",
+            // tcp_info's "last" times mean nothing for a listener.
+            socket.state == .listen ? "-" : socket.info.map { humanDuration(milliseconds: UInt64($0.idleMilliseconds)) } ?? "-",
         ]
         if let owners {
             row.append(owners.isEmpty ? "" : usersField(owners))
