@@ -12,7 +12,7 @@ let package = Package(
         .executable(name: "ctdoctor-bench", targets: ["ctdoctor-bench"]),
         .library(
             name: "CTDoctorKit",
-            targets: ["NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Rendering"]
+            targets: ["NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Collector", "Lab", "Rendering"]
         ),
     ],
     dependencies: [
@@ -49,13 +49,25 @@ let package = Package(
             dependencies: ["NetCore", "Netlink", "KernelIO"]
         ),
         .target(
-            name: "Rendering",
+            name: "Diagnosis",
             dependencies: ["NetCore", "Conntrack", "Sockets"]
+        ),
+        .target(
+            name: "Collector",
+            dependencies: ["NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis"]
+        ),
+        .target(
+            name: "Lab",
+            dependencies: ["NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis"]
+        ),
+        .target(
+            name: "Rendering",
+            dependencies: ["NetCore", "Conntrack", "Sockets", "Diagnosis"]
         ),
         .executableTarget(
             name: "ctdoctor",
             dependencies: [
-                "NetCore", "KernelIO", "Conntrack", "Sockets", "Rendering",
+                "NetCore", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Collector", "Lab", "Rendering",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),

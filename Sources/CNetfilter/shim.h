@@ -19,10 +19,11 @@
 #include <libmnl/libmnl.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 
-// setns(2), accept4(2) and gettid(2) are declared by glibc only under _GNU_SOURCE, which the Glibc
+// setns(2), accept4(2), pipe2(2) and gettid(2) are declared by glibc only under _GNU_SOURCE, which the Glibc
 // module Swift imports is built without; the symbols exist, so declare them here.
 int setns(int fd, int nstype);
 int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
+int pipe2(int fds[2], int flags);
 pid_t gettid(void);
 
 #include <sys/stat.h>

@@ -19,3 +19,19 @@ public func runMeasured(
 ) throws -> ProcessMeasurement {
     try spawnAndMeasure(arguments, standardOutputPath: standardOutputPath, standardErrorPath: standardErrorPath)
 }
+
+/// What a command printed, and how it exited.
+public struct CapturedOutput: Sendable {
+    public var exitStatus: Int32
+    public var standardOutput: [UInt8]
+}
+
+/// Runs `arguments` (arguments[0] looked up in PATH, never through a shell) and
+/// captures its standard output, up to `limit` bytes; standard error is discarded.
+///
+/// The child inherits the calling thread's namespaces, so inside
+/// `NetworkNamespace.run` it sees that namespace (iptables-save, nft).
+/// - Returns: nil when the program does not exist.
+public func runCapturingOutput(_ arguments: [String], limit: Int = 16 << 20) throws -> CapturedOutput? {
+    try spawnCapturing(arguments, limit: limit)
+}

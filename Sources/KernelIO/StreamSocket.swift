@@ -1,4 +1,5 @@
 import NetCore
+import Synchronization
 import SystemPackage
 
 /// A blocking TCP socket, for putting real connections into the states under test (the
@@ -7,11 +8,14 @@ import SystemPackage
 /// Like netlink sockets, a TCP socket belongs to the namespace it was created in: create
 /// it inside `NetworkNamespace.run`. The descriptor closes on `close()` or deinit.
 public final class StreamSocket: @unchecked Sendable {
-    private var descriptor: Int32
+    /// Guarded so that a close on one thread and a shutdown on another (the lab stops
+    /// blocked threads that way) never act on a descriptor number already reused.
+    private let state: Mutex<Int32>
+    private var descriptor: Int32 { state.withLock { $0 } }
 
-    init(descriptor: Int32) { self.descriptor = descriptor }
+    init(descriptor: Int32) { state = Mutex(descriptor) }
 
-    deinit { if descriptor >= 0 { closeDescriptor(descriptor) } }
+    deinit { close() }
 
     /// A listening socket bound to `endpoint` with SO_REUSEADDR.
     public static func listen(on endpoint: Endpoint, backlog: Int32 = 4096) throws -> StreamSocket {
@@ -19,9 +23,12 @@ public final class StreamSocket: @unchecked Sendable {
     }
 
     /// A connected socket; blocks until the handshake completes or fails.
-    /// - Parameter source: an address (and port, 0 for any) to bind before connecting.
-    public static func connect(to endpoint: Endpoint, from source: Endpoint? = nil) throws -> StreamSocket {
-        StreamSocket(descriptor: try makeConnection(endpoint, source: source))
+    /// - Parameters:
+    ///   - source: an address (and port, 0 for any) to bind before connecting.
+    ///   - timeoutMilliseconds: give up after this long (SO_SNDTIMEO bounds a blocking
+    ///     connect); the error is then ETIMEDOUT.
+    public static func connect(to endpoint: Endpoint, from source: Endpoint? = nil, timeoutMilliseconds: Int? = nil) throws -> StreamSocket {
+        StreamSocket(descriptor: try makeConnection(endpoint, source: source, timeoutMilliseconds: timeoutMilliseconds))
     }
 
     /// Blocks until a connection arrives.
@@ -45,6 +52,11 @@ public final class StreamSocket: @unchecked Sendable {
         try systemCall("shutdown(SHUT_WR)") { shutdownSocket(descriptor, write: true) }
     }
 
+    /// shutdown(SHUT_RDWR): wakes any thread blocked reading or accepting on it.
+    public func shutdownBoth() {
+        state.withLock { fd in if fd >= 0 { _ = shutdownSocketBoth(fd) } }
+    }
+
     /// Makes close() send RST instead of FIN (SO_LINGER with a zero timeout).
     public func setAbortiveClose() throws {
         try setLingerZero(descriptor)
@@ -52,8 +64,10 @@ public final class StreamSocket: @unchecked Sendable {
 
     /// Closes the descriptor; the kernel continues the TCP close on its own.
     public func close() {
-        if descriptor >= 0 { closeDescriptor(descriptor) }
-        descriptor = -1
+        state.withLock { fd in
+            if fd >= 0 { closeDescriptor(fd) }
+            fd = -1
+        }
     }
 
     public var isClosed: Bool { descriptor < 0 }

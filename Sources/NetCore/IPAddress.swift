@@ -99,12 +99,7 @@ extension IPAddress: CustomStringConvertible {
     /// Appends the address text to a byte buffer without creating a String.
     @inlinable
     public func appendText(to out: inout [UInt8]) {
-        switch self {
-        case .v4(let value):
-            Self.appendDottedQuad(value, to: &out)
-        case .v6(let high, let low):
-            Self.appendV6(high: high, low: low, to: &out)
-        }
+        out.append(addingCapacity: 45) { writeText(to: &$0) }
     }
 
     /// Writes the address text into a span (at most 45 bytes).
@@ -120,25 +115,15 @@ extension IPAddress: CustomStringConvertible {
                 if shift != 0 { out.append(UInt8(ascii: ".")) }
             }
         case .v6(let high, let low):
-            var text: [UInt8] = []
-            Self.appendV6(high: high, low: low, to: &text)
-            for byte in text { out.append(byte) }
+            for byte in Self.v6Text(high: high, low: low) { out.append(byte) }
         }
     }
 
-    @inlinable
-    static func appendDottedQuad(_ value: UInt32, to out: inout [UInt8]) {
-        for shift in stride(from: 24, through: 0, by: -8) {
-            let octet = UInt8(truncatingIfNeeded: value >> UInt32(shift))
-            if octet >= 100 { out.append(0x30 + octet / 100) }
-            if octet >= 10 { out.append(0x30 + (octet / 10) % 10) }
-            out.append(0x30 + octet % 10)
-            if shift != 0 { out.append(UInt8(ascii: ".")) }
-        }
-    }
-
+    /// RFC 5952 text of an IPv6 address, as inet_ntop(3) writes it.
     @usableFromInline
-    static func appendV6(high: UInt64, low: UInt64, to out: inout [UInt8]) {
+    static func v6Text(high: UInt64, low: UInt64) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(45)
         var groups = [UInt16](repeating: 0, count: 8)
         for index in 0..<4 {
             groups[index] = UInt16(truncatingIfNeeded: high >> (48 - 16 * UInt64(index)))
@@ -179,8 +164,9 @@ extension IPAddress: CustomStringConvertible {
             index += 1
         }
         if embedsV4 {
-            appendDottedQuad(UInt32(truncatingIfNeeded: low), to: &out)
+            IPAddress.v4(UInt32(truncatingIfNeeded: low)).appendText(to: &out)
         }
+        return out
     }
 
     @usableFromInline

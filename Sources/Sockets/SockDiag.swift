@@ -6,6 +6,9 @@ enum SockDiag {
     static let byFamily: UInt16 = 20  // SOCK_DIAG_BY_FAMILY
     static let tcpProtocol: UInt8 = 6  // IPPROTO_TCP
     static let attributeInfo: UInt16 = 2  // INET_DIAG_INFO
+    static let requestBytecode: UInt16 = 1  // INET_DIAG_REQ_BYTECODE
+    static let bytecodeSourceEquals: UInt8 = 11  // INET_DIAG_BC_S_EQ
+    static let bytecodeJump: UInt8 = 1  // INET_DIAG_BC_JMP
     static let requestSize = 56  // sizeof(struct inet_diag_req_v2)
     static let messageSize = 72  // sizeof(struct inet_diag_msg)
 
@@ -27,8 +30,11 @@ enum SockDiag {
 /// Builds and decodes sock_diag messages for TCP. Pure: bytes in, sockets out.
 public enum SockDiagCodec {
     /// A dump request for TCP sockets of one family in `states`, asking for tcp_info.
+    /// - Parameter localPorts: when given, the kernel returns only sockets whose local
+    ///   port is one of these (inet_diag bytecode), so a filtered dump costs the kernel's
+    ///   walk but not the copying of every socket.
     public static func dumpRequest(
-        family: AddressFamily, states: TCPStateSet, withInfo: Bool, sequence: UInt32
+        family: AddressFamily, states: TCPStateSet, withInfo: Bool, sequence: UInt32, localPorts: [UInt16] = []
     ) -> [UInt8] {
         var builder = NetlinkRequestBuilder(
             type: SockDiag.byFamily, flags: NetlinkConstant.request | NetlinkConstant.dump, sequence: sequence)
@@ -40,7 +46,36 @@ public enum SockDiagCodec {
         if states.contains(.synReceived) { mask |= 1 << UInt32(TCPState.newSynReceived.rawValue) }
         builder.appendLE(mask)
         builder.appendBytes(repeatElement(0, count: 48))
+        if !localPorts.isEmpty {
+            builder.attribute(SockDiag.requestBytecode, localPortBytecode(localPorts))
+        }
         return builder.finish()
+    }
+
+    /// inet_diag bytecode accepting a socket whose source port is any of `ports`.
+    ///
+    /// The layout is the one ss compiles for an OR: `P1 J P2 J … Pn`. A port test Pi is
+    /// two ops (struct inet_diag_bc_op {code, yes, no}; the second op's `no` holds the
+    /// port): a match goes on to the J after it, a miss skips that J to the next test (or,
+    /// for the last test, 4 bytes past the end: reject). A J (INET_DIAG_BC_JMP always
+    /// takes its `no`) jumps to the end: accept. inet_diag_bc_audit wants every `no`
+    /// target to lie on the chain of `yes` jumps, which this layout keeps.
+    public static func localPortBytecode(_ ports: [UInt16]) -> [UInt8] {
+        let unique = Array(Set(ports)).sorted()
+        var bytes: [UInt8] = []
+        for (index, port) in unique.enumerated() {
+            // INET_DIAG_BC_S_EQ, yes 8 (to the J), no 12 (past the J); then the port.
+            bytes += [SockDiag.bytecodeSourceEquals, 8, 12, 0]
+            bytes += [0, 0, UInt8(truncatingIfNeeded: port), UInt8(truncatingIfNeeded: port >> 8)]
+            if index < unique.count - 1 {
+                // What follows the J: the remaining tests and their Js.
+                let remaining = unique.count - index - 1
+                let rest = remaining * 8 + (remaining - 1) * 4
+                let toEnd = UInt16(rest + 4)
+                bytes += [SockDiag.bytecodeJump, 4, UInt8(truncatingIfNeeded: toEnd), UInt8(truncatingIfNeeded: toEnd >> 8)]
+            }
+        }
+        return bytes
     }
 
     /// Decodes one inet_diag_msg.

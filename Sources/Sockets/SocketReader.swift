@@ -53,11 +53,15 @@ public struct SocketReader: Sendable {
     }
 
     /// Every TCP socket in `states`, IPv4 then IPv6.
-    public func sockets(in states: TCPStateSet = .all, withInfo: Bool = true) throws -> ([TCPSocket], SocketSource) {
+    /// - Parameter localPorts: keep only sockets with one of these local ports; with
+    ///   sock_diag the kernel does the filtering.
+    public func sockets(
+        in states: TCPStateSet = .all, withInfo: Bool = true, localPorts: [UInt16] = []
+    ) throws -> ([TCPSocket], SocketSource) {
         do {
-            return (try sockDiagSockets(states: states, withInfo: withInfo), .sockDiag)
+            return (try sockDiagSockets(states: states, withInfo: withInfo, localPorts: localPorts), .sockDiag)
         } catch let error as SockDiagUnavailable {
-            let sockets = try procSockets(states: states)
+            let sockets = try procSockets(states: states).filter { localPorts.isEmpty || localPorts.contains($0.local.port) }
             return (sockets, .procFile(reason: "sock_diag unavailable (\(error.detail)); read /proc/net/tcp and tcp6 instead"))
         }
     }
@@ -66,7 +70,7 @@ public struct SocketReader: Sendable {
         var detail: String
     }
 
-    func sockDiagSockets(states: TCPStateSet, withInfo: Bool) throws -> [TCPSocket] {
+    func sockDiagSockets(states: TCPStateSet, withInfo: Bool, localPorts: [UInt16]) throws -> [TCPSocket] {
         let transport: any NetlinkTransport
         do {
             transport = try makeTransport()
@@ -77,12 +81,17 @@ public struct SocketReader: Sendable {
         var sequence = UInt32.random(in: 1...(UInt32.max / 2))
         for family in AddressFamily.allCases {
             sequence &+= 1
-            let request = SockDiagCodec.dumpRequest(family: family, states: states, withInfo: withInfo, sequence: sequence)
+            let request = SockDiagCodec.dumpRequest(
+                family: family, states: states, withInfo: withInfo, sequence: sequence, localPorts: localPorts)
             do {
                 _ = try NetlinkDump.run(transport: transport, request: request, sequence: sequence) { buffer, message in
                     guard message.type == SockDiag.byFamily else { return }
                     let socket = try SockDiagCodec.decode(buffer, message)
-                    if states.contains(socket.state) { sockets.append(socket) }
+                    // The kernel filtered already; checking again keeps a kernel that
+                    // ignored the bytecode from widening the answer.
+                    if states.contains(socket.state) && (localPorts.isEmpty || localPorts.contains(socket.local.port)) {
+                        sockets.append(socket)
+                    }
                 }
             } catch let error as NetlinkKernelError where error.errno == .noSuchFileOrDirectory || error.errno == .notSupported {
                 // ENOENT: no tcp_diag handler (module missing). An IPv6-less kernel also

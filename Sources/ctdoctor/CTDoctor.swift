@@ -1,5 +1,7 @@
 import ArgumentParser
+import Glibc
 import Logging
+import SystemPackage
 
 /// The root command: lists the subcommands; each lives in its own file.
 struct CTDoctor: ParsableCommand {
@@ -20,7 +22,7 @@ struct CTDoctor: ParsableCommand {
               ctdoctor sockets --state FIN_WAIT2 --processes --netns 4242
             """,
         version: version,
-        subcommands: [ConntrackCommand.self, SocketsCommand.self]
+        subcommands: [DiagnoseCommand.self, LeaksCommand.self, CollisionsCommand.self, ConntrackCommand.self, SocketsCommand.self, LabCommand.self]
     )
 }
 
@@ -37,18 +39,23 @@ enum ExitStatus {
 enum Main {
     static func main() {
         LoggingSystem.bootstrap { label in ConsoleLogHandler(label: label) }
+        Cleanup.installSignalHandlers()
         do {
             var command = try CTDoctor.parseAsRoot()
             try command.run()
         } catch {
             finish(with: error)
         }
+        Cleanup.runAll()
     }
 
     /// Maps every way a run can end to the documented exit statuses: ArgumentParser's
     /// own codes (64 for usage errors) are not ours.
     static func finish(with error: any Error) -> Never {
+        Cleanup.runAll()
         if let exit = error as? ExitCode { Console.exit(exit.rawValue) }
+        // The reader of our output went away (`| head`): stop quietly, as SIGPIPE would.
+        if let closed = error as? Errno, closed == .brokenPipe { Console.exit(128 + SIGPIPE) }
         let code = CTDoctor.exitCode(for: error)
         if code == .success {
             Console.writeOut(CTDoctor.fullMessage(for: error) + "\n")

@@ -18,8 +18,8 @@ enum Console {
 
     static func exit(_ status: Int32) -> Never { Glibc.exit(status) }
 
-    /// Whether standard output is a terminal (colour and tables are for people).
-    static var outputIsTerminal: Bool { isatty(1) == 1 }
+    /// Colour only for a terminal, and never when NO_COLOR is set (no-color.org).
+    static var colorful: Bool { isatty(1) == 1 && getenv("NO_COLOR") == nil }
 }
 
 /// Prints log records as `ctdoctor: warning: message` on standard error, one line each,

@@ -9,6 +9,10 @@ func shutdownSocket(_ fd: Int32, write: Bool) -> Int32 {
     shutdown(fd, write ? Int32(SHUT_WR) : Int32(SHUT_RD))
 }
 
+func shutdownSocketBoth(_ fd: Int32) -> Int32 {
+    shutdown(fd, Int32(SHUT_RDWR))
+}
+
 /// Calls `body` with a sockaddr_in/sockaddr_in6 for `endpoint`.
 private func withSocketAddress<R>(
     _ endpoint: Endpoint,
@@ -83,9 +87,15 @@ func makeListener(_ endpoint: Endpoint, backlog: Int32) throws -> Int32 {
     }
 }
 
-func makeConnection(_ endpoint: Endpoint, source: Endpoint?) throws -> Int32 {
+func makeConnection(_ endpoint: Endpoint, source: Endpoint?, timeoutMilliseconds: Int? = nil) throws -> Int32 {
     let fd = try systemCall("socket") { socket(family(of: endpoint), ctd_sock_stream_cloexec, 0) }
     do {
+        if let timeoutMilliseconds {
+            var limit = timeval(tv_sec: timeoutMilliseconds / 1000, tv_usec: (timeoutMilliseconds % 1000) * 1000)
+            try systemCall("set SO_SNDTIMEO") {
+                setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+            }
+        }
         if let source {
             var one: Int32 = 1
             try systemCall("set SO_REUSEADDR") {
@@ -96,7 +106,14 @@ func makeConnection(_ endpoint: Endpoint, source: Endpoint?) throws -> Int32 {
             }
         }
         _ = try withSocketAddress(endpoint) { (address, length) throws in
-            try systemCall("connect", subject: endpoint.description) { connect(fd, address, length) }
+            // A blocking connect cut short by SO_SNDTIMEO reports EINPROGRESS.
+            if connect(fd, address, length) != 0 {
+                let errno = lastErrno()
+                if errno == .interrupted || errno == .nowInProgress {
+                    throw KernelIOError("connect", subject: endpoint.description, errno: .timedOut)
+                }
+                throw KernelIOError("connect", subject: endpoint.description, errno: errno)
+            }
         }
         return fd
     } catch {

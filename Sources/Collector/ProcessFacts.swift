@@ -1,0 +1,111 @@
+import Diagnosis
+import KernelIO
+import Sockets
+
+/// Pure readers of /proc/PID files.
+public enum ProcText {
+    /// Parent pid and start time (clock ticks after boot) from /proc/PID/stat. The
+    /// command name in parentheses may itself hold spaces and parentheses, so fields
+    /// are counted from the last ')'.
+    public static func stat(_ bytes: [UInt8]) -> (parent: Int32, startTicks: UInt64)? {
+        guard let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        let fields = String(decoding: bytes[(close + 1)...], as: UTF8.self).split(separator: " ")
+        // After ')': state(3) ppid(4) … starttime(22), so ppid is [1] and starttime [19].
+        guard fields.count > 19, let parent = Int32(fields[1]), let start = UInt64(fields[19]) else { return nil }
+        return (parent, start)
+    }
+
+    /// A variable from /proc/PID/environ (NUL-separated NAME=value pairs).
+    public static func environmentValue(_ name: String, in bytes: [UInt8]) -> String? {
+        let prefix = Array("\(name)=".utf8)
+        for entry in bytes.split(separator: 0) where entry.starts(with: prefix) {
+            return String(decoding: entry.dropFirst(prefix.count), as: UTF8.self)
+        }
+        return nil
+    }
+
+    /// Seconds since boot from /proc/uptime ("12345.67 2345.89").
+    public static func uptime(_ bytes: [UInt8]) -> Double? {
+        String(decoding: bytes, as: UTF8.self).split(separator: " ").first.flatMap { Double($0) }
+    }
+}
+
+/// Finds the processes that hold given socket inodes, looking at the processes inside
+/// the network namespace first and stopping as soon as every inode is found: the cost
+/// is the namespace's processes, not the node's.
+struct OwnerSearch {
+    let procfs: ProcFS
+
+    /// - Parameter namespaceLink: the namespace as /proc/PID/ns/net links name it ("net:[4026532281]").
+    ///
+    /// Processes in the namespace are searched first. A process can hold sockets of a
+    /// namespace it does not live in (one that entered it on a thread, as the lab does),
+    /// so whatever is still missing is then searched for in the other processes.
+    func owners(of inodes: Set<UInt64>, namespaceLink: String) -> (owners: [UInt64: [SocketOwner]], unreadable: Int) {
+        guard !inodes.isEmpty, let names = try? procfs.list(procfs.root) else { return ([:], 0) }
+        let pids = names.compactMap { Int32($0) }.filter { $0 > 0 }
+        var inside: [Int32] = []
+        var outside: [Int32] = []
+        for pid in pids {
+            if (try? procfs.readLink("\(procfs.root)/\(pid)/ns/net")) == namespaceLink { inside.append(pid) } else { outside.append(pid) }
+        }
+        var (found, unreadable) = search(inside, for: inodes)
+        if found.count < inodes.count {
+            let (more, _) = search(outside, for: inodes.subtracting(found.keys))
+            found.merge(more) { first, _ in first }
+        }
+        return (found, unreadable)
+    }
+
+    private func search(_ pids: [Int32], for inodes: Set<UInt64>) -> ([UInt64: [SocketOwner]], Int) {
+        var found: [UInt64: [SocketOwner]] = [:]
+        var unreadable = 0
+        for pid in pids {
+            guard let descriptors = try? procfs.list("\(procfs.root)/\(pid)/fd") else {
+                unreadable += 1
+                continue
+            }
+            var command: String?
+            for descriptor in descriptors {
+                guard let fd = Int32(descriptor),
+                    let link = try? procfs.readLink("\(procfs.root)/\(pid)/fd/\(descriptor)"),
+                    let inode = ProcessTable.socketInode(fromLink: link), inodes.contains(inode)
+                else { continue }
+                if command == nil { command = commandName(pid) }
+                found[inode, default: []].append(SocketOwner(pid: pid, command: command!, fd: fd))
+            }
+            if found.count == inodes.count { break }
+        }
+        return (found, unreadable)
+    }
+
+    func commandName(_ pid: Int32) -> String {
+        (try? procfs.read("\(procfs.root)/\(pid)/comm", limit: 64)).map {
+            String(decoding: $0, as: UTF8.self).filter { $0 != "\n" }
+        } ?? "?"
+    }
+
+    /// Uptime and ISTIO_META_IDLE_TIMEOUT of the proxy, looking at its parent too
+    /// (pilot-agent starts envoy and both carry the proxy metadata).
+    func sidecarFacts(_ owner: SocketOwner, notices: inout [String]) -> SidecarProcessFacts {
+        var facts = SidecarProcessFacts(pid: owner.pid, command: owner.command)
+        let stat = (try? procfs.read("\(procfs.root)/\(owner.pid)/stat", limit: 4096)).flatMap(ProcText.stat)
+        if let stat, let uptime = (try? procfs.read("\(procfs.root)/uptime", limit: 256)).flatMap(ProcText.uptime) {
+            // USER_HZ is 100 on every Linux ABI.
+            facts.uptimeSeconds = max(0, uptime - Double(stat.startTicks) / 100)
+        }
+        var readable = false
+        for pid in [owner.pid, stat?.parent].compactMap({ $0 }) where pid > 1 {
+            guard let environment = try? procfs.read("\(procfs.root)/\(pid)/environ", limit: 1 << 20) else { continue }
+            readable = true
+            if let value = ProcText.environmentValue("ISTIO_META_IDLE_TIMEOUT", in: environment) {
+                facts.idleTimeoutSetting = value
+                break
+            }
+        }
+        if !readable {
+            notices.append("the environment of \(owner.command) (pid \(owner.pid)) is not readable (needs CAP_SYS_PTRACE or its uid): ISTIO_META_IDLE_TIMEOUT unknown")
+        }
+        return facts
+    }
+}

@@ -1,0 +1,168 @@
+import KernelIO
+import NetCore
+import Netlink
+import SystemPackage
+
+/// A TCP flow's reply tuple as the socket that answers it sees it: for a sidecar's
+/// accepted socket, source is its own address (127.0.0.1:15001) and destination the
+/// app's (podIP:ephemeral). IPv4-mapped addresses, as a dual-stack listener reports
+/// them, are unmapped, because conntrack tracks those flows as IPv4.
+public struct ReplyTupleKey: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var source: Endpoint
+    public var destination: Endpoint
+
+    public init(source: Endpoint, destination: Endpoint) {
+        self.source = Endpoint(source.address.unmappedV4 ?? source.address, source.port)
+        self.destination = Endpoint(destination.address.unmappedV4 ?? destination.address, destination.port)
+    }
+
+    /// The key of an entry's reply tuple.
+    public init(replyOf entry: ConntrackEntry) {
+        self.init(source: entry.reply.sourceEndpoint, destination: entry.reply.destinationEndpoint)
+    }
+
+    public var description: String { "\(source) -> \(destination)" }
+
+    public static func < (lhs: ReplyTupleKey, rhs: ReplyTupleKey) -> Bool {
+        (lhs.source, lhs.destination) < (rhs.source, rhs.destination)
+    }
+}
+
+extension ConntrackRequest {
+    /// A GET that carries only CTA_TUPLE_REPLY. ctnetlink looks it up in the hash by
+    /// that tuple: a few microseconds whatever the table size. (NFCT_Q_GET cannot do
+    /// this: libnetfilter_conntrack always adds an empty CTA_TUPLE_ORIG, which the
+    /// kernel prefers.)
+    public static func getByReply(_ key: ReplyTupleKey, protocolNumber: UInt8 = IPProtocolName.tcp, sequence: UInt32) -> [UInt8] {
+        var builder = NetlinkRequestBuilder(
+            type: Ctnetlink.type(Ctnetlink.messageGet), flags: NetlinkConstant.request, sequence: sequence)
+        appendFamilyHeader(&builder, family: key.source.address.family)
+        appendTuple(
+            &builder, Ctnetlink.tupleReply,
+            ConntrackTuple(
+                source: key.source.address, destination: key.destination.address,
+                sourcePort: key.source.port, destinationPort: key.destination.port),
+            protocolNumber: protocolNumber)
+        return builder.finish()
+    }
+}
+
+extension ConntrackRequest {
+    /// Sets an existing entry's timeout, finding it by reply tuple: IPCTNL_MSG_CT_NEW
+    /// without NLM_F_CREATE updates instead of creating. What raising
+    /// nf_conntrack_tcp_timeout_close_wait does to a half-closed flow, for one flow.
+    public static func setTimeout(replyOf key: ReplyTupleKey, seconds: UInt32, sequence: UInt32) -> [UInt8] {
+        var builder = NetlinkRequestBuilder(
+            type: Ctnetlink.type(Ctnetlink.messageNew), flags: NetlinkConstant.request | NetlinkConstant.ack,
+            sequence: sequence)
+        appendFamilyHeader(&builder, family: key.source.address.family)
+        appendTuple(
+            &builder, Ctnetlink.tupleReply,
+            ConntrackTuple(
+                source: key.source.address, destination: key.destination.address,
+                sourcePort: key.source.port, destinationPort: key.destination.port),
+            protocolNumber: IPProtocolName.tcp)
+        builder.attributeBE(Ctnetlink.timeout, seconds)
+        return builder.finish()
+    }
+}
+
+/// Finds conntrack entries by reply tuple, one GET per flow, many GETs per sendmsg.
+///
+/// This is what makes diagnosis cost proportional to the suspect sockets instead of
+/// the table: 2,000 lookups cost what a 262,144-entry dump costs in its first 1%.
+public struct ConntrackReplyLookup: Sendable {
+    public typealias TransportFactory = @Sendable () throws -> any NetlinkTransport
+
+    let makeTransport: TransportFactory
+    /// GETs per sendmsg; their replies must fit the receive buffer together.
+    public var batchSize = 128
+
+    public init(transportFactory: @escaping TransportFactory) {
+        self.makeTransport = transportFactory
+    }
+
+    /// A lookup in a namespace, with a receive buffer sized for a batch of replies.
+    public init(namespace: NetworkNamespace) {
+        self.init(transportFactory: {
+            try namespace.run { try NetlinkSocket(bus: .netfilter, receiveBufferBytes: 4 << 20) }
+        })
+    }
+
+    /// Why the fast path is not available here, so a caller can fall back to a dump.
+    public struct Unsupported: Error, CustomStringConvertible {
+        public var detail: String
+        public var description: String { "conntrack lookup by reply tuple refused: \(detail)" }
+    }
+
+    /// The entry for each key that has one. Keys without an entry are absent.
+    /// - Throws: `Unsupported` when the kernel refuses reply-only GETs (EINVAL,
+    ///   EOPNOTSUPP); `ConntrackReadError` for permission and other failures.
+    public func entries(for keys: [ReplyTupleKey]) throws -> [ReplyTupleKey: ConntrackEntry] {
+        guard !keys.isEmpty else { return [:] }
+        let transport = try makeTransport()
+        var found: [ReplyTupleKey: ConntrackEntry] = [:]
+        var pending = Array(Set(keys)).sorted()
+        var sequence = UInt32.random(in: 1...(UInt32.max / 2))
+        var size = batchSize
+        var overruns = 0
+        var buffer = [UInt8](repeating: 0, count: NetlinkDump.receiveBufferSize)
+        while !pending.isEmpty {
+            let batch = Array(pending.prefix(size))
+            var bySequence: [UInt32: ReplyTupleKey] = [:]
+            var request: [UInt8] = []
+            for key in batch {
+                sequence &+= 1
+                bySequence[sequence] = key
+                request += ConntrackRequest.getByReply(key, sequence: sequence)
+            }
+            try transport.send(request)
+            var answered = Set<UInt32>()
+            do {
+                while answered.count < batch.count {
+                    if let socket = transport as? NetlinkSocket, try !socket.waitReadable(milliseconds: 5000) {
+                        throw ConntrackReadError.dumpFailed(detail: "no conntrack reply within 5 s to \(batch.count - answered.count) lookups")
+                    }
+                    let count = try transport.receive(into: &buffer)
+                    var reader = NetlinkMessageReader(buffer, count: count)
+                    while let message = try reader.next() {
+                        guard let key = bySequence[message.sequence] else { continue }
+                        answered.insert(message.sequence)
+                        if message.type == NetlinkConstant.error {
+                            try Self.checkLookupError(buffer, message)
+                        } else if ConntrackMessageDecoder.carriesEntry(message) {
+                            found[key] = try ConntrackMessageDecoder.decode(buffer, message)
+                        }
+                    }
+                }
+            } catch let error as NetlinkTransportError where error.errno == .noBufferSpace {
+                // Replies overran the socket: ask again, in smaller batches, for what
+                // went unanswered. The kernel has finished the whole batch by now.
+                overruns += 1
+                guard overruns < 8 else { throw ConntrackReadError.dumpFailed(detail: "\(error) on every retry") }
+                size = max(1, size / 4)
+                if let socket = transport as? NetlinkSocket {
+                    while (try? socket.waitReadable(milliseconds: 0)) == true { _ = try? socket.receive(into: &buffer) }
+                }
+            }
+            let unanswered = bySequence.filter { !answered.contains($0.key) }.map(\.value)
+            pending = Array(pending.dropFirst(batch.count)) + unanswered.sorted()
+        }
+        return found
+    }
+
+    /// ENOENT is the answer "no such entry"; anything else is a failure.
+    static func checkLookupError(_ buffer: [UInt8], _ message: NetlinkMessage) throws {
+        do {
+            try NetlinkDump.checkErrorMessage(buffer, message)
+        } catch let error as NetlinkKernelError {
+            switch error.errno {
+            case .noSuchFileOrDirectory: return
+            case .invalidArgument, .notSupported: throw Unsupported(detail: error.description)
+            case .notPermitted, .permissionDenied:
+                throw ConntrackReadError.permissionDenied(fallback: "conntrack lookups need CAP_NET_ADMIN too (\(error.errno.symbol))")
+            default: throw ConntrackReadError.dumpFailed(detail: error.description)
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+import Conntrack
+import NetCore
+import Sockets
+
+/// What diagnosis concluded about one namespace.
+public struct DiagnosisReport: Sendable {
+    public var namespace: String
+    /// One line, the answer first.
+    public var verdict: String
+    /// Most severe first.
+    public var findings: [Finding]
+    /// nil when no sidecar was found or given.
+    public var sidecar: SidecarDetection?
+    public var idleTimeout: (seconds: Double, source: String)
+    public var leaks: [LeakRecord]
+    public var collisions: CollisionPrediction
+    public var kernel: KernelAudit
+    /// Orphaned FIN_WAIT2 capture sockets (reaped by tcp_fin_timeout, not leaks).
+    public var orphans: Int
+    public var notices: [String]
+    public var input: DiagnosisInput
+
+    /// The worst severity found, nil when nothing was.
+    public var worstSeverity: Severity? { findings.map(\.severity).max() }
+
+    public func findings(atLeast severity: Severity) -> [Finding] { findings.filter { $0.severity >= severity } }
+}
+
+/// Diagnoses one namespace from its input. Pure: the same input gives the same report.
+public enum Diagnosis {
+    /// Envoy's TcpProxy idle_timeout default, which Istio keeps unless told otherwise.
+    public static let defaultIdleTimeoutSeconds = 3600.0
+
+    public static func diagnose(_ input: DiagnosisInput, options: DiagnosisOptions = DiagnosisOptions()) -> DiagnosisReport {
+        var notices = input.notices
+        let sidecar: SidecarDetection? = options.sidecar.map {
+            SidecarDetection(profile: $0, evidence: "given with --sidecar", process: sidecarOwner(input, $0), wasGiven: true)
+        } ?? SidecarDetection.detect(listeners: input.sockets.filter { $0.state == .listen }, owners: input.owners)
+
+        let idleTimeout = resolveIdleTimeout(options: options, input: input, notices: &notices)
+        let kernel = KernelAudit.audit(facts: input.kernel, rules: input.rules, idleTimeoutSeconds: idleTimeout.seconds)
+
+        var leaks: [LeakRecord] = []
+        var orphans = 0
+        if let sidecar {
+            leaks = LeakAnalysis.analyse(
+                sockets: input.sockets, conntrack: input.conntrack, owners: input.owners, profile: sidecar.profile,
+                sidecarProcess: sidecar.process, idleTimeoutMilliseconds: UInt64(idleTimeout.seconds * 1000))
+            orphans = LeakAnalysis.orphans(in: input.sockets, profile: sidecar.profile)
+        }
+        let rate = options.connectRate.map { ConnectRate(perSecond: $0, source: "given with --connect-rate") }
+            ?? CollisionPrediction.estimateRate(counters: input.counters, sidecar: input.sidecarProcess)
+        let collisions = CollisionPrediction.predict(leaks: leaks, kernel: input.kernel, connectRate: rate, counters: input.counters)
+
+        let findings = Findings.make(
+            sidecar: sidecar, leaks: leaks, collisions: collisions, kernel: kernel, idleTimeout: idleTimeout,
+            socketSource: input.socketSource)
+        return DiagnosisReport(
+            namespace: input.namespace,
+            verdict: verdict(sidecar: sidecar, leaks: leaks, collisions: collisions, kernel: kernel, findings: findings),
+            findings: findings.sorted { ($0.severity, $1.id) > ($1.severity, $0.id) },
+            sidecar: sidecar,
+            idleTimeout: idleTimeout,
+            leaks: leaks,
+            collisions: collisions,
+            kernel: kernel,
+            orphans: orphans,
+            notices: notices,
+            input: input)
+    }
+
+    static func sidecarOwner(_ input: DiagnosisInput, _ profile: SidecarProfile) -> SocketOwner? {
+        input.sockets.filter { $0.state == .listen && profile.capturePorts.contains($0.local.port) }
+            .lazy.compactMap { input.owners[$0.inode]?.first }.first
+    }
+
+    /// --idle-timeout, else ISTIO_META_IDLE_TIMEOUT from the proxy's environment, else
+    /// Envoy's default of one hour.
+    static func resolveIdleTimeout(
+        options: DiagnosisOptions, input: DiagnosisInput, notices: inout [String]
+    ) -> (seconds: Double, source: String) {
+        if let given = options.idleTimeoutSeconds { return (given, "given with --idle-timeout") }
+        if let setting = input.sidecarProcess?.idleTimeoutSetting {
+            if let seconds = KernelText.goDurationSeconds(setting) {
+                return (seconds, "ISTIO_META_IDLE_TIMEOUT=\(setting) in the proxy's environment")
+            }
+            notices.append("ISTIO_META_IDLE_TIMEOUT=\(setting) in the proxy's environment is not a duration; assumed Envoy's default of 1h")
+        }
+        return (defaultIdleTimeoutSeconds, "Envoy's default (1h); a DestinationRule connectionPool.tcp.idleTimeout may differ per destination")
+    }
+
+    static func verdict(
+        sidecar: SidecarDetection?, leaks: [LeakRecord], collisions: CollisionPrediction, kernel: KernelAudit,
+        findings: [Finding]
+    ) -> String {
+        guard sidecar != nil else {
+            return "No sidecar capture listener in this namespace: nothing to diagnose (give --sidecar if it uses other ports)."
+        }
+        let leaked = leaks.filter { $0.classification == .leaked }
+        let atRisk = leaks.filter { $0.classification == .atRisk }
+        let outcome: String
+        switch kernel.outcome {
+        case .recovers: outcome = "a colliding connect recovers on this kernel (a retransmit's delay)"
+        case .fails: outcome = "a colliding connect times out on this kernel"
+        case .uncertain: outcome = "whether a colliding connect recovers on this kernel is uncertain"
+        }
+        if !collisions.liveCollisions.isEmpty {
+            return "COLLIDING NOW: \(plural(collisions.liveCollisions.count, "connection")) from a leaked socket's port; \(plural(leaked.count, "leaked sidecar socket")); \(outcome)."
+        }
+        if !leaked.isEmpty {
+            let ports = collisions.sources.reduce(0) { $0 + $1.poisoned.count }
+            return "\(plural(leaked.count, "sidecar socket")) leaked in FIN_WAIT2, poisoning \(plural(ports, "ephemeral port")); \(outcome)."
+        }
+        if !atRisk.isEmpty {
+            return "No leaks yet: \(plural(atRisk.count, "half-closed flow")) will outlive \(atRisk.count == 1 ? "its" : "their") conntrack \(atRisk.count == 1 ? "entry" : "entries") (the next leak if the app closes late)."
+        }
+        if let worst = findings.filter({ $0.severity >= .warning }).max(by: { $0.severity < $1.severity }) {
+            return worst.summary
+        }
+        return "Healthy: no leaked or at-risk sidecar sockets."
+    }
+}
+
+func plural(_ count: Int, _ noun: String) -> String {
+    count == 1 ? "1 \(noun)" : "\(count) \(noun)s"
+}

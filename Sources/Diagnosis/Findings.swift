@@ -1,0 +1,188 @@
+import Conntrack
+import NetCore
+import Sockets
+
+/// Turns the analyses into findings, each with the remedy that works on this kernel
+/// and this mesh.
+///
+/// Severity follows what is happening, not what could: leaks and collisions in
+/// progress are errors, flows about to leak and a nearly full table are warnings, and
+/// latent configuration risks (a close_wait timeout shorter than the proxy's idle
+/// timeout, with nothing half-closed yet) are information. Stock Istio has that latent
+/// risk everywhere; a report that fails on every pod would be ignored.
+enum Findings {
+    static let evidenceLimit = 10
+
+    static func make(
+        sidecar: SidecarDetection?, leaks: [LeakRecord], collisions: CollisionPrediction, kernel: KernelAudit,
+        idleTimeout: (seconds: Double, source: String), socketSource: SocketSource
+    ) -> [Finding] {
+        var findings: [Finding] = []
+        guard let sidecar else {
+            findings.append(Finding(
+                id: "no-sidecar", severity: .info,
+                summary: "No sidecar capture listener (Istio 15001/15006, Linkerd 4140/4143) in this namespace",
+                evidence: ["no LISTEN socket on a known capture port"],
+                remedy: "If a proxy captures traffic on other ports, give them with --sidecar ports:OUT,IN."))
+            findings += tableFindings(kernel)
+            return findings
+        }
+        let profile = sidecar.profile
+        let leaked = leaks.filter { $0.classification == .leaked }
+        let atRisk = leaks.filter { $0.classification == .atRisk }
+        let closeWait = kernel.facts.closeWaitTimeout.map { "\($0) s" } ?? "unknown"
+        let idle = idleTimeout.seconds == 0 ? "disabled" : "\(Int(idleTimeout.seconds)) s"
+
+        if !leaked.isEmpty {
+            let reaped = leaked.compactMap(\.reapedInMilliseconds).max().map { " The last goes away in \(humanDuration(milliseconds: $0)) when the proxy's idle timeout fires, or when the proxy restarts." } ?? " They stay until the proxy restarts (its idle timeout is disabled)."
+            findings.append(Finding(
+                id: "leaked-sockets", severity: .error,
+                summary: "\(plural(leaked.count, "sidecar socket")) leaked in FIN_WAIT2: conntrack forgot \(leaked.count == 1 ? "its flow" : "their flows") after the half-close, so the app's FIN cannot reach the proxy",
+                evidence: limited(leaked.map(describe)) + ["conntrack close_wait timeout \(closeWait); proxy idle timeout \(idle) (\(idleTimeout.source))"],
+                remedy: leakRemedy(profile: profile, kernel: kernel, idleTimeout: idleTimeout.seconds) + reaped))
+        }
+        if !atRisk.isEmpty {
+            findings.append(Finding(
+                id: "leak-at-risk", severity: .warning,
+                summary: "\(plural(atRisk.count, "half-closed flow")) will lose \(atRisk.count == 1 ? "its" : "their") conntrack \(atRisk.count == 1 ? "entry" : "entries") before the proxy gives up on \(atRisk.count == 1 ? "it" : "them")",
+                evidence: limited(atRisk.map(describe)),
+                remedy: leakRemedy(profile: profile, kernel: kernel, idleTimeout: idleTimeout.seconds)))
+        }
+        if !collisions.liveCollisions.isEmpty {
+            findings.append(Finding(
+                id: "live-collision", severity: .error,
+                summary: "\(plural(collisions.liveCollisions.count, "connection attempt")) \(collisions.liveCollisions.count == 1 ? "is" : "are") landing on a leaked socket right now",
+                evidence: limited(collisions.liveCollisions.map { leak in
+                    let entry = leak.collidingEntry!
+                    return "SYN_SENT \(entry.original.sourceEndpoint) -> \(entry.original.destinationEndpoint) is REDIRECTed onto the leaked \(leak.socket.local) <-> \(leak.socket.remote)"
+                }) + counterEvidence(collisions),
+                remedy: (kernel.outcome == .recovers
+                    ? "On this kernel the collision recovers after a SYN retransmit. "
+                    : "On this kernel the collision makes connect() time out: \(kernel.collisionRemedy). ")
+                    + "Prevent the leaks: \(leakRemedy(profile: profile, kernel: kernel, idleTimeout: idleTimeout.seconds))"))
+        }
+        let exposed = collisions.sources.filter { !$0.poisoned.isEmpty }
+        if !exposed.isEmpty {
+            // Ports of the second-pass parity are chosen only once the first pass runs
+            // out of ports, so they matter only to a pod near port exhaustion.
+            let firstPass = exposed.contains { $0.firstPassPoisoned > 0 }
+            let severity: Severity = !firstPass ? .info : kernel.outcome == .fails ? .error : .warning
+            findings.append(Finding(
+                id: "collision-risk", severity: severity,
+                summary: collisionSummary(exposed, outcome: kernel.outcome),
+                evidence: exposed.map { describe($0, rate: collisions.connectRate) } + ["model: \(CollisionPrediction.model)"]
+                    + collisions.assumptions.map { "assumes \($0)" } + counterEvidence(collisions),
+                remedy: kernel.outcome == .recovers
+                    ? "On this kernel a collision costs the app a SYN retransmit and resets the leaked socket it hit; prevent the leaks (see leaked-sockets)."
+                    : "\(kernel.collisionRemedy.capitalizedFirst). Until then each poisoned port stays dangerous while its leaked socket lives; prevent the leaks (see leaked-sockets)."))
+        }
+        if kernel.outcome != .recovers {
+            findings.append(Finding(
+                id: "collision-outcome", severity: exposed.isEmpty ? .info : .warning,
+                summary: kernel.outcome == .fails
+                    ? "On this kernel a connect() that lands on a leaked socket's port times out instead of recovering"
+                    : "Whether a connect() that lands on a leaked socket's port recovers is uncertain on this kernel",
+                evidence: [kernel.reason, "rules: \(kernel.rules.source)"],
+                remedy: kernel.collisionRemedy.capitalizedFirst + "."))
+        }
+        if let shorter = kernel.closeWaitShorterThanIdleTimeout, shorter {
+            findings.append(Finding(
+                id: "close-wait-timeout", severity: (leaked.isEmpty && atRisk.isEmpty) ? .info : .warning,
+                summary: "Conntrack forgets half-closed flows after \(closeWait), the proxy keeps them \(idle): any app that closes later than \(closeWait) after its upstream leaks a socket",
+                evidence: [
+                    "net.netfilter.nf_conntrack_tcp_timeout_close_wait = \(closeWait) in this namespace",
+                    "proxy TCP idle timeout \(idle): \(idleTimeout.source)",
+                ],
+                remedy: leakRemedy(profile: profile, kernel: kernel, idleTimeout: idleTimeout.seconds)))
+        }
+        if !collisions.counters.isEmpty, collisions.counters.values.contains(where: { $0 > 0 }), exposed.isEmpty {
+            findings.append(Finding(
+                id: "challenge-acks-seen", severity: .info,
+                summary: "This namespace has sent challenge ACKs: port collisions (or other stale-connection hits) happened since it was created",
+                evidence: counterEvidence(collisions),
+                remedy: "Watch these counters over time (nstat -az TcpExtTCPChallengeACK); rising counts with leaked sidecar sockets mean live collisions."))
+        }
+        if case .procFile(let reason) = socketSource {
+            findings.append(Finding(
+                id: "no-tcp-info", severity: .info,
+                summary: "Socket idle times are unknown: \(reason)",
+                evidence: ["leaks are assumed to live the whole proxy idle timeout"],
+                remedy: "Load the kernel's inet_diag and tcp_diag modules for exact idle times."))
+        }
+        return findings + tableFindings(kernel)
+    }
+
+    static func tableFindings(_ kernel: KernelAudit) -> [Finding] {
+        guard let fill = kernel.tableFill, fill >= 0.8 else { return [] }
+        return [Finding(
+            id: "conntrack-table-full", severity: fill >= 0.95 ? .error : .warning,
+            summary: "The conntrack table is \(Int(fill * 100))% full: new flows are dropped once it fills",
+            evidence: ["nf_conntrack_count \(kernel.facts.conntrackCount ?? 0) of nf_conntrack_max \(kernel.facts.conntrackMax ?? 0) (the maximum is global, the count per namespace)"],
+            remedy: "Raise net.netfilter.nf_conntrack_max on the node, or find what fills the table: ctdoctor conntrack --count --state ...")]
+    }
+
+    /// The way to stop half-close leaks for this mesh, kernel and idle timeout.
+    static func leakRemedy(profile: SidecarProfile, kernel: KernelAudit, idleTimeout: Double) -> String {
+        let target = idleTimeout == 0 ? 3600 : Int(idleTimeout.rounded(.up))
+        let sysctl = "raise net.netfilter.nf_conntrack_tcp_timeout_close_wait to at least the proxy idle timeout (\(target)) in the pod's network namespace, e.g. from a NET_ADMIN init container: sysctl -w net.netfilter.nf_conntrack_tcp_timeout_close_wait=\(target)"
+        switch profile.mesh {
+        case .istio:
+            return "Either \(sysctl); or lower the proxy's TCP idle timeout below the close_wait timeout (\(kernel.facts.closeWaitTimeout.map { "\($0) s" } ?? "60 s by default")) with a DestinationRule trafficPolicy.connectionPool.tcp.idleTimeout (Istio ≥ 1.21) or ISTIO_META_IDLE_TIMEOUT in the proxy metadata, at the cost of closing idle connections sooner."
+        case .linkerd:
+            return "Set config.linkerd.io/close-wait-timeout on the workload (proxy-init then sets the sysctl; it needs the privileged init container), or \(sysctl)."
+        case .custom:
+            return "Either \(sysctl); or make the proxy close idle half-closed connections before conntrack forgets them."
+        }
+    }
+
+    static func describe(_ leak: LeakRecord) -> String {
+        var text = "\(leak.socket.local) <-> \(leak.socket.remote) (\(leak.direction.rawValue))"
+        if let destination = leak.originalDestination { text += ", app dialled \(destination)" }
+        if let entry = leak.entry, let left = entry.timeout { text += ", conntrack \(entry.state?.name ?? "?") \(left) s left" }
+        if let app = leak.appSocket { text += ", app socket \(app.state.name)" }
+        if let idle = leak.idleMilliseconds { text += ", idle \(humanDuration(milliseconds: idle))" }
+        if let owner = leak.owner {
+            text += leak.ownerInferred ? ", proxy \(owner.command) (pid \(owner.pid))" : ", held by \(owner.command) (pid \(owner.pid), fd \(owner.fd))"
+        }
+        return text
+    }
+
+    static func describe(_ source: SourceExposure, rate: ConnectRate?) -> String {
+        let ports = source.poisoned.map { "\($0.port)\($0.firstPass ? "" : "*")" }.prefix(evidenceLimit).joined(separator: " ")
+        var text = "\(source.address) (\(source.direction == .outbound ? "the app" : "a remote client")): poisoned ports \(ports)\(source.poisoned.count > evidenceLimit ? " …" : "")"
+        text += "; \(source.firstPassPoisoned) of \(source.firstPassSpace) first-pass ports (\(formatPercent(source.fractionPoisoned)) per connect)"
+        if source.secondPassPoisoned > 0 { text += ", \(source.secondPassPoisoned) second-pass (*)" }
+        if let expected = source.expectedCollisions, let probability = source.collisionProbability {
+            text += "; expected collisions before the leaks end: \(formatQuantity(expected)) (P ≥ 1: \(formatPercent(probability)))"
+        } else if rate == nil {
+            text += "; expected collisions unknown (no connect rate: give --connect-rate)"
+        }
+        return text
+    }
+
+    static func collisionSummary(_ exposed: [SourceExposure], outcome: CollisionOutcome) -> String {
+        let ports = exposed.reduce(0) { $0 + $1.poisoned.count }
+        let effect = outcome == .fails ? "time out" : outcome == .recovers ? "be delayed by a retransmit" : "be delayed or time out"
+        let odds = exposed.map(\.fractionPoisoned).max() ?? 0
+        return "\(plural(ports, "ephemeral port")) \(ports == 1 ? "is" : "are") poisoned: a connect() that picks one will \(effect) (\(formatPercent(odds)) of connects)"
+    }
+
+    static func counterEvidence(_ collisions: CollisionPrediction) -> [String] {
+        guard !collisions.counters.isEmpty else { return [] }
+        let values = CollisionPrediction.counterNames.compactMap { name in collisions.counters[name].map { "\(name) \($0)" } }
+        return ["since the namespace was created: " + values.joined(separator: ", ")]
+    }
+
+    static func limited(_ lines: [String]) -> [String] {
+        lines.count <= evidenceLimit ? lines : Array(lines.prefix(evidenceLimit)) + ["… and \(lines.count - evidenceLimit) more"]
+    }
+}
+
+/// A fraction as a percentage with `formatQuantity`'s precision.
+public func formatPercent(_ fraction: Double) -> String {
+    fraction == 0 ? "0%" : "\(formatQuantity(fraction * 100))%"
+}
+
+extension String {
+    var capitalizedFirst: String { prefix(1).uppercased() + dropFirst() }
+}

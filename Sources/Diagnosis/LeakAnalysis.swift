@@ -1,0 +1,160 @@
+import Conntrack
+import NetCore
+import Sockets
+
+/// Which side of the pod a captured socket faces.
+public enum CaptureDirection: String, Sendable, Hashable {
+    /// The app's own outbound connection, REDIRECTed to the outbound port; the socket's
+    /// peer is the app (podIP:ephemeral), in this namespace.
+    case outbound
+    /// A client's connection to the app, REDIRECTed to the inbound port; the peer is
+    /// the remote client.
+    case inbound
+}
+
+/// What became of a half-closed flow.
+public enum LeakClass: String, Sendable, Hashable, Comparable {
+    /// Conntrack has forgotten the flow: when the app closes, its FIN is not NATed back
+    /// to the proxy, so the proxy's socket stays in FIN_WAIT2 until its idle timeout.
+    case leaked
+    /// Conntrack still knows the flow, but forgets it before the proxy gives up on the
+    /// socket: an app that closes after that leaks it.
+    case atRisk = "at-risk"
+    /// The entry outlives the socket, or the close is already under way.
+    case healthy
+
+    public static func < (lhs: LeakClass, rhs: LeakClass) -> Bool {
+        let order: [LeakClass] = [.leaked, .atRisk, .healthy]
+        return order.firstIndex(of: lhs)! < order.firstIndex(of: rhs)!
+    }
+}
+
+/// One proxy socket left in FIN_WAIT2 after forwarding a half-close, and its flow.
+public struct LeakRecord: Sendable, Hashable {
+    /// The proxy's socket (local: the capture port).
+    public var socket: TCPSocket
+    public var direction: CaptureDirection
+    public var classification: LeakClass
+    /// Why this class, in one sentence.
+    public var reason: String
+    /// The flow's conntrack entry, nil once forgotten.
+    public var entry: ConntrackEntry?
+    /// A new connection attempt that reuses this flow's reply tuple right now (SYN_SENT):
+    /// the app picked the leaked socket's port and is colliding with it.
+    public var collidingEntry: ConntrackEntry?
+    /// The app's end of an outbound flow, when it is in this namespace: CLOSE_WAIT (the
+    /// app has not closed) or LAST_ACK (it closed and its FIN is unanswered).
+    public var appSocket: TCPSocket?
+    /// Where the app was connecting to, before REDIRECT: from the entry, or from the
+    /// app's socket once the entry is gone.
+    public var originalDestination: Endpoint?
+    /// The process holding the socket: found by its inode, or — when only the capture
+    /// listener's owner is known — that process (`ownerInferred`).
+    public var owner: SocketOwner?
+    public var ownerInferred: Bool
+    /// Milliseconds since the socket last sent or received anything (tcp_info).
+    public var idleMilliseconds: UInt64?
+    /// Milliseconds until the proxy's idle timeout closes the socket; nil when the
+    /// timeout is disabled (the socket stays until the proxy restarts).
+    public var reapedInMilliseconds: UInt64?
+
+    /// The app's port this socket holds hostage (the peer port of an outbound socket).
+    public var heldPort: Endpoint { socket.remote }
+}
+
+/// Finds the proxy sockets stuck after a half-close and classifies each by its
+/// conntrack entry.
+public enum LeakAnalysis {
+    /// - Parameters:
+    ///   - idleTimeoutMilliseconds: the proxy's TCP idle timeout; 0 means disabled.
+    public static func analyse(
+        sockets: [TCPSocket],
+        conntrack: [ConntrackEntry],
+        owners: [UInt64: [SocketOwner]],
+        profile: SidecarProfile,
+        sidecarProcess: SocketOwner?,
+        idleTimeoutMilliseconds: UInt64
+    ) -> [LeakRecord] {
+        let byReplyTuple = Dictionary(
+            conntrack.filter { $0.protocolNumber == IPProtocolName.tcp }.map { (ReplyTupleKey(replyOf: $0), $0) },
+            uniquingKeysWith: { first, _ in first })
+        let appSockets = Dictionary(
+            sockets.filter { [.closeWait, .lastAck, .finWait1, .closing].contains($0.state) }
+                .map { (normalized($0.local), $0) },
+            uniquingKeysWith: { first, _ in first })
+
+        return suspects(in: sockets, profile: profile).map { socket in
+            let direction: CaptureDirection = socket.local.port == profile.outboundPort ? .outbound : .inbound
+            let key = ReplyTupleKey(source: socket.local, destination: socket.remote)
+            let found = byReplyTuple[key]
+            // A SYN_SENT entry on this tuple is not the half-closed flow but a new
+            // connect() that picked the same port: the old entry is gone.
+            let colliding = found.flatMap { isNewAttempt($0) ? $0 : nil }
+            let entry = colliding == nil ? found : nil
+            let appSocket = direction == .outbound ? appSockets[normalized(socket.remote)] : nil
+            let idle = socket.info.map { UInt64($0.idleMilliseconds) }
+            let reapedIn: UInt64? =
+                idleTimeoutMilliseconds == 0 ? nil : idleTimeoutMilliseconds - min(idleTimeoutMilliseconds, idle ?? 0)
+            let (classification, reason) = classify(entry: entry, colliding: colliding, reapedIn: reapedIn, appSocket: appSocket)
+            return LeakRecord(
+                socket: socket,
+                direction: direction,
+                classification: classification,
+                reason: reason,
+                entry: entry,
+                collidingEntry: colliding,
+                appSocket: appSocket,
+                originalDestination: entry.map { $0.original.destinationEndpoint } ?? appSocket?.remote,
+                owner: owners[socket.inode]?.first ?? sidecarProcess,
+                ownerInferred: owners[socket.inode] == nil && sidecarProcess != nil,
+                idleMilliseconds: idle,
+                reapedInMilliseconds: reapedIn
+            )
+        }.sorted { ($0.classification, $0.socket.remote) < ($1.classification, $1.socket.remote) }
+    }
+
+    /// FIN_WAIT2 sockets on a capture port that a process still holds. Orphans (inode
+    /// 0: the proxy closed them) are reaped by the kernel's tcp_fin_timeout instead.
+    public static func suspects(in sockets: [TCPSocket], profile: SidecarProfile) -> [TCPSocket] {
+        sockets.filter { $0.state == .finWait2 && profile.capturePorts.contains($0.local.port) && $0.inode != 0 }
+    }
+
+    /// Orphaned FIN_WAIT2 sockets on capture ports (not leaks: the kernel reaps them).
+    public static func orphans(in sockets: [TCPSocket], profile: SidecarProfile) -> Int {
+        sockets.filter { $0.state == .finWait2 && profile.capturePorts.contains($0.local.port) && $0.inode == 0 }.count
+    }
+
+    static func isNewAttempt(_ entry: ConntrackEntry) -> Bool {
+        switch entry.tcpState {
+        case .synSent?, .synSent2?, .synReceived?: true
+        default: false
+        }
+    }
+
+    static func classify(
+        entry: ConntrackEntry?, colliding: ConntrackEntry?, reapedIn: UInt64?, appSocket: TCPSocket?
+    ) -> (LeakClass, String) {
+        guard let entry else {
+            var reason = "conntrack has no entry for the flow any more, so the app's FIN can no longer reach the proxy"
+            if colliding != nil {
+                reason += "; a new connection from the same port is colliding with the socket right now"
+            } else if appSocket?.state == .lastAck {
+                reason += "; the app already closed and its FIN went unanswered (its socket is in LAST_ACK)"
+            }
+            return (.leaked, reason)
+        }
+        guard entry.tcpState == .closeWait, let secondsLeft = entry.timeout else {
+            return (.healthy, "conntrack state \(entry.state?.name ?? "?"): the close is proceeding")
+        }
+        let reapedSeconds = reapedIn.map { Double($0) / 1000 }
+        if let reapedSeconds, Double(secondsLeft) >= reapedSeconds {
+            return (.healthy, "the conntrack entry (\(secondsLeft) s left) outlives the proxy's idle timeout (\(Int(reapedSeconds)) s left)")
+        }
+        let proxy = reapedSeconds.map { "the proxy keeps the socket \(Int($0)) s" } ?? "the proxy's idle timeout is disabled"
+        return (.atRisk, "conntrack forgets the flow in \(secondsLeft) s while \(proxy): if the app closes after that, the socket leaks")
+    }
+
+    static func normalized(_ endpoint: Endpoint) -> Endpoint {
+        Endpoint(endpoint.address.unmappedV4 ?? endpoint.address, endpoint.port)
+    }
+}

@@ -1,0 +1,98 @@
+import Sockets
+
+/// Which proxy captures the namespace's TCP, and on which ports.
+public struct SidecarProfile: Sendable, Hashable, CustomStringConvertible {
+    public enum Mesh: String, Sendable, Hashable {
+        /// Istio and Alibaba ASM: Envoy, started by pilot-agent.
+        case istio
+        case linkerd
+        /// Ports given by hand.
+        case custom
+    }
+
+    public var mesh: Mesh
+    /// Where iptables REDIRECTs the app's outbound connections.
+    public var outboundPort: UInt16
+    /// Where it REDIRECTs connections coming in to the app.
+    public var inboundPort: UInt16
+
+    public init(mesh: Mesh, outboundPort: UInt16, inboundPort: UInt16) {
+        self.mesh = mesh
+        self.outboundPort = outboundPort
+        self.inboundPort = inboundPort
+    }
+
+    public static let istio = SidecarProfile(mesh: .istio, outboundPort: 15001, inboundPort: 15006)
+    public static let linkerd = SidecarProfile(mesh: .linkerd, outboundPort: 4140, inboundPort: 4143)
+
+    /// The ports sockets are captured on.
+    public var capturePorts: [UInt16] { [outboundPort, inboundPort] }
+
+    public var description: String {
+        switch mesh {
+        case .istio: "istio (outbound \(outboundPort), inbound \(inboundPort))"
+        case .linkerd: "linkerd (outbound \(outboundPort), inbound \(inboundPort))"
+        case .custom: "ports:\(outboundPort),\(inboundPort)"
+        }
+    }
+
+    /// Reads `--sidecar`: `istio`, `asm` (same ports), `linkerd`, or `ports:OUT,IN`.
+    public init?(spec: String) {
+        switch spec.lowercased() {
+        case "istio", "asm": self = .istio
+        case "linkerd": self = .linkerd
+        default:
+            guard spec.lowercased().hasPrefix("ports:") else { return nil }
+            let ports = spec.dropFirst(6).split(separator: ",").map { UInt16($0) }
+            guard ports.count == 2, let outbound = ports[0], let inbound = ports[1], outbound > 0, inbound > 0 else {
+                return nil
+            }
+            self.init(mesh: .custom, outboundPort: outbound, inboundPort: inbound)
+        }
+    }
+
+    /// Every profile auto-detection knows.
+    public static let known: [SidecarProfile] = [.istio, .linkerd]
+
+    /// Process names that identify a mesh's proxy (comm is at most 15 bytes).
+    static func mesh(ofProcess command: String) -> Mesh? {
+        switch command {
+        case "envoy", "pilot-agent": .istio
+        case "linkerd2-proxy", "linkerd2-proxy-": .linkerd
+        default: nil
+        }
+    }
+}
+
+/// How the sidecar was found, for the report.
+public struct SidecarDetection: Sendable, Hashable {
+    public var profile: SidecarProfile
+    /// How it was decided: "given with --sidecar", or the listeners and process seen.
+    public var evidence: String
+    /// The process holding the capture listener, when it could be found.
+    public var process: SocketOwner?
+    public var wasGiven: Bool
+
+    /// Finds the sidecar from listening sockets on the known capture ports and, when
+    /// their owners are known, the proxy's process name.
+    public static func detect(listeners: [TCPSocket], owners: [UInt64: [SocketOwner]]) -> SidecarDetection? {
+        var best: (profile: SidecarProfile, ports: [UInt16], owner: SocketOwner?)?
+        for profile in SidecarProfile.known {
+            let matching = listeners.filter { $0.state == .listen && profile.capturePorts.contains($0.local.port) }
+            guard !matching.isEmpty else { continue }
+            let owner = matching.lazy.compactMap { owners[$0.inode]?.first }.first
+            let candidate = (profile, Array(Set(matching.map(\.local.port))).sorted(), owner)
+            // A recognised proxy process outranks a bare port match.
+            if let owner, SidecarProfile.mesh(ofProcess: owner.command) == profile.mesh {
+                best = candidate
+                break
+            }
+            if best == nil || candidate.1.count > best!.ports.count { best = candidate }
+        }
+        guard let best else { return nil }
+        let ports = best.ports.map(String.init).joined(separator: " and ")
+        let who = best.owner.map { " held by \($0.command) (pid \($0.pid))" } ?? ""
+        return SidecarDetection(
+            profile: best.profile, evidence: "listening on \(ports)\(who)", process: best.owner, wasGiven: false)
+    }
+}

@@ -1,0 +1,71 @@
+import KernelIO
+import NetCore
+
+/// A throwaway network namespace shaped like a meshed pod: loopback up, a pod address,
+/// a service range answered locally by the lab's upstream, and Istio-style capture:
+/// every outbound TCP connection to the service range is REDIRECTed to the proxy's
+/// 15001, except the proxy's own, which leave from 127.0.0.6 (as Istio excludes its
+/// proxy by uid 1337, and its inbound passthrough by 127.0.0.6).
+public final class LabNamespace: @unchecked Sendable {
+    public let name: String
+    public let namespace: NetworkNamespace
+    public static let podAddress = IPAddress.v4(0x0A42_0005)  // 10.66.0.5
+    public static let serviceAddress = IPAddress.v4(0x0A60_000A)  // 10.96.0.10
+    public static let proxySource = IPAddress.v4(0x7F00_0006)  // 127.0.0.6
+    public static let outboundPort: UInt16 = 15001
+    private var removed = false
+
+    public struct SetupFailed: Error, CustomStringConvertible {
+        public var command: String
+        public var output: String
+        public var description: String { "lab setup failed at `\(command)`: \(output)" }
+    }
+
+    /// Creates the namespace; the close_wait timeout is shortened so a leak forms in
+    /// seconds instead of a minute.
+    public init(name: String, closeWaitSeconds: Int) throws {
+        self.name = name
+        try Self.run(["ip", "netns", "add", name])
+        namespace = NetworkNamespace(path: "\(NetworkNamespace.namedNamespaceDirectory)/\(name)", name: name)
+        do {
+            for command in [
+                ["ip", "link", "set", "lo", "up"],
+                ["ip", "addr", "add", "10.66.0.5/32", "dev", "lo"],
+                ["ip", "route", "add", "local", "10.96.0.0/16", "dev", "lo"],
+                ["sysctl", "-q", "-w", "net.netfilter.nf_conntrack_tcp_timeout_close_wait=\(closeWaitSeconds)"],
+                ["iptables", "-w", "-t", "nat", "-N", "CTD_LAB_OUTPUT"],
+                ["iptables", "-w", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-j", "CTD_LAB_OUTPUT"],
+                ["iptables", "-w", "-t", "nat", "-A", "CTD_LAB_OUTPUT", "-s", "127.0.0.6/32", "-j", "RETURN"],
+                ["iptables", "-w", "-t", "nat", "-A", "CTD_LAB_OUTPUT", "-p", "tcp", "-d", "10.96.0.0/16",
+                 "-j", "REDIRECT", "--to-ports", "\(Self.outboundPort)"],
+            ] {
+                try exec(command)
+            }
+        } catch {
+            remove()
+            throw error
+        }
+    }
+
+    deinit { remove() }
+
+    /// Runs a fixed command line inside the namespace.
+    public func exec(_ command: [String]) throws {
+        try Self.run(["ip", "netns", "exec", name] + command)
+    }
+
+    public func remove() {
+        guard !removed else { return }
+        removed = true
+        _ = try? runCapturingOutput(["ip", "netns", "del", name])
+    }
+
+    static func run(_ command: [String]) throws {
+        guard let result = try runCapturingOutput(command) else {
+            throw SetupFailed(command: command.joined(separator: " "), output: "\(command[0]) is not installed")
+        }
+        guard result.exitStatus == 0 else {
+            throw SetupFailed(command: command.joined(separator: " "), output: "exit status \(result.exitStatus)")
+        }
+    }
+}

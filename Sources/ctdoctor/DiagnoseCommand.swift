@@ -1,0 +1,123 @@
+import ArgumentParser
+import Collector
+import Diagnosis
+import KernelIO
+import Rendering
+
+struct DiagnoseCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diagnose",
+        abstract: "Find sidecar sockets leaked by half-closes, the ports they poison, and whether this kernel recovers from the collisions.",
+        discussion: """
+            Looks at every sidecar socket left in FIN_WAIT2 on a capture port, finds its flow in \
+            conntrack by the reply tuple, and classifies it: leaked (conntrack forgot the flow: the \
+            app's FIN can no longer reach the proxy), at risk (conntrack forgets it before the proxy \
+            does), or healthy. Leaked sockets poison the app's ephemeral ports; diagnose predicts \
+            the collisions and audits the kernel and sysctls that decide whether a collision fails \
+            or recovers. Every finding comes with its evidence and the fix for this kernel.
+
+            Exit status: 0 no finding at or above --fail-on; 1 findings; 2 error. JSON schema \
+            ctdoctor.diagnosis.v1 is documented in README under "JSON output".
+
+            Examples:
+              ctdoctor diagnose
+              ctdoctor diagnose --netns 4242 --format json
+              ctdoctor diagnose --sidecar linkerd --fail-on error
+            """
+    )
+
+    @OptionGroup var namespace: NamespaceOptions
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var diagnosis: DiagnosisArguments
+
+    func run() throws {
+        try runDiagnosis(namespace: namespace, output: output, arguments: diagnosis, sections: .all)
+    }
+}
+
+struct LeaksCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "leaks",
+        abstract: "List sidecar sockets stuck in FIN_WAIT2 after a half-close: leaked, at risk or healthy.",
+        discussion: """
+            The leak part of diagnose: each FIN_WAIT2 socket on a capture port with its flow's \
+            conntrack entry (or its absence), the app's end of the flow, the original \
+            destination, the owning process, its idle time and when the proxy's idle timeout \
+            will close it. Exit status as diagnose; JSON schema ctdoctor.leaks.v1.
+
+            Examples:
+              ctdoctor leaks
+              ctdoctor leaks --netns 4242 --idle-timeout 30m --format json
+            """
+    )
+
+    @OptionGroup var namespace: NamespaceOptions
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var diagnosis: DiagnosisArguments
+
+    func run() throws {
+        try runDiagnosis(namespace: namespace, output: output, arguments: diagnosis, sections: [.findings, .leaks])
+    }
+}
+
+struct CollisionsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "collisions",
+        abstract: "Predict ephemeral-port collisions with leaked sidecar sockets, and detect live ones.",
+        discussion: """
+            Poisoned ports are the leaked sockets' peer ports inside ip_local_port_range, less the \
+            reserved ones, split by the parity connect() tries first. For each source address: how \
+            many, the share of first-pass ports they take, and the expected number of colliding \
+            connects before the leaks end, with the model and its assumptions. Live collisions are \
+            SYN_SENT conntrack entries on a leaked socket's tuple; TcpExtTCPChallengeACK, \
+            TCPSYNChallenge and TCPSynRetrans are shown. Exit status as diagnose; JSON schema \
+            ctdoctor.collisions.v1.
+
+            Examples:
+              ctdoctor collisions --connect-rate 50
+              ctdoctor collisions --netns 4242 --format json
+            """
+    )
+
+    @OptionGroup var namespace: NamespaceOptions
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var diagnosis: DiagnosisArguments
+
+    func run() throws {
+        try runDiagnosis(namespace: namespace, output: output, arguments: diagnosis, sections: [.findings, .collisions, .kernel])
+    }
+}
+
+/// Collects, diagnoses, renders; exits 1 when findings reach --fail-on.
+func runDiagnosis(
+    namespace: NamespaceOptions, output: OutputOptions, arguments: DiagnosisArguments,
+    sections: DiagnosisRendering.Sections
+) throws {
+    let options = try arguments.options()
+    let failOn = try arguments.failThreshold()
+    let target = try namespace.resolve()
+    let input = try LiveCollector(namespace: target).collect(profile: options.sidecar)
+    let report = Diagnosis.diagnose(input, options: options)
+    try render(report, format: output.format, sections: sections, failOn: failOn)
+}
+
+/// Prints a report and turns its findings into the exit status.
+func render(_ report: DiagnosisReport, format: OutputFormat, sections: DiagnosisRendering.Sections, failOn: Severity?) throws {
+    var out = OutputBuffer { try Console.writeOut(bytes: $0) }
+    switch format {
+    case .table:
+        out.write(DiagnosisRendering.human(report, sections: sections, color: Console.colorful))
+        report.notices.forEach { log.warning("\($0)") }
+    case .json:
+        out.write { DiagnosisRendering.json(report, failOn: failOn, sections: sections).write(to: &$0); $0.append(0x0A) }
+    case .ndjson:
+        for record in DiagnosisRendering.ndjson(report, failOn: failOn) {
+            out.write { record.write(to: &$0); $0.append(0x0A) }
+        }
+    }
+    try out.flush()
+    let relevant = DiagnosisRendering.relevantFindings(report, sections)
+    if let failOn, relevant.contains(where: { $0.severity >= failOn }) {
+        throw ExitCode(ExitStatus.findings)
+    }
+}
