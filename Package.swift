@@ -89,13 +89,16 @@ let package = Package(
         .testTarget(
             name: "CTDoctorTests",
             dependencies: [
-                "TestSupport", "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Rendering",
+                "TestSupport", "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Collector",
+                "Rendering",
             ],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TestSupport", "NetCore", "KernelIO", "Conntrack", "Sockets", "ctdoctor"]
+            dependencies: [
+                "TestSupport", "NetCore", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Collector", "Lab", "ctdoctor",
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

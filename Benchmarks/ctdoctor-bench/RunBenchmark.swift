@@ -15,23 +15,67 @@ struct RunBenchmark: ParsableCommand {
     @Option(help: "TCP sockets to hold open, in mixed states.") var sockets = 100_000
     @Option(help: "Rounds per contender; medians are reported.") var repeats = 7
     @Option(help: "The ctdoctor binary to measure; default: next to this one.") var ctdoctor: String?
-    @Flag(help: "Leave the namespace and its sockets for exploration (Ctrl-C to end).") var keep = false
+    @Flag(help: "Keep the namespace and its sockets after measuring, until Enter is pressed.") var keep = false
 
     func run() throws {
         guard getuid() == 0 else { throw ValidationError("the benchmark creates a network namespace: run it as root") }
         let selfPath = try ProcFS().readLink("/proc/self/exe")
         let binary = ctdoctor ?? (selfPath as NSString).deletingLastPathComponent + "/ctdoctor"
         let lab = try BenchNamespace(name: "ctd-bench-\(getpid())")
-        defer { if !keep { lab.destroy() } }
-
-        print("# ctdoctor benchmark — \(sockets) sockets, \(entries) conntrack entries, \(repeats) rounds")
-        print("# kernel \(try lab.shell(["uname", "-r"]).trimmingCharacters(in: .whitespacesAndNewlines)), \(ProcessInfo.processInfo.activeProcessorCount) cores")
-        let holders = try lab.holdSockets(total: sockets, helper: selfPath)
+        defer { lab.destroy() }
+        var holders: [Holder] = []
         defer { holders.forEach { $0.release() } }
-        let socketCount = try SocketReader(namespace: lab.namespace).sockets(withInfo: false).0.count
-        print("# sockets held: \(socketCount)")
 
-        // Sockets first: TIME_WAIT sockets live only 60 s.
+        print("# ctdoctor benchmark — up to \(sockets) sockets and \(entries) conntrack entries, \(repeats) rounds")
+        print("# kernel \(try lab.shell(["uname", "-r"]).trimmingCharacters(in: .whitespacesAndNewlines)), \(ProcessInfo.processInfo.activeProcessorCount) cores")
+
+        // diagnose must cost what its suspects cost, not what the tables cost: measure it
+        // as both tables grow. Each stage adds sockets, fills conntrack up to the stage's
+        // size, and turns 100 half-closed flows into leaks.
+        let stages = [(min(10_000, sockets), min(10_000, entries)), (sockets, min(100_000, entries)), (sockets, entries)]
+            .reduce(into: [(Int, Int)]()) { list, stage in if list.last.map({ $0 != stage }) ?? true { list.append(stage) } }
+        var diagnoseRows: [(String, Row, Row)] = []
+        var held = 0
+        var inserted = 0
+        for (index, (socketTarget, entryTarget)) in stages.enumerated() {
+            if socketTarget > held {
+                holders += try lab.holdSockets(total: socketTarget - held, helper: selfPath, firstHolder: holders.count)
+                held = socketTarget
+            }
+            let before = try lab.conntrackCount()
+            let fill = try ConntrackFiller.fill(namespace: lab.namespace, count: max(0, entryTarget - before), firstIndex: inserted)
+            inserted += fill.inserted + fill.refused
+            let leaked = try lab.leak(flows: 100, port: 15001)
+            let size = try lab.conntrackCount()
+            let socketCount = try SocketReader(namespace: lab.namespace).sockets(withInfo: false).0.count
+            let label = "\(size) entries, \(socketCount) sockets, \(leaked) leaks"
+            let rows = try measure([
+                ("raw netlink dump, count only", lab.exec([selfPath, "raw-count"])),
+                ("ctdoctor diagnose", lab.exec([binary, "diagnose", "--fail-on", "never", "--format", "json"])),
+            ])
+            diagnoseRows.append((label, rows[0], rows[1]))
+            if index == stages.count - 1 { try finalStage(lab: lab, binary: binary, selfPath: selfPath, socketCount: socketCount) }
+        }
+
+        print("")
+        print("## diagnose as the tables grow (each stage: 100 leaked sockets among the FIN_WAIT2 suspects on 15001)")
+        print("| tables | raw full dump, count only | ctdoctor diagnose | ratio | diagnose user CPU | diagnose peak RSS |")
+        print("|---|---|---|---|---|---|")
+        for (label, raw, diagnose) in diagnoseRows {
+            print(String(
+                format: "| %@ | %.0f ms | %.0f ms | **%.3fx** | %.0f ms | %.1f MiB |", label, raw.wall * 1000, diagnose.wall * 1000,
+                diagnose.wall / raw.wall, diagnose.user * 1000, Double(diagnose.rssKiB) / 1024))
+        }
+        print("Target: diagnose <= 0.1x the raw full dump on the largest tables, and flat as they grow.")
+        print("Reproduce: swift build -c release --static-swift-stdlib && sudo .build/release/ctdoctor-bench run")
+        if keep {
+            print("namespace \(lab.name) kept; press Enter to tear it down")
+            _ = readLine()
+        }
+    }
+
+    /// The foundation's measurements, on the full-size namespace.
+    func finalStage(lab: BenchNamespace, binary: String, selfPath: String, socketCount: Int) throws {
         let tcpBytes = try lab.namespace.run { try ProcFS().readNet("tcp") }
         let tcp6Bytes = try lab.namespace.run { try ProcFS().readNet("tcp6") }
         let procRate = try ProcTCPSpeed.linesPerSecond(tcpBytes + tcp6Bytes, repeats: 20)
@@ -45,11 +89,9 @@ struct RunBenchmark: ParsableCommand {
         print(table(socketRows, baseline: "ss -tan"))
         print(String(format: "/proc/net/tcp{,6} parse: %.2f M lines/s (target >= 3)", procRate / 1e6))
 
-        let before = try lab.conntrackCount()
-        let fill = try ConntrackFiller.fill(namespace: lab.namespace, count: max(0, entries - before))
         let tableSize = try lab.conntrackCount()
         print("")
-        print("## Conntrack (\(tableSize) entries; \(before) from the sockets, \(fill.inserted) inserted, \(fill.refused) refused)")
+        print("## Conntrack (\(tableSize) entries)")
         let conntrackRows = try measure([
             ("raw netlink dump, count only", lab.exec([selfPath, "raw-count"])),
             ("ctdoctor conntrack --count", lab.exec([binary, "conntrack", "--count"])),
@@ -59,11 +101,6 @@ struct RunBenchmark: ParsableCommand {
         ])
         print(table(conntrackRows, baseline: "raw netlink dump, count only"))
         print("Targets: full dump + decode <= 1.2x the raw count-only dump; peak RSS of the full dump <= 32 MiB.")
-        print("Reproduce: swift build -c release && sudo .build/release/ctdoctor-bench run")
-        if keep {
-            print("namespace \(lab.name) kept; press Enter to tear it down")
-            _ = readLine()
-        }
     }
 
     struct Row {
@@ -120,9 +157,12 @@ final class BenchNamespace {
         _ = try Self.run(["ip", "netns", "add", name])
         namespace = NetworkNamespace(path: "/var/run/netns/\(name)", name: name)
         _ = try shell(["ip", "link", "set", "lo", "up"])
+        // Long conntrack timeouts keep the table's size steady while the benchmark runs;
+        // leaks are made on purpose by deleting entries (see leak(flows:port:)).
         _ = try shell([
             "sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1024 65535",
             "net.ipv4.tcp_max_tw_buckets=262144", "net.netfilter.nf_conntrack_tcp_timeout_time_wait=3600",
+            "net.netfilter.nf_conntrack_tcp_timeout_close_wait=3600",
         ])
     }
 
@@ -140,12 +180,14 @@ final class BenchNamespace {
     /// Starts helpers that each hold up to 25,000 sockets (16,000 descriptors, under the
     /// 20,000 RLIMIT_NOFILE this machine allows): 48% ESTABLISHED, 16% half-closed
     /// (FIN_WAIT2 on the listener side, CLOSE_WAIT on the client), 36% TIME_WAIT.
-    func holdSockets(total: Int, helper: String) throws -> [Holder] {
+    func holdSockets(total: Int, helper: String, firstHolder: Int = 0) throws -> [Holder] {
         let perHolder = 25_000
         let count = max(1, (total + perHolder - 1) / perHolder)
         var holders: [Holder] = []
-        for index in 0..<count {
+        for index in firstHolder..<(firstHolder + count) {
             let quota = total / count
+            // The first holder plays the sidecar's outbound listener; the others listen
+            // elsewhere, as an app's own servers would.
             let listenPort = 15001 + index * 10
             let dialPort = 8080 + index
             // Dial a service port that iptables REDIRECTs to the listener, like a sidecar.
@@ -165,6 +207,23 @@ final class BenchNamespace {
         }
         for holder in holders { try holder.waitReady() }
         return holders
+    }
+
+    /// Deletes the conntrack entries of `flows` half-closed flows whose proxy socket is
+    /// in FIN_WAIT2 on `port`, as their expiry would: those sockets become leaks.
+    func leak(flows: Int, port: UInt16) throws -> Int {
+        let suspects = try SocketReader(namespace: namespace).sockets(in: [.finWait2], withInfo: false, localPorts: [port]).0
+        let keys = suspects.map { ReplyTupleKey(source: $0.local, destination: $0.remote) }
+        let alive = try ConntrackReplyLookup(namespace: namespace).entries(for: keys)
+        let socket = try namespace.run { try NetlinkSocket(bus: .netfilter) }
+        var deleted = 0
+        var buffer = [UInt8](repeating: 0, count: 8192)
+        for key in keys where alive[key] != nil && deleted < flows {
+            try socket.send(ConntrackRequest.delete(replyOf: key, sequence: UInt32(deleted + 1)))
+            _ = try socket.receive(into: &buffer)
+            deleted += 1
+        }
+        return suspects.count - alive.count + deleted
     }
 
     @discardableResult

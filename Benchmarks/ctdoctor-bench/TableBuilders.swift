@@ -60,7 +60,9 @@ enum ConntrackFiller {
         }
     }
 
-    static func fill(namespace: NetworkNamespace, count: Int) throws -> Result {
+    /// - Parameter firstIndex: where the synthetic sequence starts; fills that add to a
+    ///   table must not repeat earlier entries (the kernel refuses those with EEXIST).
+    static func fill(namespace: NetworkNamespace, count: Int, firstIndex: Int = 0) throws -> Result {
         let socket = try namespace.run { try NetlinkSocket(bus: .netfilter, receiveBufferBytes: 8 << 20) }
         var batch: [UInt8] = []
         batch.reserveCapacity(80_000)
@@ -78,7 +80,7 @@ enum ConntrackFiller {
                 }
             }
         }
-        for index in 0..<count {
+        for index in firstIndex..<(firstIndex + count) {
             let (entry, redirect) = entry(index)
             batch += ConntrackRequest.create(entry, sequence: sequence, redirectTo: redirect)
             sequence &+= 1

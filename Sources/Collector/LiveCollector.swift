@@ -22,10 +22,21 @@ import Synchronization
 public struct LiveCollector: Sendable {
     public var namespace: NetworkNamespace
     public var procfs: ProcFS
+    /// Receives each phase's name and wall time (CTDOCTOR_TRACE=1 prints them).
+    public var trace: (@Sendable (String, Duration) -> Void)?
 
-    public init(namespace: NetworkNamespace, procfs: ProcFS = ProcFS()) {
+    public init(namespace: NetworkNamespace, procfs: ProcFS = ProcFS(), trace: (@Sendable (String, Duration) -> Void)? = nil) {
         self.namespace = namespace
         self.procfs = procfs
+        self.trace = trace
+    }
+
+    /// Runs one phase, timing it when tracing.
+    func phase<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
+        guard let trace else { return try body() }
+        let start = ContinuousClock.now
+        defer { trace(name, ContinuousClock.now - start) }
+        return try body()
     }
 
     /// - Parameter profile: the sidecar's ports when known; otherwise every known
@@ -43,44 +54,69 @@ public struct LiveCollector: Sendable {
             rulesDone.signal()
         }
 
-        let local = try namespace.run { try readNamespaceFacts() }
+        let local = try phase("namespace facts") { try namespace.run { try readNamespaceFacts() } }
         notices += local.notices
 
         let socketReader = SocketReader(
             transportFactory: { [namespace] in try namespace.run { try NetlinkSocket(bus: .sockDiag) } },
             netFileReader: { [namespace, procfs] name in try namespace.run { try procfs.readNet(name) } })
-        let (captured, socketSource) = try socketReader.sockets(in: [.listen, .finWait2], localPorts: ports)
+        // Listeners first: a LISTEN-only dump walks just the small listening hash. The
+        // FIN_WAIT2 dump that follows walks every socket, once per family, so it covers
+        // only the families that have a capture listener (a dual-stack [::] listener's
+        // IPv4 clients are IPv6 sockets with mapped addresses). A sidecar given by hand
+        // without a listener found gets both.
+        let (listening, socketSource) = try phase("sock_diag: listeners") {
+            try socketReader.sockets(in: [.listen], withInfo: false, localPorts: ports)
+        }
         if case .procFile(let reason) = socketSource { notices.append(reason) }
+        let families = listening.isEmpty ? AddressFamily.allCases : Array(Set(listening.map(\.family))).sorted { $0.rawValue < $1.rawValue }
 
-        let suspects = captured.filter { $0.state == .finWait2 && $0.inode != 0 }
-        let (entries, conntrackSource) = try lookUpFlows(of: suspects, notices: &notices)
-
-        // The app's ends of the suspect flows, found by their ports.
-        var appSockets: [TCPSocket] = []
-        if !suspects.isEmpty {
-            let peerPorts = Array(Set(suspects.map(\.remote.port)))
-            let filter = peerPorts.count <= 1024 ? peerPorts : []
-            appSockets = (try? socketReader.sockets(in: [.closeWait, .lastAck, .finWait1, .closing], localPorts: filter).0) ?? []
+        // The app's ends of half-closed flows (CLOSE_WAIT, LAST_ACK...) say what the app
+        // dialled and whether it closed, once conntrack has forgotten a flow. They sit on
+        // ephemeral ports, which one two-test bytecode selects at constant cost per
+        // socket; the walk runs on the other core, beside the FIN_WAIT2 walk. Apps
+        // behind an IPv6 listener may connect over IPv4 (mapped), so both families then.
+        let appFamilies: [AddressFamily] = families.contains(.ipv6) ? AddressFamily.allCases : families
+        let appSockets = Mutex<[TCPSocket]>([])
+        let appDone = DispatchSemaphore(value: 0)
+        let ephemeral = local.kernel.portRange ?? KernelFacts.defaultPortRange
+        let trace = self.trace
+        DispatchQueue.global().async {
+            let start = ContinuousClock.now
+            let found = (try? socketReader.sockets(
+                in: [.closeWait, .lastAck, .finWait1, .closing], withInfo: false, localPortRange: ephemeral, families: appFamilies
+            ).0) ?? []
+            trace?("sock_diag: app sockets on ephemeral ports (other core)", ContinuousClock.now - start)
+            appSockets.withLock { $0 = found }
+            appDone.signal()
         }
 
+        let halfClosed = try phase("sock_diag: FIN_WAIT2 on capture ports (\(families.map(\.name).joined(separator: ", ")))") {
+            try socketReader.sockets(in: [.finWait2], localPorts: ports, families: families).0
+        }
+        let captured = listening + halfClosed
+        let suspects = captured.filter { $0.state == .finWait2 && $0.inode != 0 }
+        let (entries, conntrackSource) = try phase("conntrack lookups (\(suspects.count))") { try lookUpFlows(of: suspects, notices: &notices) }
+        phase("app sockets (waiting)") { appDone.wait() }
+
+        // Only the capture listeners' owners are looked up: every socket a listener
+        // accepted is held by that process (the proxy), and finding each leaked socket's
+        // own descriptor would mean reading all of the proxy's, a cost that grows with
+        // its connections instead of with the suspects.
         let listeners = captured.filter { $0.state == .listen }
-        // Owners of the listeners, and of the suspects whose flow conntrack forgot (the
-        // leak candidates): few, so the search stops early even in a busy proxy.
-        let known = Set(entries.map { ReplyTupleKey(replyOf: $0) })
-        let candidates = suspects.filter { !known.contains(ReplyTupleKey(source: $0.local, destination: $0.remote)) }
-        let wanted = Set((listeners + candidates.prefix(64)).map(\.inode).filter { $0 != 0 })
+        let wanted = Set(listeners.map(\.inode).filter { $0 != 0 })
         let search = OwnerSearch(procfs: procfs)
-        let (owners, unreadable) = search.owners(of: wanted, namespaceLink: local.namespaceLink)
+        let (owners, unreadable) = phase("owners of \(wanted.count) listeners") { search.owners(of: wanted, namespaceLink: local.namespaceLink) }
         if unreadable > 0 && owners.isEmpty && !listeners.isEmpty {
             notices.append("\(unreadable) processes in the namespace could not be inspected (needs CAP_SYS_PTRACE): the sidecar process is unknown")
         }
         let sidecarOwner = listeners.lazy.compactMap { owners[$0.inode]?.first }.first
         let sidecarProcess = sidecarOwner.map { search.sidecarFacts($0, notices: &notices) }
 
-        rulesDone.wait()
+        phase("rules (waiting)") { rulesDone.wait() }
         return DiagnosisInput(
             namespace: namespace.name,
-            sockets: captured + appSockets,
+            sockets: captured + appSockets.withLock { $0 },
             socketSource: socketSource,
             conntrack: entries,
             conntrackSource: conntrackSource,

@@ -61,20 +61,28 @@ struct OwnerSearch {
         var found: [UInt64: [SocketOwner]] = [:]
         var unreadable = 0
         for pid in pids {
-            guard let descriptors = try? procfs.list("\(procfs.root)/\(pid)/fd") else {
+            let directory = "\(procfs.root)/\(pid)/fd"
+            var command: String?
+            /// Records `fd` if it is a wanted socket; true once every inode is found.
+            func check(_ fd: Int32) -> Bool {
+                guard let link = try? procfs.readLink("\(directory)/\(fd)"),
+                    let inode = ProcessTable.socketInode(fromLink: link), inodes.contains(inode)
+                else { return false }
+                if command == nil { command = commandName(pid) }
+                found[inode, default: []].append(SocketOwner(pid: pid, command: command!, fd: fd))
+                return found.count == inodes.count
+            }
+            // Listeners are opened early: probe the lowest descriptors before listing a
+            // proxy's thousands (listing them alone costs milliseconds).
+            for fd in Int32(0)..<64 where check(fd) { return (found, unreadable) }
+            guard let descriptors = try? procfs.list(directory) else {
                 unreadable += 1
                 continue
             }
-            var command: String?
-            for descriptor in descriptors {
-                guard let fd = Int32(descriptor),
-                    let link = try? procfs.readLink("\(procfs.root)/\(pid)/fd/\(descriptor)"),
-                    let inode = ProcessTable.socketInode(fromLink: link), inodes.contains(inode)
-                else { continue }
-                if command == nil { command = commandName(pid) }
-                found[inode, default: []].append(SocketOwner(pid: pid, command: command!, fd: fd))
+            for name in descriptors {
+                guard let fd = Int32(name), fd >= 64 else { continue }
+                if check(fd) { return (found, unreadable) }
             }
-            if found.count == inodes.count { break }
         }
         return (found, unreadable)
     }

@@ -67,6 +67,25 @@ extension ConntrackRequest {
     }
 }
 
+extension ConntrackRequest {
+    /// Deletes the entry with this reply tuple (IPCTNL_MSG_CT_DELETE), as
+    /// `conntrack -D` does: the benchmark and tests use it to make a flow's entry vanish
+    /// the way an expired one does.
+    public static func delete(replyOf key: ReplyTupleKey, sequence: UInt32) -> [UInt8] {
+        var builder = NetlinkRequestBuilder(
+            type: Ctnetlink.type(Ctnetlink.messageDelete), flags: NetlinkConstant.request | NetlinkConstant.ack,
+            sequence: sequence)
+        appendFamilyHeader(&builder, family: key.source.address.family)
+        appendTuple(
+            &builder, Ctnetlink.tupleReply,
+            ConntrackTuple(
+                source: key.source.address, destination: key.destination.address,
+                sourcePort: key.source.port, destinationPort: key.destination.port),
+            protocolNumber: IPProtocolName.tcp)
+        return builder.finish()
+    }
+}
+
 /// Finds conntrack entries by reply tuple, one GET per flow, many GETs per sendmsg.
 ///
 /// This is what makes diagnosis cost proportional to the suspect sockets instead of

@@ -9,6 +9,8 @@ enum SockDiag {
     static let requestBytecode: UInt16 = 1  // INET_DIAG_REQ_BYTECODE
     static let bytecodeSourceEquals: UInt8 = 11  // INET_DIAG_BC_S_EQ
     static let bytecodeJump: UInt8 = 1  // INET_DIAG_BC_JMP
+    static let bytecodeSourceAtLeast: UInt8 = 2  // INET_DIAG_BC_S_GE
+    static let bytecodeSourceAtMost: UInt8 = 3  // INET_DIAG_BC_S_LE
     static let requestSize = 56  // sizeof(struct inet_diag_req_v2)
     static let messageSize = 72  // sizeof(struct inet_diag_msg)
 
@@ -34,7 +36,8 @@ public enum SockDiagCodec {
     ///   port is one of these (inet_diag bytecode), so a filtered dump costs the kernel's
     ///   walk but not the copying of every socket.
     public static func dumpRequest(
-        family: AddressFamily, states: TCPStateSet, withInfo: Bool, sequence: UInt32, localPorts: [UInt16] = []
+        family: AddressFamily, states: TCPStateSet, withInfo: Bool, sequence: UInt32, localPorts: [UInt16] = [],
+        localPortRange: ClosedRange<UInt16>? = nil
     ) -> [UInt8] {
         var builder = NetlinkRequestBuilder(
             type: SockDiag.byFamily, flags: NetlinkConstant.request | NetlinkConstant.dump, sequence: sequence)
@@ -48,6 +51,8 @@ public enum SockDiagCodec {
         builder.appendBytes(repeatElement(0, count: 48))
         if !localPorts.isEmpty {
             builder.attribute(SockDiag.requestBytecode, localPortBytecode(localPorts))
+        } else if let localPortRange {
+            builder.attribute(SockDiag.requestBytecode, localPortRangeBytecode(localPortRange))
         }
         return builder.finish()
     }
@@ -76,6 +81,15 @@ public enum SockDiagCodec {
             }
         }
         return bytes
+    }
+
+    /// inet_diag bytecode accepting a socket whose source port lies in `range`: two
+    /// tests (S_GE, S_LE) whatever the range's size, so the kernel's cost per socket stays
+    /// constant. A failed test jumps 4 bytes past the end: reject.
+    public static func localPortRangeBytecode(_ range: ClosedRange<UInt16>) -> [UInt8] {
+        func port(_ value: UInt16) -> [UInt8] { [0, 0, UInt8(truncatingIfNeeded: value), UInt8(truncatingIfNeeded: value >> 8)] }
+        return [SockDiag.bytecodeSourceAtLeast, 8, 20, 0] + port(range.lowerBound)
+            + [SockDiag.bytecodeSourceAtMost, 8, 12, 0] + port(range.upperBound)
     }
 
     /// Decodes one inet_diag_msg.

@@ -20,6 +20,15 @@ enum Console {
 
     /// Colour only for a terminal, and never when NO_COLOR is set (no-color.org).
     static var colorful: Bool { isatty(1) == 1 && getenv("NO_COLOR") == nil }
+
+    /// With CTDOCTOR_TRACE=1, prints each collection phase's wall time on standard error.
+    static var tracer: (@Sendable (String, Duration) -> Void)? {
+        guard getenv("CTDOCTOR_TRACE") != nil else { return nil }
+        return { name, duration in
+            let microseconds = duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
+            writeError("ctdoctor: trace: \(name): \(Double(microseconds / 100) / 10) ms\n")
+        }
+    }
 }
 
 /// Prints log records as `ctdoctor: warning: message` on standard error, one line each,

@@ -96,7 +96,7 @@ func runDiagnosis(
     let options = try arguments.options()
     let failOn = try arguments.failThreshold()
     let target = try namespace.resolve()
-    let input = try LiveCollector(namespace: target).collect(profile: options.sidecar)
+    let input = try LiveCollector(namespace: target, trace: Console.tracer).collect(profile: options.sidecar)
     let report = Diagnosis.diagnose(input, options: options)
     try render(report, format: output.format, sections: sections, failOn: failOn)
 }

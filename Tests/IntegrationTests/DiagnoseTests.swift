@@ -1,0 +1,133 @@
+import Collector
+import Diagnosis
+import Foundation
+import KernelIO
+import Lab
+import TestSupport
+import Testing
+
+/// diagnose against the lab: real proxy sockets, real conntrack entries expiring.
+@Suite("diagnose on the half-close lab", .enabled(if: Privileges.shouldRunPrivilegedTests), .serialized)
+final class DiagnoseLabTests {
+    let lab: HalfCloseLab
+
+    init() throws {
+        lab = try HalfCloseLab(name: "ctd-diaglab-\(getpid())", closeWaitSeconds: 2, say: { _ in })
+        try lab.build()
+    }
+
+    deinit { lab.tearDown() }
+
+    var leakedPort: UInt16 { lab.flows.first { $0.expected == .leaked }!.appPort }
+
+    func json(_ text: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    }
+
+    @Test func findsExactlyTheLeakedSocketsAndNothingElse() throws {
+        let report = Diagnosis.diagnose(try LiveCollector(namespace: lab.lab.namespace).collect(profile: nil))
+        #expect(lab.check(report).isEmpty, "\(lab.check(report))")
+        #expect(report.sidecar?.profile == .istio)
+        #expect(report.leaks.filter { $0.classification == .leaked }.map(\.heldPort.port) == [leakedPort])
+        #expect(report.collisions.sources.first?.poisoned.map(\.port) == [leakedPort])
+        #expect(report.kernel.outcome == .recovers, "this machine runs 6.18")
+        #expect(report.input.conntrackSource.hasPrefix("netlink lookups by reply tuple"))
+        let leaked = try #require(report.leaks.first { $0.classification == .leaked })
+        #expect(leaked.owner?.pid == getpid() && !leaked.ownerInferred, "found by the socket's own inode")
+        #expect(leaked.idleMilliseconds.map { $0 >= 2000 } == true)
+    }
+
+    @Test func diagnoseJSONListsTheLeakItsPoisonedPortAndTheVerdictAndExitsOne() throws {
+        let result = try Shell.run([Binary.ctdoctor, "diagnose", "--netns", lab.lab.name, "--format", "json"])
+        #expect(result.status == 1, "\(result.standardError)")
+        let document = try json(result.standardOutput)
+        #expect(document["schema"] as? String == "ctdoctor.diagnosis.v1")
+        let leaks = try #require(document["leaks"] as? [[String: Any]])
+        let leaked = leaks.filter { $0["class"] as? String == "leaked" }
+        #expect(leaked.count == 1)
+        let peer = (leaked.first?["socket"] as? [String: Any])?["peer"] as? [String: Any]
+        #expect(peer?["port"] as? Int == Int(leakedPort) && peer?["address"] as? String == "10.66.0.5")
+        let sources = try #require((document["collisions"] as? [String: Any])?["sources"] as? [[String: Any]])
+        let poisoned = (sources.first?["poisoned_ports"] as? [[String: Any]])?.compactMap { $0["port"] as? Int }
+        #expect(poisoned == [Int(leakedPort)])
+        let kernel = try #require(document["kernel"] as? [String: Any])
+        #expect(kernel["collision_outcome"] as? String == "recovers" && kernel["challenge_ack_fix"] as? String == "present")
+        #expect((kernel["sysctls"] as? [String: Any])?["nf_conntrack_tcp_timeout_close_wait"] as? Int == 2)
+        let findings = try #require(document["findings"] as? [[String: Any]])
+        #expect(findings.first?["id"] as? String == "leaked-sockets" && findings.first?["severity"] as? String == "error")
+    }
+
+    @Test func exitStatusFollowsFailOn() throws {
+        let never = try Shell.run([Binary.ctdoctor, "diagnose", "--netns", lab.lab.name, "--fail-on", "never"])
+        #expect(never.status == 0 && never.standardOutput.hasPrefix("VERDICT"))
+        let errors = try Shell.run([Binary.ctdoctor, "collisions", "--netns", lab.lab.name, "--fail-on", "error", "--format", "json"])
+        #expect(errors.status == 0, "collision findings here are warnings at most")
+        #expect(try json(errors.standardOutput)["schema"] as? String == "ctdoctor.collisions.v1")
+        let leaks = try Shell.run([Binary.ctdoctor, "leaks", "--netns", lab.lab.name, "--format", "ndjson"])
+        #expect(leaks.status == 1)
+        let kinds = try leaks.standardOutput.split(separator: "\n").map { try json(String($0))["kind"] as? String }
+        #expect(kinds.filter { $0 == "leak" }.count == 3 && kinds.last == "summary")
+    }
+}
+
+@Suite("collisions in the lab", .enabled(if: Privileges.shouldRunPrivilegedTests))
+struct CollisionLabTests {
+    @Test func onAnOldKernelTheCollisionIsSeenLiveAndTheConnectTimesOut() throws {
+        let lab = try HalfCloseLab(name: "ctd-collide-old-\(getpid())", closeWaitSeconds: 2, say: { _ in })
+        defer { lab.tearDown() }
+        let namespace = lab.lab.namespace
+        let attempt = try lab.collide(emulateOldKernel: true, timeoutSeconds: 3) {
+            Diagnosis.diagnose(try LiveCollector(namespace: namespace).collect(profile: nil))
+        }
+        #expect(!attempt.connected && attempt.seconds >= 2.9)
+        let during = try #require(attempt.duringAttempt)
+        #expect(during.collisions.liveCollisions.map(\.heldPort.port) == [attempt.port])
+        #expect(during.findings.first?.id == "live-collision" || during.findings.contains { $0.id == "live-collision" })
+        #expect((attempt.counterDeltas["TcpExtTCPChallengeACK"] ?? 0) >= 1)
+        #expect((attempt.counterDeltas["TcpExtTCPSynRetrans"] ?? 0) >= 1)
+    }
+
+    @Test func onThisKernelTheCollisionRecoversAndEndsTheLeak() throws {
+        let lab = try HalfCloseLab(name: "ctd-collide-new-\(getpid())", closeWaitSeconds: 2, say: { _ in })
+        defer { lab.tearDown() }
+        let namespace = lab.lab.namespace
+        let attempt = try lab.collide(emulateOldKernel: false, timeoutSeconds: 5) {
+            Diagnosis.diagnose(try LiveCollector(namespace: namespace).collect(profile: nil))
+        }
+        #expect(attempt.connected && attempt.seconds < 2)
+        #expect((attempt.counterDeltas["TcpExtTCPChallengeACK"] ?? 0) >= 1)
+        let after = Diagnosis.diagnose(try LiveCollector(namespace: namespace).collect(profile: nil))
+        #expect(after.leaks.isEmpty, "the app's RST reset the leaked socket")
+    }
+}
+
+@Suite("lab and diagnose commands", .enabled(if: Privileges.shouldRunPrivilegedTests))
+struct LabCommandTests {
+    @Test func theLabChecksItselfAndReadsTheIdleTimeoutFromTheProxysEnvironment() throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["ISTIO_META_IDLE_TIMEOUT"] = "90s"
+        let result = try Shell.run([Binary.ctdoctor, "lab", "half-close", "--close-wait", "2", "--format", "json"], environment: environment)
+        #expect(result.status == 0, "\(result.standardError)")
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any])
+        #expect(document["matches"] as? Bool == true)
+        let diagnosis = try #require(document["diagnosis"] as? [String: Any])
+        let idle = try #require(diagnosis["proxy_idle_timeout"] as? [String: Any])
+        #expect(idle["seconds"] as? Double == 90 || idle["seconds"] as? Int == 90)
+        #expect((idle["source"] as? String)?.contains("ISTIO_META_IDLE_TIMEOUT=90s") == true)
+        let name = try #require(document["namespace"] as? String)
+        #expect(!(try Shell.check(["ip", "netns", "list"])).contains(name), "the lab removed its namespace")
+    }
+
+    @Test func aNamespaceWithoutASidecarHasNothingToReport() throws {
+        let bare = try TestNamespace(tag: "nosidecar")
+        defer { bare.destroy() }
+        let result = try Shell.run([Binary.ctdoctor, "diagnose", "--netns", bare.name])
+        #expect(result.status == 0)
+        #expect(result.standardOutput.contains("No sidecar capture listener"))
+    }
+
+    @Test func theLabNeedsRootAndSaysSo() throws {
+        let result = try Shell.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", Binary.ctdoctor, "lab", "half-close"])
+        #expect(result.status == 2 && result.standardError.contains("run it as root"))
+    }
+}
