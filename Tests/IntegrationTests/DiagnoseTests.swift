@@ -33,7 +33,7 @@ final class DiagnoseLabTests {
         #expect(report.kernel.outcome == .recovers, "this machine runs 6.18")
         #expect(report.input.conntrackSource.hasPrefix("netlink lookups by reply tuple"))
         let leaked = try #require(report.leaks.first { $0.classification == .leaked })
-        #expect(leaked.owner?.pid == getpid() && !leaked.ownerInferred, "found by the socket's own inode")
+        #expect(leaked.owner?.pid == getpid() && leaked.ownerInferred, "the capture listener's owner: the lab's proxy")
         #expect(leaked.idleMilliseconds.map { $0 >= 2000 } == true)
     }
 
