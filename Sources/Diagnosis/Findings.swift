@@ -70,8 +70,9 @@ enum Findings {
             findings.append(Finding(
                 id: "collision-risk", severity: severity,
                 summary: collisionSummary(exposed, outcome: kernel.outcome),
-                evidence: exposed.map { describe($0, rate: collisions.connectRate) } + ["model: \(CollisionPrediction.model)"]
-                    + collisions.assumptions.map { "assumes \($0)" } + counterEvidence(collisions),
+                evidence: exposed.map { describe($0, rate: collisions.connectRate) }
+                    + ["model: \(CollisionPrediction.model) (its assumptions are listed with the collisions)"]
+                    + counterEvidence(collisions),
                 remedy: kernel.outcome == .recovers
                     ? "On this kernel a collision costs the app a SYN retransmit and resets the leaked socket it hit; prevent the leaks (see leaked-sockets)."
                     : "\(kernel.collisionRemedy.capitalizedFirst). Until then each poisoned port stays dangerous while its leaked socket lives; prevent the leaks (see leaked-sockets)."))
@@ -162,6 +163,9 @@ enum Findings {
 
     static func collisionSummary(_ exposed: [SourceExposure], outcome: CollisionOutcome) -> String {
         let ports = exposed.reduce(0) { $0 + $1.poisoned.count }
+        if !exposed.contains(where: { $0.firstPassPoisoned > 0 }) {
+            return "\(plural(ports, "ephemeral port")) \(ports == 1 ? "is" : "are") poisoned, all of the parity connect() tries only once the other runs out"
+        }
         let effect = outcome == .fails ? "time out" : outcome == .recovers ? "be delayed by a retransmit" : "be delayed or time out"
         let odds = exposed.map(\.fractionPoisoned).max() ?? 0
         return "\(plural(ports, "ephemeral port")) \(ports == 1 ? "is" : "are") poisoned: a connect() that picks one will \(effect) (\(formatPercent(odds)) of connects)"

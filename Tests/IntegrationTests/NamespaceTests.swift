@@ -103,6 +103,21 @@ final class PrivilegeTests {
         #expect(result.standardError.split(separator: "\n").count == 1, "\(result.standardError)")
     }
 
+    @Test func diagnoseWithoutCapNetAdminReadsTheProcFileAndSaysSo() throws {
+        let result = try scenario.lab.run([
+            "setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin", "--",
+            Binary.ctdoctor, "diagnose", "--format", "json", "--fail-on", "never",
+        ])
+        #expect(result.status == 0, "\(result.standardError)")
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any])
+        #expect((document["sources"] as? [String: Any])?["conntrack"] as? String == "/proc/net/nf_conntrack")
+        let notices = (document["notices"] as? [String]) ?? []
+        #expect(notices.contains { $0.contains("CAP_NET_ADMIN") })
+        // The half-closed flow is still found and classified from the /proc table.
+        let leaks = (document["leaks"] as? [[String: Any]]) ?? []
+        #expect(leaks.count == 1 && leaks.first?["class"] as? String == "at-risk")
+    }
+
     @Test func socketsNeedNoPrivilege() throws {
         let result = try scenario.lab.run([
             "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--",
