@@ -35,3 +35,9 @@ public struct CapturedOutput: Sendable {
 public func runCapturingOutput(_ arguments: [String], limit: Int = 16 << 20) throws -> CapturedOutput? {
     try spawnCapturing(arguments, limit: limit)
 }
+
+/// The path of a system program (iproute2, iptables, nft) in the system directories,
+/// nil when absent. ctdoctor runs these as root: a user's PATH never chooses them.
+public func systemProgram(_ name: String) -> String? {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map { "\($0)/\(name)" }.first(where: isExecutable)
+}

@@ -57,12 +57,12 @@ public final class LabNamespace: @unchecked Sendable {
     public func remove() {
         guard !removed else { return }
         removed = true
-        _ = try? runCapturingOutput(["ip", "netns", "del", name])
+        if let ip = systemProgram("ip") { _ = try? runCapturingOutput([ip, "netns", "del", name]) }
     }
 
     static func run(_ command: [String]) throws {
-        guard let result = try runCapturingOutput(command) else {
-            throw SetupFailed(command: command.joined(separator: " "), output: "\(command[0]) is not installed")
+        guard let program = systemProgram(command[0]), let result = try runCapturingOutput([program] + command.dropFirst()) else {
+            throw SetupFailed(command: command.joined(separator: " "), output: "\(command[0]) is not installed (looked in /usr/sbin, /sbin, /usr/bin, /bin)")
         }
         guard result.exitStatus == 0 else {
             throw SetupFailed(command: command.joined(separator: " "), output: "exit status \(result.exitStatus)")

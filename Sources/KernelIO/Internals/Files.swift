@@ -60,3 +60,5 @@ func readSymbolicLink(_ path: String) throws -> String {
     }
     return String(decoding: buffer[0..<count], as: UTF8.self)
 }
+
+func isExecutable(_ path: String) -> Bool { access(path, X_OK) == 0 }
