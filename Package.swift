@@ -12,13 +12,17 @@ let package = Package(
         .executable(name: "ctdoctor-bench", targets: ["ctdoctor-bench"]),
         .library(
             name: "CTDoctorKit",
-            targets: ["NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Collector", "Lab", "Rendering"]
+            targets: [
+                "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Collector", "MeshLint", "Lab",
+                "Rendering",
+            ]
         ),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .systemLibrary(
@@ -57,17 +61,21 @@ let package = Package(
             dependencies: ["NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis"]
         ),
         .target(
+            name: "MeshLint",
+            dependencies: ["Diagnosis", .product(name: "Yams", package: "Yams")]
+        ),
+        .target(
             name: "Lab",
             dependencies: ["NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis"]
         ),
         .target(
             name: "Rendering",
-            dependencies: ["NetCore", "Conntrack", "Sockets", "Diagnosis"]
+            dependencies: ["NetCore", "Conntrack", "Sockets", "Diagnosis", "MeshLint"]
         ),
         .executableTarget(
             name: "ctdoctor",
             dependencies: [
-                "NetCore", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Collector", "Lab", "Rendering",
+                "NetCore", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Collector", "MeshLint", "Lab", "Rendering",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -90,7 +98,7 @@ let package = Package(
             name: "CTDoctorTests",
             dependencies: [
                 "TestSupport", "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Collector",
-                "Rendering",
+                "MeshLint", "Rendering",
             ],
             resources: [.copy("Fixtures")]
         ),

@@ -60,3 +60,17 @@ extension String {
         return String(text)
     }
 }
+
+/// What is at a path, for inputs given on the command line.
+public enum FileKind: Sendable, Equatable {
+    case regular
+    case directory
+    case missing
+    /// A device, socket, FIFO… (a FIFO such as /dev/stdin reads fine).
+    case other
+}
+
+public func fileKind(_ path: String) -> FileKind { statKind(path) }
+
+/// The names in a directory, without "." and "..".
+public func directoryEntries(_ path: String) throws -> [String] { try listDirectory(path) }

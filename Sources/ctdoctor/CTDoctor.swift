@@ -22,7 +22,10 @@ struct CTDoctor: ParsableCommand {
               ctdoctor sockets --state FIN_WAIT2 --processes --netns 4242
             """,
         version: version,
-        subcommands: [DiagnoseCommand.self, LeaksCommand.self, CollisionsCommand.self, ConntrackCommand.self, SocketsCommand.self, LabCommand.self]
+        subcommands: [
+            DiagnoseCommand.self, LeaksCommand.self, CollisionsCommand.self, LintCommand.self, ConntrackCommand.self,
+            SocketsCommand.self, LabCommand.self,
+        ]
     )
 }
 

@@ -64,7 +64,7 @@ struct LabCommand: ParsableCommand {
 
     func run() throws {
         guard getuid() == 0 else {
-            throw LabError("the lab creates a network namespace and iptables rules: run it as root")
+            throw CommandFailure("the lab creates a network namespace and iptables rules: run it as root")
         }
         let narrate = output.format == .table
         let say: @Sendable (String) -> Void = { line in if narrate { Console.writeOut("lab: \(line)\n") } }
@@ -145,7 +145,8 @@ struct LabCommand: ParsableCommand {
     }
 }
 
-struct LabError: Error, CustomStringConvertible {
+/// A failure a command reports in one line, naming its cause.
+struct CommandFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }

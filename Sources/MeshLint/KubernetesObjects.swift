@@ -1,0 +1,206 @@
+/// A Service port, as written.
+public struct ServicePort: Sendable {
+    public var name: String?
+    public var port: Int
+    /// A number or a container port's name.
+    public var targetPort: String?
+    public var appProtocol: String?
+    public var line: Int
+}
+
+public struct Service: Sendable {
+    public var object: ManifestObject
+    public var selector: [String: String]
+    public var ports: [ServicePort]
+    public var annotations: [String: String]
+    public var type: String
+}
+
+/// A container port, as written.
+public struct ContainerPort: Sendable {
+    public var name: String?
+    public var number: Int
+    public var line: Int
+}
+
+public struct Container: Sendable {
+    public var name: String
+    public var image: String
+    public var ports: [ContainerPort]
+    public var line: Int
+}
+
+/// A Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob or Pod: what its pods
+/// look like.
+public struct Workload: Sendable {
+    public var object: ManifestObject
+    public var podLabels: [String: String]
+    public var podAnnotations: [String: String]
+    public var containers: [Container]
+
+    public static let kinds: Set<String> = ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod", "ReplicationController"]
+}
+
+public struct NamespaceObject: Sendable {
+    public var object: ManifestObject
+    public var labels: [String: String]
+    public var annotations: [String: String]
+}
+
+/// An Istio ServiceEntry port.
+public struct ServiceEntryPort: Sendable {
+    public var name: String?
+    public var number: Int
+    public var protocolName: String?
+    public var line: Int
+}
+
+public struct ServiceEntry: Sendable {
+    public var object: ManifestObject
+    public var hosts: [String]
+    public var ports: [ServiceEntryPort]
+}
+
+/// An Istio PeerAuthentication: the mTLS mode for the workloads it selects, and per port.
+public struct PeerAuthentication: Sendable {
+    public var object: ManifestObject
+    /// nil: the whole namespace (or the mesh, in the root namespace).
+    public var selector: [String: String]?
+    public var mode: String?
+    /// Keyed by the workload's (container) port.
+    public var portModes: [Int: (mode: String, line: Int)]
+}
+
+/// An Istio DestinationRule's TLS mode towards its host.
+public struct DestinationRule: Sendable {
+    public var object: ManifestObject
+    public var host: String
+    public var tlsMode: String?
+    public var portModes: [Int: String]
+}
+
+/// The objects of an input, by type.
+public struct ManifestSet: Sendable {
+    public var services: [Service] = []
+    public var workloads: [Workload] = []
+    public var namespaces: [NamespaceObject] = []
+    public var serviceEntries: [ServiceEntry] = []
+    public var peerAuthentications: [PeerAuthentication] = []
+    public var destinationRules: [DestinationRule] = []
+    public var objectCount = 0
+
+    public init(_ objects: [ManifestObject]) {
+        objectCount = objects.count
+        for object in objects {
+            let root = object.root
+            let metadata = root["metadata"]
+            switch object.kind {
+            case "Service":
+                let spec = root["spec"]
+                services.append(Service(
+                    object: object,
+                    selector: spec?["selector"]?.stringMap ?? [:],
+                    ports: (spec?["ports"]?.items ?? []).compactMap { port in
+                        guard let number = port["port"]?.int else { return nil }
+                        return ServicePort(
+                            name: port["name"]?.string, port: number, targetPort: port["targetPort"]?.string,
+                            appProtocol: port["appProtocol"]?.string, line: port.line)
+                    },
+                    annotations: metadata?["annotations"]?.stringMap ?? [:],
+                    type: spec?["type"]?.string ?? "ClusterIP"))
+            case _ where Workload.kinds.contains(object.kind):
+                let template: YAMLNode?
+                switch object.kind {
+                case "Pod": template = root
+                case "CronJob": template = root["spec"]?["jobTemplate"]?["spec"]?["template"]
+                default: template = root["spec"]?["template"]
+                }
+                let podMetadata = template?["metadata"]
+                let podSpec = template?["spec"]
+                let containers = (podSpec?["containers"]?.items ?? []) + (podSpec?["initContainers"]?.items ?? []).filter {
+                    // Sidecar-style init containers (restartPolicy: Always) serve ports too.
+                    $0["restartPolicy"]?.string == "Always"
+                }
+                workloads.append(Workload(
+                    object: object,
+                    podLabels: podMetadata?["labels"]?.stringMap ?? [:],
+                    podAnnotations: podMetadata?["annotations"]?.stringMap ?? [:],
+                    containers: containers.map { container in
+                        Container(
+                            name: container["name"]?.string ?? "",
+                            image: container["image"]?.string ?? "",
+                            ports: (container["ports"]?.items ?? []).compactMap { port in
+                                port["containerPort"]?.int.map { ContainerPort(name: port["name"]?.string, number: $0, line: port.line) }
+                            },
+                            line: container.line)
+                    }))
+            case "Namespace":
+                namespaces.append(NamespaceObject(
+                    object: object, labels: metadata?["labels"]?.stringMap ?? [:],
+                    annotations: metadata?["annotations"]?.stringMap ?? [:]))
+            case "ServiceEntry":
+                let spec = root["spec"]
+                serviceEntries.append(ServiceEntry(
+                    object: object,
+                    hosts: (spec?["hosts"]?.items ?? []).compactMap(\.string),
+                    ports: (spec?["ports"]?.items ?? []).compactMap { port in
+                        guard let number = port["number"]?.int else { return nil }
+                        return ServiceEntryPort(name: port["name"]?.string, number: number, protocolName: port["protocol"]?.string, line: port.line)
+                    }))
+            case "PeerAuthentication":
+                let spec = root["spec"]
+                var portModes: [Int: (mode: String, line: Int)] = [:]
+                for (port, line, value) in spec?["portLevelMtls"]?.pairs ?? [] {
+                    if let number = Int(port), let mode = value["mode"]?.string { portModes[number] = (mode.uppercased(), line) }
+                }
+                peerAuthentications.append(PeerAuthentication(
+                    object: object,
+                    selector: spec?["selector"]?["matchLabels"]?.stringMap,
+                    mode: spec?["mtls"]?["mode"]?.string?.uppercased(),
+                    portModes: portModes))
+            case "DestinationRule":
+                let spec = root["spec"]
+                let policy = spec?["trafficPolicy"]
+                var portModes: [Int: String] = [:]
+                for setting in policy?["portLevelSettings"]?.items ?? [] {
+                    if let number = setting["port"]?["number"]?.int, let mode = setting["tls"]?["mode"]?.string {
+                        portModes[number] = mode.uppercased()
+                    }
+                }
+                destinationRules.append(DestinationRule(
+                    object: object, host: spec?["host"]?.string ?? "",
+                    tlsMode: policy?["tls"]?["mode"]?.string?.uppercased(), portModes: portModes))
+            default:
+                continue
+            }
+        }
+    }
+
+    /// The workloads a Service selects: same namespace (or both unstated), and every
+    /// selector label on the pod template. A Service without a selector selects none.
+    public func workloads(selectedBy service: Service) -> [Workload] {
+        guard !service.selector.isEmpty else { return [] }
+        return workloads.filter { workload in
+            workload.object.namespace == service.object.namespace
+                && service.selector.allSatisfy { workload.podLabels[$0.key] == $0.value }
+        }
+    }
+
+    public func namespace(named name: String) -> NamespaceObject? {
+        namespaces.first { $0.object.name == name }
+    }
+}
+
+extension Workload {
+    /// The container ports a Service port's targetPort points at: by number, or by name.
+    func containerPorts(matching port: ServicePort) -> [(Container, ContainerPort)] {
+        let target = port.targetPort ?? String(port.port)
+        var matches: [(Container, ContainerPort)] = []
+        for container in containers {
+            for containerPort in container.ports where String(containerPort.number) == target || containerPort.name == target {
+                matches.append((container, containerPort))
+            }
+        }
+        return matches
+    }
+}

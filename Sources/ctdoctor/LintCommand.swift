@@ -1,0 +1,133 @@
+import ArgumentParser
+import Diagnosis
+import KernelIO
+import MeshLint
+import Rendering
+
+struct LintCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lint",
+        abstract: "Find server-first protocols (MySQL, SMTP, NATS, FTP…) that a sidecar's protocol detection stalls, in Kubernetes manifests.",
+        discussion: """
+            Reads YAML or JSON manifests (multi-document, kind: List, Helm output), matches \
+            workloads to Services by selector, and applies Istio/ASM or Linkerd's rules for \
+            choosing a port's protocol: a server-first protocol on a port the sidecar sniffs is a \
+            deadlock (error) under Istio and a 10 s delay per connection (warning) under Linkerd. \
+            Client-first protocols (HTTP, TLS, PostgreSQL, Redis, MongoDB) are left alone. The mesh \
+            is read from injection annotations and labels (--mesh to force one).
+
+            Rules CTD101-CTD106 (Istio, ServiceEntry, PeerAuthentication) and CTD201-CTD206 \
+            (Linkerd) are listed with `ctdoctor lint --list-rules`. Exit status as diagnose; JSON \
+            schema ctdoctor.lint.v1, or SARIF 2.1.0 with --format sarif.
+
+            Examples:
+              ctdoctor lint k8s/
+              helm template my-release ./chart | ctdoctor lint -
+              ctdoctor lint --server-first 7000/legacy --format sarif manifests/ > lint.sarif
+            """
+    )
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case table, json, sarif
+    }
+
+    @Argument(help: ArgumentHelp("Manifest files or directories (searched for .yaml, .yml, .json); - reads standard input.", valueName: "path"))
+    var paths: [String] = []
+
+    @Option(help: "Output: compiler-style lines, JSON, or SARIF 2.1.0.")
+    var format: Format = .table
+
+    @Option(help: ArgumentHelp("Which mesh's rules: auto (from injection annotations and labels; Istio where none says), istio, linkerd.", valueName: "mesh"))
+    var mesh: String = "auto"
+
+    @Option(name: .customLong("server-first"), help: ArgumentHelp("Also treat this port as serving a server-first protocol, optionally named; repeat for several.", valueName: "port[/name]"))
+    var serverFirst: [String] = []
+
+    @Option(name: .customLong("fail-on"), help: ArgumentHelp("Exit 1 when a finding is at least this severe: info, warning, error or never.", valueName: "severity"))
+    var failOn: String = "warning"
+
+    @Flag(name: .customLong("list-rules"), help: "List the rules and exit.")
+    var listRules = false
+
+    func options() throws -> LintOptions {
+        guard let choice = MeshChoice(rawValue: mesh) else {
+            throw ValidationError("--mesh takes auto, istio or linkerd, not '\(mesh)'")
+        }
+        var additions: [UInt16: ApplicationProtocol] = [:]
+        for value in serverFirst {
+            guard let (port, application) = ProtocolCatalog.parseAddition(value) else {
+                throw ValidationError("--server-first takes PORT or PORT/NAME (port 1-65535), not '\(value)'")
+            }
+            additions[port] = application
+        }
+        return LintOptions(mesh: choice, catalog: ProtocolCatalog(additions: additions))
+    }
+
+    func failThreshold() throws -> Severity? {
+        if failOn == "never" { return nil }
+        guard let severity = Severity(name: failOn) else {
+            throw ValidationError("--fail-on takes info, warning, error or never, not '\(failOn)'")
+        }
+        return severity
+    }
+
+    func validate() throws {
+        _ = try options()
+        _ = try failThreshold()
+        if paths.isEmpty && !listRules { throw ValidationError("give manifest files or directories to lint, or - for standard input") }
+    }
+
+    func run() throws {
+        if listRules {
+            var table = TextTable([.init("Rule"), .init("Name"), .init("Severity"), .init("About")])
+            for rule in LintRule.all { table.append([rule.id, rule.name, rule.severity.name, rule.summary]) }
+            Console.writeOut(table.render())
+            return
+        }
+        var objects: [ManifestObject] = []
+        var files: [String] = []
+        for path in paths {
+            for file in try Self.manifestFiles(path) {
+                files.append(file)
+                let bytes = try readFile(file == "-" ? "/dev/stdin" : file, limit: 64 << 20)
+                guard let text = String(validating: bytes, as: UTF8.self) else {
+                    throw CommandFailure("\(file): not UTF-8 text")
+                }
+                objects += try ManifestParser.parse(text, file: file == "-" ? "<stdin>" : file)
+            }
+        }
+        let report = Linter.lint(objects, files: files, options: try options())
+        let failOn = try failThreshold()
+        report.notices.forEach { log.notice("\($0)") }
+        switch format {
+        case .table: Console.writeOut(LintRendering.human(report, color: Console.colorful))
+        case .json: Console.writeOut(LintRendering.json(report, failOn: failOn).text + "\n")
+        case .sarif: Console.writeOut(LintRendering.sarif(report, version: CTDoctor.version).text + "\n")
+        }
+        if let failOn, report.findings.contains(where: { $0.severity >= failOn }) {
+            throw ExitCode(ExitStatus.findings)
+        }
+    }
+
+    /// A file as given, or a directory's manifests (recursively, in name order).
+    static func manifestFiles(_ path: String) throws -> [String] {
+        if path == "-" { return ["-"] }
+        switch fileKind(path) {
+        case .missing:
+            throw CommandFailure("\(path): no such file or directory")
+        case .regular, .other:
+            return [path]
+        case .directory:
+            var found: [String] = []
+            for name in try directoryEntries(path).sorted() where !name.hasPrefix(".") {
+                let child = path.hasSuffix("/") ? path + name : "\(path)/\(name)"
+                if fileKind(child) == .directory {
+                    found += try manifestFiles(child)
+                } else if [".yaml", ".yml", ".json"].contains(where: { name.hasSuffix($0) }) {
+                    found.append(child)
+                }
+            }
+            return found
+        }
+    }
+}

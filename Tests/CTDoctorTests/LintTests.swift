@@ -1,0 +1,206 @@
+import Diagnosis
+import Foundation
+import MeshLint
+import Rendering
+import Testing
+
+/// The manifest corpus in Fixtures/manifests: every rule right and wrong.
+@Suite("lint")
+struct LintTests {
+    func lint(_ names: [String], options: LintOptions = LintOptions()) throws -> LintReport {
+        var objects: [ManifestObject] = []
+        for name in names {
+            objects += try ManifestParser.parse(try Fixture.text("manifests/\(name)"), file: name)
+        }
+        return Linter.lint(objects, files: names, options: options)
+    }
+
+    /// The 1-based line of the `occurrence`th line containing `marker`.
+    func line(_ name: String, _ marker: String, occurrence: Int = 1) throws -> Int {
+        let lines = try Fixture.text("manifests/\(name)").split(separator: "\n", omittingEmptySubsequences: false)
+        let matches = lines.indices.filter { lines[$0].contains(marker) }
+        return try #require(matches.dropFirst(occurrence - 1).first) + 1
+    }
+
+    /// The line of the apiVersion key that opens the object holding `marker`.
+    func objectLine(_ name: String, _ marker: String, occurrence: Int = 1) throws -> Int {
+        let lines = try Fixture.text("manifests/\(name)").split(separator: "\n", omittingEmptySubsequences: false)
+        let markerLine = try line(name, marker, occurrence: occurrence)
+        return try #require(lines[0..<markerLine].lastIndex { $0.hasPrefix("apiVersion") }) + 1
+    }
+
+    func found(_ report: LintReport) -> [String] {
+        report.findings.map { "\($0.rule.id)@\($0.line)" }
+    }
+
+    @Test func flagsTheSniffedMySQLPortOnly() throws {
+        let report = try lint(["istio-mysql.yaml"])
+        #expect(found(report) == ["CTD101@\(try line("istio-mysql.yaml", "- name: db  "))"])
+        let finding = try #require(report.findings.first)
+        #expect(finding.object == "Service/db/mysql" && finding.port == 3307 && finding.workloads == ["Deployment/db/mysql"])
+        #expect(finding.message.contains("from the image docker.io/library/mysql:8.0"))
+        #expect(finding.fix.contains("tcp-db"))
+        #expect(report.notices.isEmpty, "the namespace says the mesh")
+    }
+
+    @Test func flagsHTTPDeclaredOnSMTPAndTheUnknownNameButNotSMTPS() throws {
+        let report = try lint(["istio-smtp.yaml"])
+        #expect(found(report) == [
+            "CTD102@\(try line("istio-smtp.yaml", "http-mail"))", "CTD101@\(try line("istio-smtp.yaml", "name: smtp "))",
+        ])
+        #expect(report.findings.first?.message.contains("declared http") == true)
+    }
+
+    @Test func leavesClientFirstProtocolsAlone() throws {
+        let report = try lint(["client-first.yaml"])
+        #expect(report.findings.isEmpty, "PostgreSQL, Redis, MongoDB, Memcache, HTTP, Kafka, TLS speak first from the client")
+        #expect(report.notices.count == 1, "Istio's rules were assumed")
+    }
+
+    @Test func checksServiceEntryProtocols() throws {
+        let report = try lint(["serviceentry.yaml"])
+        #expect(found(report) == [
+            "CTD103@\(try line("serviceentry.yaml", "number: 25"))", "CTD103@\(try line("serviceentry.yaml", "number: 4222"))",
+        ])
+    }
+
+    @Test func informsAboutPermissiveAndOneSidedMTLS() throws {
+        let report = try lint(["peerauthentication.yaml"])
+        #expect(found(report) == [
+            "CTD104@\(try objectLine("peerauthentication.yaml", "kind: PeerAuthentication"))",
+            "CTD105@\(try line("peerauthentication.yaml", "3306:"))",
+        ])
+        #expect(report.findings.allSatisfy { $0.severity == .info })
+        #expect(report.findings[1].message.contains("DestinationRule/messaging/legacy-db"))
+    }
+
+    @Test func appliesLinkerdsOpaquePortRules() throws {
+        let report = try lint(["linkerd.yaml"])
+        let file = "linkerd.yaml"
+        #expect(found(report) == [
+            "CTD201@\(try line(file, "port: 4222              # WRONG"))",
+            "CTD202@\(try line(file, "CTD202"))",
+            "CTD205@\(try objectLine(file, "name: catalog-db"))",
+            "CTD203@\(try line(file, "CTD203"))",
+            "CTD204@\(try line(file, "name: memcache"))",
+            "CTD206@\(try objectLine(file, "name: broken"))",
+        ])
+        let severities = report.findings.map(\.severity)
+        #expect(severities == [.warning, .warning, .info, .warning, .info, .warning])
+        #expect(report.findings.first { $0.rule.id == "CTD203" }?.message.contains("replaces that list") == true)
+    }
+
+    @Test func readsHelmOutputJSONListsAndAnchors() throws {
+        let helm = try lint(["helm-rendered.yaml"])
+        #expect(found(helm) == ["CTD101@\(try line("helm-rendered.yaml", "- port: 2525"))"])
+        #expect(helm.objectCount == 3, "the empty trailing document is skipped")
+        let list = try lint(["list.json"])
+        #expect(list.findings.map(\.rule.id) == ["CTD101"] && list.objectCount == 3)
+        #expect(list.findings.first?.workloads == ["Pod/ftp/ftp"])
+        let anchors = try lint(["anchors.yaml"])
+        #expect(Set(anchors.findings.map(\.rule.id)) == ["CTD101", "CTD106"])
+        #expect(anchors.findings.first { $0.rule.id == "CTD101" }?.workloads == ["DaemonSet/edge/relay"], "the selector matched labels written through an alias")
+    }
+
+    @Test func namesWorkloadPortsNoServiceDeclares() throws {
+        let report = try lint(["workload-kinds.yaml"])
+        #expect(found(report) == [
+            "CTD106@\(try line("workload-kinds.yaml", "name: smtp"))",
+            "CTD106@\(try line("workload-kinds.yaml", "containerPort: 21"))",
+        ])
+        #expect(report.findings.map(\.object) == ["CronJob/jobs/nightly-mail", "Job/jobs/import"], "the unmeshed Deployment is skipped")
+    }
+
+    @Test func meshAndCustomProtocolsCanBeGiven() throws {
+        let asLinkerd = try lint(["client-first.yaml"], options: LintOptions(mesh: .linkerd))
+        #expect(asLinkerd.findings.isEmpty && asLinkerd.notices.isEmpty)
+        let custom = ProtocolCatalog(additions: [9092: ApplicationProtocol("legacy-broker", .server)])
+        let report = try lint(["client-first.yaml"], options: LintOptions(catalog: custom))
+        #expect(report.findings.map(\.rule.id) == ["CTD101"] && report.findings[0].message.contains("--server-first 9092"))
+    }
+
+    @Test(arguments: [
+        ("bad-indentation.yaml", 5, "did not find expected key"),
+        ("not-an-object.yaml", 5, "must be a mapping"),
+    ])
+    func badInputIsAOneLineErrorWithItsLine(name: String, line: Int, message: String) throws {
+        let text = try Fixture.text("manifests/\(name)")
+        do {
+            _ = try ManifestParser.parse(text, file: name)
+            Issue.record("accepted \(name)")
+        } catch {
+            #expect(error.line == line && error.description.contains(message), "\(error)")
+            #expect(error.description.hasPrefix("\(name):\(line):") && !error.description.contains("\n"))
+        }
+    }
+
+    @Test func anAliasBombIsRefusedNotExpanded() throws {
+        // Seven levels of ten aliases: a million Services from a few hundred bytes.
+        var yaml = "kind: List\nitems:\n  - &l0 {kind: Service, metadata: {name: x}}\n"
+        for level in 1...6 {
+            yaml += "  - &l\(level) {kind: List, items: [" + Array(repeating: "*l\(level - 1)", count: 10).joined(separator: ", ") + "]}\n"
+        }
+        let start = ContinuousClock.now
+        #expect(throws: ManifestError.self) { _ = try ManifestParser.parse(yaml, file: "bomb.yaml") }
+        #expect(ContinuousClock.now - start < .seconds(10))
+    }
+
+    @Test func jsonAndSARIFCarryEveryFinding() throws {
+        let report = try lint(["istio-smtp.yaml", "linkerd.yaml"])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(LintRendering.json(report, failOn: .warning).text.utf8)) as? [String: Any])
+        #expect(json["schema"] as? String == "ctdoctor.lint.v1" && json["worst_severity"] as? String == "error")
+        let findings = try #require(json["findings"] as? [[String: Any]])
+        #expect(findings.count == report.findings.count)
+        #expect(Set(findings.first?.keys.map { $0 } ?? []) == ["rule", "name", "severity", "file", "line", "object", "port", "workloads", "message", "fix"])
+
+        let sarif = try #require(try JSONSerialization.jsonObject(with: Data(LintRendering.sarif(report, version: "test").text.utf8)) as? [String: Any])
+        #expect(sarif["version"] as? String == "2.1.0")
+        let run = try #require((sarif["runs"] as? [[String: Any]])?.first)
+        let rules = try #require(((run["tool"] as? [String: Any])?["driver"] as? [String: Any])?["rules"] as? [[String: Any]])
+        #expect(rules.count == LintRule.all.count)
+        let results = try #require(run["results"] as? [[String: Any]])
+        #expect(results.count == report.findings.count)
+        for (result, finding) in zip(results, report.findings) {
+            #expect(result["ruleId"] as? String == finding.rule.id)
+            #expect(rules[result["ruleIndex"] as! Int]["id"] as? String == finding.rule.id)
+            #expect(["error", "warning", "note"].contains(result["level"] as? String ?? ""))
+            let location = (((result["locations"] as? [[String: Any]])?.first?["physicalLocation"] as? [String: Any]))
+            #expect((location?["region"] as? [String: Any])?["startLine"] as? Int == finding.line)
+            #expect((location?["artifactLocation"] as? [String: Any])?["uri"] as? String == finding.file)
+        }
+    }
+
+    @Test func humanOutputReadsLikeACompiler() throws {
+        let report = try lint(["istio-smtp.yaml"])
+        let text = LintRendering.human(report, color: false)
+        let lines = text.split(separator: "\n")
+        #expect(lines.first?.hasPrefix("istio-smtp.yaml:\(try line("istio-smtp.yaml", "http-mail")): error CTD102 istio-server-first-declared-wrong: ") == true)
+        #expect(lines.last == "2 errors in 2 objects from 1 file")
+    }
+
+    @Test func istioProtocolSelectionFollowsIstiosOrder() {
+        #expect(IstioSelection.select(name: "http-db", appProtocol: "tcp", port: 3306) == .declared(protocolName: "tcp", how: "appProtocol: tcp"))
+        #expect(IstioSelection.select(name: "tcp", appProtocol: nil, port: 25) == .declared(protocolName: "tcp", how: "name tcp"))
+        #expect(IstioSelection.select(name: "grpc-web-ui", appProtocol: nil, port: 80) == .declared(protocolName: "grpc-web", how: "name grpc-web-ui"))
+        #expect(IstioSelection.select(name: "smtp", appProtocol: nil, port: 25) == .wellKnownTCP(port: 25))
+        #expect(IstioSelection.select(name: "smtp", appProtocol: "smtp", port: 2525) == .sniffed)
+        #expect(IstioSelection.select(name: nil, appProtocol: "kubernetes.io/h2c", port: 80) == .declared(protocolName: "http2", how: "appProtocol: kubernetes.io/h2c"))
+    }
+
+    @Test func opaquePortSetsReadRanges() throws {
+        let ports = try #require(OpaquePorts(parsing: "25, 4000-4100,11211"))
+        #expect(ports.contains(25) && ports.contains(4050) && !ports.contains(4101) && ports.description == "25,4000-4100,11211")
+        #expect(OpaquePorts(parsing: "25,smtp") == nil && OpaquePorts(parsing: "4100-4000") == nil && OpaquePorts(parsing: "70000") == nil)
+        #expect(OpaquePorts.defaults.contains(3306) && !OpaquePorts.defaults.contains(4222))
+    }
+
+    @Test func theCatalogKnowsWhoSpeaksFirst() {
+        let catalog = ProtocolCatalog()
+        for port: UInt16 in [25, 587, 3306, 4222, 21, 110, 143, 5900, 23] { #expect(catalog.byPort(port)?.0.isServerFirst == true, "\(port)") }
+        for port: UInt16 in [5432, 6379, 27017, 11211, 443, 465, 993, 80, 53] { #expect(catalog.byPort(port)?.0.isServerFirst == false, "\(port)") }
+        #expect(catalog.byImage("registry.io/bitnami/mariadb:11.4@sha256:abc")?.0.name == "MySQL")
+        #expect(catalog.byImage("postgres:16") == nil)
+        #expect(catalog.byName("mariadb-primary")?.0.name == "MySQL")
+        #expect(ProtocolCatalog.parseAddition("7000/legacy")?.1.name == "legacy" && ProtocolCatalog.parseAddition("x") == nil)
+    }
+}
