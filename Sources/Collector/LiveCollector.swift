@@ -39,21 +39,17 @@ public struct LiveCollector: Sendable {
         return try body()
     }
 
-    /// - Parameter profile: the sidecar's ports when known; otherwise every known
-    ///   profile's capture ports are inspected.
-    public func collect(profile: SidecarProfile?) throws -> DiagnosisInput {
+    /// - Parameters:
+    ///   - profile: the sidecar's ports when known; otherwise every known profile's
+    ///     capture ports are inspected.
+    ///   - stallAfterSeconds: accepted connections silent at least this long are kept
+    ///     (and looked up in conntrack) for stall detection; the others are not.
+    public func collect(profile: SidecarProfile?, stallAfterSeconds: Double = StallAnalysis.defaultThresholdSeconds) throws -> DiagnosisInput {
         let ports = Array(Set((profile.map { [$0] } ?? SidecarProfile.known).flatMap(\.capturePorts))).sorted()
         var notices: [String] = []
 
-        let rules = Mutex<RulesFacts?>(nil)
-        let rulesDone = DispatchSemaphore(value: 0)
         let namespace = self.namespace
-        DispatchQueue.global().async {
-            let facts = (try? namespace.run { RuleInspector.inspect() }) ?? RulesFacts(source: "unknown: could not enter the namespace")
-            rules.withLock { $0 = facts }
-            rulesDone.signal()
-        }
-
+        let procfs = self.procfs
         let local = try phase("namespace facts") { try namespace.run { try readNamespaceFacts() } }
         notices += local.notices
 
@@ -61,7 +57,7 @@ public struct LiveCollector: Sendable {
             transportFactory: { [namespace] in try namespace.run { try NetlinkSocket(bus: .sockDiag) } },
             netFileReader: { [namespace, procfs] name in try namespace.run { try procfs.readNet(name) } })
         // Listeners first: a LISTEN-only dump walks just the small listening hash. The
-        // FIN_WAIT2 dump that follows walks every socket, once per family, so it covers
+        // FIN_WAIT2 and ESTABLISHED dump that follows walks every socket, once per family, so it covers
         // only the families that have a capture listener (a dual-stack [::] listener's
         // IPv4 clients are IPv6 sockets with mapped addresses). A sidecar given by hand
         // without a listener found gets both.
@@ -74,11 +70,13 @@ public struct LiveCollector: Sendable {
         // The app's ends of half-closed flows (CLOSE_WAIT, LAST_ACK...) say what the app
         // dialled and whether it closed, once conntrack has forgotten a flow. They sit on
         // ephemeral ports, which one two-test bytecode selects at constant cost per
-        // socket; the walk runs on the other core, beside the FIN_WAIT2 walk. Apps
+        // socket; the walk runs on the other core, beside the capture-port walk. Apps
         // behind an IPv6 listener may connect over IPv4 (mapped), so both families then.
         let appFamilies: [AddressFamily] = families.contains(.ipv6) ? AddressFamily.allCases : families
         let appSockets = Mutex<[TCPSocket]>([])
         let appDone = DispatchSemaphore(value: 0)
+        let rules = Mutex<RulesFacts?>(nil)
+        let rulesDone = DispatchSemaphore(value: 0)
         let ephemeral = local.kernel.portRange ?? KernelFacts.defaultPortRange
         let trace = self.trace
         DispatchQueue.global().async {
@@ -89,14 +87,29 @@ public struct LiveCollector: Sendable {
             trace?("sock_diag: app sockets on ephemeral ports (other core)", ContinuousClock.now - start)
             appSockets.withLock { $0 = found }
             appDone.signal()
+            // The rule listings spawn processes: run them after the walk, beside the
+            // conntrack lookups, rather than against both socket walks.
+            let rulesStart = ContinuousClock.now
+            let facts = (try? namespace.run { RuleInspector.inspect(procfs: procfs) })
+                ?? RulesFacts(source: "unknown: could not enter the namespace")
+            trace?("rules (other core)", ContinuousClock.now - rulesStart)
+            rules.withLock { $0 = facts }
+            rulesDone.signal()
         }
 
-        let halfClosed = try phase("sock_diag: FIN_WAIT2 on capture ports (\(families.map(\.name).joined(separator: ", ")))") {
-            try socketReader.sockets(in: [.finWait2], localPorts: ports, families: families).0
+        // The same walk brings the accepted ESTABLISHED connections; only the silent ones
+        // (stall candidates) are kept.
+        let threshold = UInt64(stallAfterSeconds * 1000)
+        let onCapturePorts = try phase("sock_diag: FIN_WAIT2 and ESTABLISHED on capture ports (\(families.map(\.name).joined(separator: ", ")))") {
+            try socketReader.sockets(in: [.finWait2, .established], localPorts: ports, families: families).0
         }
-        let captured = listening + halfClosed
-        let suspects = captured.filter { $0.state == .finWait2 && $0.inode != 0 }
-        let (entries, conntrackSource) = try phase("conntrack lookups (\(suspects.count))") { try lookUpFlows(of: suspects, notices: &notices) }
+        let halfClosed = onCapturePorts.filter { $0.state == .finWait2 }
+        let silent = onCapturePorts.filter { StallAnalysis.isSilent($0, thresholdMilliseconds: threshold) }
+        let captured = listening + halfClosed + silent
+        let suspects = halfClosed.filter { $0.inode != 0 }
+        let (entries, conntrackSource) = try phase("conntrack lookups (\(suspects.count + silent.count))") {
+            try lookUpFlows(of: suspects + silent, notices: &notices)
+        }
         phase("app sockets (waiting)") { appDone.wait() }
 
         // Only the capture listeners' owners are looked up: every socket a listener

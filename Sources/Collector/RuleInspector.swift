@@ -10,10 +10,22 @@ enum RuleInspector {
         ["nft", "list", "ruleset"], ["iptables-save"], ["iptables-legacy-save"], ["ip6tables-legacy-save"],
     ]
 
-    static func inspect() -> RulesFacts {
+    /// The legacy listings and the /proc/net file that names the legacy tables loaded in
+    /// this namespace. Where it is missing or empty there are no legacy rules, and
+    /// running the save would only load ip_tables into the namespace (and cost a process).
+    static let legacyTableNames = ["iptables-legacy-save": "ip_tables_names", "ip6tables-legacy-save": "ip6_tables_names"]
+
+    static func inspect(procfs: ProcFS = ProcFS()) -> RulesFacts {
         var read: [String] = []
+        var skipped: [String] = []
         for command in listings {
             if command[0] == "iptables-save" && read.contains("nft list ruleset") { continue }
+            if let names = legacyTableNames[command[0]] {
+                guard let tables = try? procfs.readNet(names), tables.contains(where: { $0 > 0x20 }) else {
+                    skipped.append(command[0])
+                    continue
+                }
+            }
             guard let path = systemProgram(command[0]),
                 let output = try? runCapturingOutput([path] + command.dropFirst()), output.exitStatus == 0
             else { continue }
@@ -25,6 +37,7 @@ enum RuleInspector {
         guard !read.isEmpty else {
             return RulesFacts(invalidDrop: nil, source: "unknown: none of nft, iptables-save, iptables-legacy-save could be run here")
         }
-        return RulesFacts(invalidDrop: false, source: read.joined(separator: ", "))
+        let legacy = skipped.count == legacyTableNames.count ? "; no legacy iptables tables loaded" : ""
+        return RulesFacts(invalidDrop: false, source: read.joined(separator: ", ") + legacy)
     }
 }

@@ -13,6 +13,9 @@ public struct DiagnosisReport: Sendable {
     public var sidecar: SidecarDetection?
     public var idleTimeout: (seconds: Double, source: String)
     public var leaks: [LeakRecord]
+    /// Connections the sidecar holds silent past --stall-after, by original port.
+    public var stalls: [StallGroup]
+    public var stallAfterSeconds: Double
     public var collisions: CollisionPrediction
     public var kernel: KernelAudit
     /// Orphaned FIN_WAIT2 capture sockets (reaped by tcp_fin_timeout, not leaks).
@@ -41,8 +44,12 @@ public enum Diagnosis {
         let kernel = KernelAudit.audit(facts: input.kernel, rules: input.rules, idleTimeoutSeconds: idleTimeout.seconds)
 
         var leaks: [LeakRecord] = []
+        var stalls: [StallGroup] = []
         var orphans = 0
         if let sidecar {
+            stalls = StallAnalysis.analyse(
+                sockets: input.sockets, conntrack: input.conntrack, profile: sidecar.profile, catalog: options.catalog,
+                thresholdMilliseconds: UInt64(options.stallAfterSeconds * 1000))
             leaks = LeakAnalysis.analyse(
                 sockets: input.sockets, conntrack: input.conntrack, owners: input.owners, profile: sidecar.profile,
                 sidecarProcess: sidecar.process, idleTimeoutMilliseconds: UInt64(idleTimeout.seconds * 1000))
@@ -55,13 +62,16 @@ public enum Diagnosis {
         let findings = Findings.make(
             sidecar: sidecar, leaks: leaks, collisions: collisions, kernel: kernel, idleTimeout: idleTimeout,
             socketSource: input.socketSource)
+            + Findings.stalls(stalls, sidecar: sidecar, thresholdSeconds: options.stallAfterSeconds)
         return DiagnosisReport(
             namespace: input.namespace,
-            verdict: verdict(sidecar: sidecar, leaks: leaks, collisions: collisions, kernel: kernel, findings: findings),
+            verdict: verdict(sidecar: sidecar, leaks: leaks, stalls: stalls, collisions: collisions, kernel: kernel, findings: findings),
             findings: findings.sorted { ($0.severity, $1.id) > ($1.severity, $0.id) },
             sidecar: sidecar,
             idleTimeout: idleTimeout,
             leaks: leaks,
+            stalls: stalls,
+            stallAfterSeconds: options.stallAfterSeconds,
             collisions: collisions,
             kernel: kernel,
             orphans: orphans,
@@ -70,7 +80,7 @@ public enum Diagnosis {
     }
 
     static func sidecarOwner(_ input: DiagnosisInput, _ profile: SidecarProfile) -> SocketOwner? {
-        input.sockets.filter { $0.state == .listen && profile.capturePorts.contains($0.local.port) }
+        input.sockets.filter { $0.state == .listen && profile.captures($0.local.port) }
             .lazy.compactMap { input.owners[$0.inode]?.first }.first
     }
 
@@ -90,8 +100,8 @@ public enum Diagnosis {
     }
 
     static func verdict(
-        sidecar: SidecarDetection?, leaks: [LeakRecord], collisions: CollisionPrediction, kernel: KernelAudit,
-        findings: [Finding]
+        sidecar: SidecarDetection?, leaks: [LeakRecord], stalls: [StallGroup], collisions: CollisionPrediction,
+        kernel: KernelAudit, findings: [Finding]
     ) -> String {
         guard sidecar != nil else {
             return "No sidecar capture listener in this namespace: nothing to diagnose (give --sidecar if it uses other ports)."
@@ -107,10 +117,15 @@ public enum Diagnosis {
         if !collisions.liveCollisions.isEmpty {
             return "COLLIDING NOW: \(plural(collisions.liveCollisions.count, "connection")) from a leaked socket's port; \(plural(leaked.count, "leaked sidecar socket")); \(outcome)."
         }
+        let serverFirstStalls = stalls.filter { $0.application?.isServerFirst == true }
+        let stallNote = serverFirstStalls.first.map { group in
+            "\(plural(serverFirstStalls.reduce(0) { $0 + $1.connections.count }, "connection")) stalled in the sidecar on server-first port \(group.port.map(String.init) ?? "?") (\(group.application!.name))"
+        }
         if !leaked.isEmpty {
             let ports = collisions.sources.reduce(0) { $0 + $1.poisoned.count }
-            return "\(plural(leaked.count, "sidecar socket")) leaked in FIN_WAIT2, poisoning \(plural(ports, "ephemeral port")); \(outcome)."
+            return "\(plural(leaked.count, "sidecar socket")) leaked in FIN_WAIT2, poisoning \(plural(ports, "ephemeral port")); \(outcome)\(stallNote.map { "; \($0)" } ?? "")."
         }
+        if let stallNote { return stallNote + ": the sidecar waits for the client's bytes, the client for the server's greeting." }
         if !atRisk.isEmpty {
             return "No leaks yet: \(plural(atRisk.count, "half-closed flow")) will outlive \(atRisk.count == 1 ? "its" : "their") conntrack \(atRisk.count == 1 ? "entry" : "entries") (the next leak if the app closes late)."
         }

@@ -137,10 +137,20 @@ public struct DiagnosisOptions: Sendable {
     public var idleTimeoutSeconds: Double?
     /// Forces the captured connect rate, per second.
     public var connectRate: Double?
+    /// How long an accepted connection may stay silent both ways before it counts as
+    /// stalled.
+    public var stallAfterSeconds: Double
+    /// Which protocols speak first (with --server-first additions).
+    public var catalog: ProtocolCatalog
 
-    public init(sidecar: SidecarProfile? = nil, idleTimeoutSeconds: Double? = nil, connectRate: Double? = nil) {
+    public init(
+        sidecar: SidecarProfile? = nil, idleTimeoutSeconds: Double? = nil, connectRate: Double? = nil,
+        stallAfterSeconds: Double = StallAnalysis.defaultThresholdSeconds, catalog: ProtocolCatalog = ProtocolCatalog()
+    ) {
         self.sidecar = sidecar
         self.idleTimeoutSeconds = idleTimeoutSeconds
         self.connectRate = connectRate
+        self.stallAfterSeconds = stallAfterSeconds
+        self.catalog = catalog
     }
 }

@@ -38,24 +38,24 @@ enum Findings {
             findings.append(Finding(
                 id: "leaked-sockets", severity: .error,
                 summary: "\(plural(leaked.count, "sidecar socket")) leaked in FIN_WAIT2: conntrack forgot \(leaked.count == 1 ? "its flow" : "their flows") after the half-close, so the app's FIN cannot reach the proxy",
-                evidence: limited(leaked.map(describe)) + ["conntrack close_wait timeout \(closeWait); proxy idle timeout \(idle) (\(idleTimeout.source))"],
+                evidence: limited(leaked, describe) + ["conntrack close_wait timeout \(closeWait); proxy idle timeout \(idle) (\(idleTimeout.source))"],
                 remedy: leakRemedy(profile: profile, kernel: kernel, idleTimeout: idleTimeout.seconds) + reaped))
         }
         if !atRisk.isEmpty {
             findings.append(Finding(
                 id: "leak-at-risk", severity: .warning,
                 summary: "\(plural(atRisk.count, "half-closed flow")) will lose \(atRisk.count == 1 ? "its" : "their") conntrack \(atRisk.count == 1 ? "entry" : "entries") before the proxy gives up on \(atRisk.count == 1 ? "it" : "them")",
-                evidence: limited(atRisk.map(describe)),
+                evidence: limited(atRisk, describe),
                 remedy: leakRemedy(profile: profile, kernel: kernel, idleTimeout: idleTimeout.seconds)))
         }
         if !collisions.liveCollisions.isEmpty {
             findings.append(Finding(
                 id: "live-collision", severity: .error,
                 summary: "\(plural(collisions.liveCollisions.count, "connection attempt")) \(collisions.liveCollisions.count == 1 ? "is" : "are") landing on a leaked socket right now",
-                evidence: limited(collisions.liveCollisions.map { leak in
+                evidence: limited(collisions.liveCollisions) { leak in
                     let entry = leak.collidingEntry!
                     return "SYN_SENT \(entry.original.sourceEndpoint) -> \(entry.original.destinationEndpoint) is REDIRECTed onto the leaked \(leak.socket.local) <-> \(leak.socket.remote)"
-                }) + counterEvidence(collisions),
+                } + counterEvidence(collisions),
                 remedy: (kernel.outcome == .recovers
                     ? "On this kernel the collision recovers after a SYN retransmit. "
                     : "On this kernel the collision makes connect() time out: \(kernel.collisionRemedy). ")
@@ -111,6 +111,50 @@ enum Findings {
                 remedy: "Load the kernel's inet_diag and tcp_diag modules for exact idle times."))
         }
         return findings + tableFindings(kernel)
+    }
+
+    /// Stalled connections: a deadlock (Istio, ASM) or a 10 s delay (Linkerd) on a
+    /// server-first port; otherwise silent connections worth a look.
+    static func stalls(_ groups: [StallGroup], sidecar: SidecarDetection?, thresholdSeconds: Double) -> [Finding] {
+        guard let sidecar else { return [] }
+        let linkerd = sidecar.profile.mesh == .linkerd
+        return groups.map { group in
+            let port = group.port.map { "port \($0)" } ?? "an unknown port"
+            // The port already names itself; other evidence (--server-first) is worth saying.
+            let what = group.application.map { application in
+                if case .given = group.evidence { return "\(application.name), from \(group.evidence!)" }
+                return application.name
+            }
+            let oldest = humanDuration(milliseconds: group.connections.first?.silentMilliseconds ?? 0)
+            let evidence = limited(group.connections) { connection in
+                "\(connection.socket.local) <-> \(connection.socket.remote) (\(connection.direction.rawValue))\(connection.originalDestination.map { ", dialled \($0)" } ?? ""), no byte either way for \(humanDuration(milliseconds: connection.silentMilliseconds))"
+            }
+            let declare = linkerd
+                ? "List \(port) in config.linkerd.io/opaque-ports on both the Service and the workload (or appProtocol: linkerd.io/opaque on the Service port); the annotation replaces Linkerd's default list."
+                : "Declare \(port) TCP: a Service port named tcp-… or appProtocol: tcp, a ServiceEntry with protocol: TCP for an external server; or have clients start TLS. `ctdoctor lint` finds such ports in manifests."
+            if let application = group.application, application.isServerFirst {
+                return Finding(
+                    id: "stalled-server-first", severity: linkerd ? .warning : .error,
+                    summary: "\(plural(group.connections.count, "connection")) to \(port) (\(what!)) \(group.connections.count == 1 ? "is" : "are") stalled in the sidecar, the oldest for \(oldest): "
+                        + (linkerd
+                            ? "Linkerd waits up to 10 s for the client's bytes to detect the protocol, while the \(application.name) client waits for the server's greeting"
+                            : "its protocol detection waits for the client's bytes, while the \(application.name) client waits for the server's greeting — a deadlock until the client gives up"),
+                    evidence: evidence, remedy: declare)
+            }
+            if linkerd, let application = group.application, application.silentClients {
+                return Finding(
+                    id: "stalled-silent-clients", severity: .warning,
+                    summary: "\(plural(group.connections.count, "pooled \(application.name) connection")) to \(port) wait out Linkerd's 10 s protocol detection",
+                    evidence: evidence, remedy: declare)
+            }
+            let remedy = group.application.map { application in
+                "\(application.name) is client-first, so protocol detection is not what holds these: the clients have not sent their first request (idle pooled connections, or a client stuck before it writes)."
+            } ?? "If the server speaks first on \(port), it is stalled in protocol detection: \(declare) Idle pooled connections look the same: give --server-first \(group.port.map(String.init) ?? "PORT") if this protocol's server speaks first."
+            return Finding(
+                id: "stalled-connections", severity: .info,
+                summary: "\(plural(group.connections.count, "connection")) to \(port)\(what.map { " (\($0))" } ?? "") accepted by the sidecar carried no byte for over \(humanDuration(milliseconds: UInt64(thresholdSeconds * 1000)))",
+                evidence: evidence, remedy: remedy)
+        }
     }
 
     static func tableFindings(_ kernel: KernelAudit) -> [Finding] {
@@ -177,8 +221,11 @@ enum Findings {
         return ["since the namespace was created: " + values.joined(separator: ", ")]
     }
 
-    static func limited(_ lines: [String]) -> [String] {
-        lines.count <= evidenceLimit ? lines : Array(lines.prefix(evidenceLimit)) + ["… and \(lines.count - evidenceLimit) more"]
+    /// The first `evidenceLimit` items described, and how many more there are; only
+    /// those shown are described (there may be thousands).
+    static func limited<Item>(_ items: [Item], _ describe: (Item) -> String) -> [String] {
+        let shown = items.prefix(evidenceLimit).map(describe)
+        return items.count <= evidenceLimit ? shown : shown + ["… and \(items.count - evidenceLimit) more"]
     }
 }
 

@@ -53,6 +53,8 @@ public enum DiagnosisRendering {
             ("proxy_idle_timeout", .object([("seconds", .number(report.idleTimeout.seconds)), ("source", .string(report.idleTimeout.source))])),
             ("findings", .array(report.findings.map(finding))),
             ("leaks", .array(report.leaks.map(leak))),
+            ("stall_after_seconds", .number(report.stallAfterSeconds)),
+            ("stalls", .array(report.stalls.map(stall))),
             ("collisions", collisions(report.collisions)),
             ("kernel", kernel(report.kernel)),
             ("orphaned_fin_wait2", .integer(Int64(report.orphans))),
@@ -72,6 +74,7 @@ public enum DiagnosisRendering {
         }
         var records = report.findings.map { tagged("finding", finding($0)) }
         records += report.leaks.map { tagged("leak", leak($0)) }
+        records += report.stalls.map { tagged("stall", stall($0)) }
         records.append(tagged("summary", .object([
             ("verdict", .string(report.verdict)),
             ("worst_severity", .string(report.worstSeverity?.name)),
@@ -79,6 +82,7 @@ public enum DiagnosisRendering {
             ("leaked", .integer(Int64(report.leaks.filter { $0.classification == .leaked }.count))),
             ("at_risk", .integer(Int64(report.leaks.filter { $0.classification == .atRisk }.count))),
             ("poisoned_ports", .integer(Int64(report.collisions.sources.reduce(0) { $0 + $1.poisoned.count }))),
+            ("stalled", .integer(Int64(report.stalls.reduce(0) { $0 + $1.connections.count }))),
             ("collision_outcome", .string(report.kernel.outcome.rawValue)),
             ("notices", .strings(report.notices)),
         ])))
@@ -137,6 +141,23 @@ public enum DiagnosisRendering {
             ("reaped_in_ms", .integer(leak.reapedInMilliseconds)),
             ("process", leak.owner.map(process) ?? .null),
             ("process_inferred", .bool(leak.ownerInferred)),
+        ])
+    }
+
+    static func stall(_ group: StallGroup) -> JSONValue {
+        .object([
+            ("port", .integer(group.port)),
+            ("direction", .string(group.direction.rawValue)),
+            ("protocol", .string(group.application?.name)),
+            ("server_first", group.application.map { .bool($0.isServerFirst) } ?? .null),
+            ("evidence", .string(group.evidence.map { "\($0)" })),
+            ("connections", .array(group.connections.map { connection in
+                .object([
+                    ("local", endpoint(connection.socket.local)), ("peer", endpoint(connection.socket.remote)),
+                    ("original_destination", endpoint(connection.originalDestination)),
+                    ("silent_ms", .integer(Int64(connection.silentMilliseconds))),
+                ])
+            })),
         ])
     }
 
@@ -206,7 +227,8 @@ public enum DiagnosisRendering {
         public static let leaks = Sections(rawValue: 2)
         public static let collisions = Sections(rawValue: 4)
         public static let kernel = Sections(rawValue: 8)
-        public static let all: Sections = [.findings, .leaks, .collisions, .kernel]
+        public static let stalls = Sections(rawValue: 16)
+        public static let all: Sections = [.findings, .leaks, .collisions, .kernel, .stalls]
     }
 
     public static func human(_ report: DiagnosisReport, sections: Sections = .all, color: Bool) -> String {
@@ -264,6 +286,21 @@ public enum DiagnosisRendering {
             if report.orphans > 0 {
                 out += "  (\(report.orphans) orphaned FIN_WAIT2 sockets not listed: the kernel reaps them after tcp_fin_timeout)\n"
             }
+        }
+        if sections.contains(.stalls) && !report.stalls.isEmpty {
+            out += "\n" + style.bold("Stalled connections (accepted by the sidecar, no byte either way for \(humanDuration(milliseconds: UInt64(report.stallAfterSeconds * 1000))) or more)") + "\n"
+            var table = TextTable([.init("Port"), .init("Protocol"), .init("Direction"), .init("Proxy socket"), .init("Peer"), .init("Silent", .right)])
+            for group in report.stalls {
+                for connection in group.connections {
+                    table.append([
+                        group.port.map(String.init) ?? "?",
+                        group.application.map { "\($0.name)\($0.isServerFirst ? " (server-first)" : "")" } ?? "?",
+                        group.direction.rawValue, connection.socket.local.description, connection.socket.remote.description,
+                        humanDuration(milliseconds: connection.silentMilliseconds),
+                    ])
+                }
+            }
+            out += table.render().split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
         }
         if sections.contains(.collisions) {
             out += "\n" + style.bold("Port collisions") + "\n"

@@ -95,10 +95,18 @@ func runDiagnosis(
 ) throws {
     let options = try arguments.options()
     let failOn = try arguments.failThreshold()
-    let target = try namespace.resolve()
-    let input = try LiveCollector(namespace: target, trace: Console.tracer).collect(profile: options.sidecar)
-    let report = Diagnosis.diagnose(input, options: options)
-    try render(report, format: output.format, sections: sections, failOn: failOn)
+    let trace = Console.tracer
+    func timed<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
+        let start = ContinuousClock.now
+        defer { trace?(name, ContinuousClock.now - start) }
+        return try body()
+    }
+    let target = try timed("resolve namespace") { try namespace.resolve() }
+    let input = try timed("collect (all phases)") {
+        try LiveCollector(namespace: target, trace: trace).collect(profile: options.sidecar, stallAfterSeconds: options.stallAfterSeconds)
+    }
+    let report = timed("diagnose") { Diagnosis.diagnose(input, options: options) }
+    try timed("render") { try render(report, format: output.format, sections: sections, failOn: failOn) }
 }
 
 /// Prints a report and turns its findings into the exit status.

@@ -12,6 +12,12 @@ struct DiagnosisArguments: ParsableArguments {
     @Option(name: .customLong("connect-rate"), help: ArgumentHelp("Captured connects per second, for the collision model. Default: estimated from Tcp ActiveOpens over the proxy's uptime.", valueName: "per-second"))
     var connectRate: Double?
 
+    @Option(name: .customLong("stall-after"), help: ArgumentHelp("An accepted connection silent both ways this long is stalled (5s, 30s…). Default: 5s (2s in the server-first lab).", valueName: "duration"))
+    var stallAfter: String?
+
+    @Option(name: .customLong("server-first"), help: ArgumentHelp("Also treat this port as serving a server-first protocol, optionally named; repeat for several.", valueName: "port[/name]"))
+    var serverFirst: [String] = []
+
     @Option(name: .customLong("fail-on"), help: ArgumentHelp("Exit 1 when a finding is at least this severe: info, warning, error or never.", valueName: "severity"))
     var failOn: String = "warning"
 
@@ -34,6 +40,18 @@ struct DiagnosisArguments: ParsableArguments {
                 throw ValidationError("--connect-rate takes a rate of zero or more connects per second")
             }
             options.connectRate = connectRate
+        }
+        if let stallAfter {
+            guard let stall = Double(stallAfter) ?? KernelText.goDurationSeconds(stallAfter), stall > 0 else {
+                throw ValidationError("--stall-after takes a duration such as 5s or 30s, not '\(stallAfter)'")
+            }
+            options.stallAfterSeconds = stall
+        }
+        for value in serverFirst {
+            guard let (port, application) = ProtocolCatalog.parseAddition(value) else {
+                throw ValidationError("--server-first takes PORT or PORT/NAME (port 1-65535), not '\(value)'")
+            }
+            options.catalog.additions[port] = application
         }
         return options
     }
