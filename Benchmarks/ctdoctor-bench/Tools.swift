@@ -2,6 +2,7 @@ import ArgumentParser
 import Conntrack
 import Foundation
 import KernelIO
+import NetCore
 import Netlink
 import Sockets
 
@@ -85,15 +86,12 @@ enum ProcTCPSpeed {
             let start = ContinuousClock.now
             try ProcNetTCPParser.forEachSocket(bytes, family: nil, source: "bench") { _ in lines += 1 }
             let elapsed = ContinuousClock.now - start
-            rates.append(Double(lines) / seconds(elapsed))
+            rates.append(Double(lines) / elapsed.inSeconds)
         }
         return median(rates)
     }
 }
 
-func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-}
 
 func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()

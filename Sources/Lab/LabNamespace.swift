@@ -13,6 +13,8 @@ public final class LabNamespace: @unchecked Sendable {
     public static let serviceAddress = IPAddress.v4(0x0A60_000A)  // 10.96.0.10
     public static let proxySource = IPAddress.v4(0x7F00_0006)  // 127.0.0.6
     public static let outboundPort: UInt16 = 15001
+    /// Where the proxy listens: 15001 (Istio) or 4140 (Linkerd).
+    public let proxyPort: UInt16
     private var removed = false
 
     public struct SetupFailed: Error, CustomStringConvertible {
@@ -23,8 +25,9 @@ public final class LabNamespace: @unchecked Sendable {
 
     /// Creates the namespace; the close_wait timeout is shortened so a leak forms in
     /// seconds instead of a minute.
-    public init(name: String, closeWaitSeconds: Int) throws {
+    public init(name: String, closeWaitSeconds: Int, proxyPort: UInt16 = outboundPort) throws {
         self.name = name
+        self.proxyPort = proxyPort
         try Self.run(["ip", "netns", "add", name])
         namespace = NetworkNamespace(path: "\(NetworkNamespace.namedNamespaceDirectory)/\(name)", name: name)
         do {
@@ -37,7 +40,7 @@ public final class LabNamespace: @unchecked Sendable {
                 ["iptables", "-w", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-j", "CTD_LAB_OUTPUT"],
                 ["iptables", "-w", "-t", "nat", "-A", "CTD_LAB_OUTPUT", "-s", "127.0.0.6/32", "-j", "RETURN"],
                 ["iptables", "-w", "-t", "nat", "-A", "CTD_LAB_OUTPUT", "-p", "tcp", "-d", "10.96.0.0/16",
-                 "-j", "REDIRECT", "--to-ports", "\(Self.outboundPort)"],
+                 "-j", "REDIRECT", "--to-ports", "\(proxyPort)"],
             ] {
                 try exec(command)
             }

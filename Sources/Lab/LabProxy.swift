@@ -14,14 +14,26 @@ func startThread(_ label: String, _ body: @escaping @Sendable () -> Void) {
 /// shutdown(SHUT_WR) on the other and keeps reading — what Envoy's TcpProxy does, and
 /// what leaves its app-facing socket in FIN_WAIT2 when the upstream closes first.
 public final class LabProxy: @unchecked Sendable {
+    /// Whether the proxy sniffs the protocol before connecting upstream.
+    public enum Detection: Sendable {
+        /// Connect upstream at once (a port declared TCP).
+        case none
+        /// Wait for the client's first bytes — forever (Istio since 1.9, ASM) or until a
+        /// timeout after which it proxies anyway (Linkerd: 10 s) — except on `opaque` ports.
+        case waitForClient(timeoutSeconds: Double?, opaque: Set<UInt16>)
+    }
+
     let namespace: NetworkNamespace
     let listener: StreamSocket
+    let detection: Detection
     private let held = Mutex<[StreamSocket]>([])
+    private let stopped = Atomic<Bool>(false)
 
-    public init(namespace: NetworkNamespace) throws {
+    public init(namespace: NetworkNamespace, port: UInt16 = LabNamespace.outboundPort, detection: Detection = .none) throws {
         self.namespace = namespace
+        self.detection = detection
         listener = try namespace.run {
-            try StreamSocket.listen(on: Endpoint(.loopbackV4, LabNamespace.outboundPort))
+            try StreamSocket.listen(on: Endpoint(.loopbackV4, port))
         }
     }
 
@@ -34,9 +46,26 @@ public final class LabProxy: @unchecked Sendable {
         }
     }
 
+    /// Protocol detection: waits until the client has sent something, or the timeout
+    /// passes, or the proxy stops.
+    func awaitClientBytes(_ downstream: StreamSocket, timeoutSeconds: Double?) {
+        let deadline = timeoutSeconds.map { ContinuousClock.now + .milliseconds(Int($0 * 1000)) }
+        while !stopped.load(ordering: .relaxed) {
+            if (try? downstream.waitReadable(milliseconds: 100)) == true { return }
+            if let deadline, ContinuousClock.now >= deadline { return }
+        }
+    }
+
     func serve(_ downstream: StreamSocket) {
-        guard let destination = try? downstream.originalDestination(),
-            let upstream = try? namespace.run({
+        guard let destination = try? downstream.originalDestination() else {
+            downstream.close()
+            return
+        }
+        if case .waitForClient(let timeout, let opaque) = detection, !opaque.contains(destination.port) {
+            awaitClientBytes(downstream, timeoutSeconds: timeout)
+            if stopped.load(ordering: .relaxed) { return }
+        }
+        guard let upstream = try? namespace.run({
                 try StreamSocket.connect(to: destination, from: Endpoint(LabNamespace.proxySource, 0))
             })
         else {
@@ -64,6 +93,7 @@ public final class LabProxy: @unchecked Sendable {
 
     /// Stops accepting and wakes every blocked thread.
     public func stop() {
+        stopped.store(true, ordering: .relaxed)
         listener.shutdownBoth()
         held.withLock { sockets in sockets.forEach { $0.shutdownBoth() } }
     }
@@ -74,17 +104,25 @@ public final class LabProxy: @unchecked Sendable {
 /// echoed until the client closes.
 public final class LabUpstream: @unchecked Sendable {
     let listener: StreamSocket
+    /// Sent on accept, before reading anything: a server-first protocol's greeting.
+    let greeting: [UInt8]?
     private let held = Mutex<[StreamSocket]>([])
 
-    public init(namespace: NetworkNamespace) throws {
-        listener = try namespace.run { try StreamSocket.listen(on: Endpoint(LabNamespace.serviceAddress, 80)) }
+    public init(namespace: NetworkNamespace, on endpoint: Endpoint = Endpoint(LabNamespace.serviceAddress, 80), greeting: String? = nil) throws {
+        self.greeting = greeting.map { Array($0.utf8) }
+        listener = try namespace.run { try StreamSocket.listen(on: endpoint) }
     }
 
     public func start() {
         startThread("ctdoctor.lab.upstream") { [self] in
             while let connection = try? listener.accept() {
                 held.withLock { $0.append(connection) }
+                let greeting = self.greeting
                 startThread("ctdoctor.lab.upstream.connection") {
+                    if let greeting, (try? connection.send(greeting)) == nil {
+                        connection.close()
+                        return
+                    }
                     while let bytes = try? connection.receive(), !bytes.isEmpty {
                         if bytes.starts(with: Array("CLOSE".utf8)) {
                             try? connection.send(Array("bye\n".utf8))

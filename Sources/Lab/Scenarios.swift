@@ -255,9 +255,9 @@ final class Outcome: @unchecked Sendable {
     private let lock = DispatchSemaphore(value: 1)
 
     func record(connected: Bool, error: String?, start: ContinuousClock.Instant) {
-        let elapsed = ContinuousClock.now - start
+        let elapsed = (ContinuousClock.now - start).inSeconds
         lock.wait()
-        value = (connected, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, error)
+        value = (connected, elapsed, error)
         lock.signal()
     }
 

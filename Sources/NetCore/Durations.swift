@@ -8,3 +8,10 @@ public func humanDuration(milliseconds: UInt64) -> String {
     if seconds < 86400 { return seconds % 3600 < 60 ? "\(seconds / 3600)h" : "\(seconds / 3600)h\(seconds % 3600 / 60)m" }
     return seconds % 86400 < 3600 ? "\(seconds / 86400)d" : "\(seconds / 86400)d\(seconds % 86400 / 3600)h"
 }
+
+extension Duration {
+    /// The duration as a floating-point number of seconds, for rates and reports.
+    public var inSeconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}

@@ -10,7 +10,7 @@ import Rendering
 struct LabCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
-        abstract: "Reproduce the sidecar half-close leak or a port collision in a throwaway namespace, then diagnose it.",
+        abstract: "Reproduce a half-close leak, a port collision or a server-first stall in a throwaway namespace, then diagnose it.",
         discussion: """
             Builds a network namespace shaped like a meshed pod: iptables REDIRECTs the app's \
             connections to a sidecar-like proxy on 15001 that forwards half-closes with \
@@ -24,10 +24,16 @@ struct LabCommand: ParsableCommand {
             collision: a leak, then a connect from the leaked socket's port: on this kernel it \
             recovers after a SYN retransmit, or, with --emulate-old-kernel, times out as on a \
             kernel without the v6.2 conntrack fix.
+            server-first: an SMTP server that greets first, behind a proxy that waits for the \
+            client's bytes to detect the protocol (--mesh istio: forever; linkerd: 10 s), on \
+            port 25, and declared TCP on 2525. ctdoctor diagnoses while port 25 is stalled \
+            (--stall-after, default here 2 s), then the lab waits for the greeting to show \
+            how the stall ends.
 
             Examples:
               ctdoctor lab half-close
               ctdoctor lab collision --emulate-old-kernel
+              ctdoctor lab server-first --mesh linkerd
               ctdoctor lab half-close --keep        # then explore with --netns ctd-lab-…
             """
     )
@@ -35,9 +41,10 @@ struct LabCommand: ParsableCommand {
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
         case halfClose = "half-close"
         case collision
+        case serverFirst = "server-first"
     }
 
-    @Argument(help: "half-close or collision.") var scenario: Scenario
+    @Argument(help: "half-close, collision or server-first.") var scenario: Scenario
     @OptionGroup var output: OutputOptions
 
     @Option(name: .customLong("close-wait"), help: "nf_conntrack_tcp_timeout_close_wait inside the lab, seconds (the kernel default is 60).")
@@ -52,6 +59,9 @@ struct LabCommand: ParsableCommand {
     @Option(name: .customLong("connect-timeout"), help: "collision: seconds before the colliding connect() gives up.")
     var connectTimeout = 4
 
+    @Option(help: "server-first: whose protocol detection the lab's proxy imitates (istio or linkerd).")
+    var mesh: ServerFirstLab.Mesh = .istio
+
     @OptionGroup var diagnosis: DiagnosisArguments
 
     func validate() throws {
@@ -59,6 +69,9 @@ struct LabCommand: ParsableCommand {
         guard (1...120).contains(connectTimeout) else { throw ValidationError("--connect-timeout takes 1 to 120 seconds") }
         if emulateOldKernel && scenario != .collision {
             throw ValidationError("--emulate-old-kernel applies to the collision scenario only")
+        }
+        if mesh != .istio && scenario != .serverFirst {
+            throw ValidationError("--mesh applies to the server-first scenario only")
         }
     }
 
@@ -69,25 +82,63 @@ struct LabCommand: ParsableCommand {
         let narrate = output.format == .table
         let say: @Sendable (String) -> Void = { line in if narrate { Console.writeOut("lab: \(line)\n") } }
         let name = "ctd-lab-\(scenario.rawValue)-\(getpid())"
-        let lab = try HalfCloseLab(name: name, closeWaitSeconds: closeWait, say: say)
-        let cleanup = Cleanup.register { lab.tearDown() }
+        var options = try diagnosis.options()
+        let outcome: Outcome
+        switch scenario {
+        case .halfClose, .collision:
+            let lab = try HalfCloseLab(name: name, closeWaitSeconds: closeWait, say: say)
+            outcome = try whileRegistered(tearDown: lab.tearDown) { try halfClose(lab, options: options) }
+        case .serverFirst:
+            if diagnosis.stallAfter == nil { options.stallAfterSeconds = 2 }
+            if options.sidecar == nil { options.sidecar = mesh.profile }
+            let lab = try ServerFirstLab(name: name, mesh: mesh, say: say)
+            outcome = try whileRegistered(tearDown: lab.tearDown) { try serverFirst(lab, options: options) }
+        }
+        if !outcome.problems.isEmpty { throw ExitCode(ExitStatus.findings) }
+    }
+
+    /// What a scenario found, for the report.
+    struct Outcome {
+        var report: DiagnosisReport
+        var problems: [String]
+        var flows: [JSONValue]
+        var extra: [(String, JSONValue)] = []
+    }
+
+    /// Runs `body` with `tearDown` registered for signals, then tears down; the report
+    /// is written (and --keep honoured) before the namespace goes.
+    func whileRegistered(tearDown: @escaping @Sendable () -> Void, _ body: () throws -> Outcome) throws -> Outcome {
+        let cleanup = Cleanup.register(tearDown)
         defer {
-            lab.tearDown()
+            tearDown()
             Cleanup.unregister(cleanup)
         }
-        let options = try diagnosis.options()
-        let failOn = try diagnosis.failThreshold()
-        let namespace = lab.lab.namespace
-        let diagnose: @Sendable () throws -> DiagnosisReport = {
-            Diagnosis.diagnose(try LiveCollector(namespace: namespace).collect(profile: options.sidecar), options: options)
+        let outcome = try body()
+        emit(outcome)
+        if keep {
+            let name = "ctd-lab-\(scenario.rawValue)-\(getpid())"
+            Console.writeError("ctdoctor: lab namespace \(name) kept; explore with `ctdoctor diagnose --netns \(name)` or `ip netns exec \(name) ss -tanpo`. Press Enter to remove it.\n")
+            _ = readLine()
         }
+        return outcome
+    }
 
+    static func diagnosis(of lab: LabNamespace, options: DiagnosisOptions) -> @Sendable () throws -> DiagnosisReport {
+        let namespace = lab.namespace
+        return {
+            Diagnosis.diagnose(
+                try LiveCollector(namespace: namespace).collect(profile: options.sidecar, stallAfterSeconds: options.stallAfterSeconds),
+                options: options)
+        }
+    }
+
+    func halfClose(_ lab: HalfCloseLab, options: DiagnosisOptions) throws -> Outcome {
+        let diagnose = Self.diagnosis(of: lab.lab, options: options)
         var attempt: CollisionAttempt?
-        switch scenario {
-        case .halfClose:
-            try lab.build()
-        case .collision:
+        if scenario == .collision {
             attempt = try lab.collide(emulateOldKernel: emulateOldKernel, timeoutSeconds: connectTimeout, diagnose: diagnose)
+        } else {
+            try lab.build()
         }
         let report = try diagnose()
         var problems = lab.check(report)
@@ -99,30 +150,21 @@ struct LabCommand: ParsableCommand {
                 problems.append("the diagnosis taken during the colliding connect did not see it")
             }
         }
-
-        switch output.format {
-        case .table:
-            if let attempt, let during = attempt.duringAttempt {
-                Console.writeOut("\nlab: diagnosis taken while the app was connecting from port \(attempt.port):\n")
-                Console.writeOut(DiagnosisRendering.human(during, sections: [.findings], color: Console.colorful))
-                Console.writeOut("\nlab: counters during the attempt: "
-                    + attempt.counterDeltas.sorted { $0.key < $1.key }.map { "\($0.key) +\($0.value)" }.joined(separator: ", ") + "\n")
-            }
-            Console.writeOut("\nlab: diagnosis of \(name) now:\n")
-            Console.writeOut(DiagnosisRendering.human(report, color: Console.colorful))
-            Console.writeOut(problems.isEmpty
-                ? "\nlab: the diagnosis matches what the lab built.\n"
-                : "\nlab: the diagnosis does NOT match what the lab built:\n" + problems.map { "  - \($0)\n" }.joined())
-        case .json, .ndjson:
-            let document = JSONValue.object([
-                ("schema", .string("ctdoctor.lab.v1")),
-                ("scenario", .string(scenario.rawValue)),
-                ("namespace", .string(name)),
+        if let attempt, let during = attempt.duringAttempt, output.format == .table {
+            Console.writeOut("\nlab: diagnosis taken while the app was connecting from port \(attempt.port):\n")
+            Console.writeOut(DiagnosisRendering.human(during, sections: [.findings], color: Console.colorful))
+            Console.writeOut("\nlab: counters during the attempt: "
+                + attempt.counterDeltas.sorted { $0.key < $1.key }.map { "\($0.key) +\($0.value)" }.joined(separator: ", ") + "\n")
+        }
+        let failOn = try diagnosis.failThreshold()
+        return Outcome(
+            report: report, problems: problems,
+            flows: lab.flows.map { flow in
+                .object([("name", .string(flow.name)), ("app_port", .integer(Int64(flow.appPort))),
+                         ("expected", .string(flow.expected?.rawValue))])
+            },
+            extra: [
                 ("close_wait_seconds", .integer(Int64(closeWait))),
-                ("flows", .array(lab.flows.map { flow in
-                    .object([("name", .string(flow.name)), ("app_port", .integer(Int64(flow.appPort))),
-                             ("expected", .string(flow.expected?.rawValue))])
-                })),
                 ("collision", attempt.map { attempt in
                     .object([
                         ("port", .integer(Int64(attempt.port))), ("connected", .bool(attempt.connected)),
@@ -131,17 +173,46 @@ struct LabCommand: ParsableCommand {
                         ("diagnosis_during", attempt.duringAttempt.map { DiagnosisRendering.json($0, failOn: failOn) } ?? .null),
                     ])
                 } ?? .null),
-                ("diagnosis", DiagnosisRendering.json(report, failOn: failOn)),
-                ("matches", .bool(problems.isEmpty)),
-                ("problems", .strings(problems)),
             ])
+    }
+
+    func serverFirst(_ lab: ServerFirstLab, options: DiagnosisOptions) throws -> Outcome {
+        try lab.build(stallAfterSeconds: options.stallAfterSeconds)
+        let report = try Self.diagnosis(of: lab.lab, options: options)()
+        var problems = lab.check(report)
+        problems += lab.awaitStalledGreeting()
+        return Outcome(
+            report: report, problems: problems,
+            flows: lab.flows.map { flow in
+                .object([("name", .string(flow.name)), ("service_port", .integer(Int64(flow.servicePort))),
+                         ("app_port", .integer(Int64(flow.appPort))), ("expect_stalled", .bool(flow.expectStalled)),
+                         ("first_bytes_after_seconds", flow.firstBytesAfter.map { .number($0) } ?? .null)])
+            },
+            extra: [("mesh", .string(mesh.rawValue)), ("stall_after_seconds", .number(options.stallAfterSeconds))])
+    }
+
+    func emit(_ outcome: Outcome) {
+        let name = "ctd-lab-\(scenario.rawValue)-\(getpid())"
+        switch output.format {
+        case .table:
+            Console.writeOut("\nlab: diagnosis of \(name)\(scenario == .serverFirst ? ", taken during the stall" : " now"):\n")
+            Console.writeOut(DiagnosisRendering.human(outcome.report, color: Console.colorful))
+            Console.writeOut(outcome.problems.isEmpty
+                ? "\nlab: the diagnosis matches what the lab built.\n"
+                : "\nlab: the diagnosis does NOT match what the lab built:\n" + outcome.problems.map { "  - \($0)\n" }.joined())
+        case .json, .ndjson:
+            let failOn = try? diagnosis.failThreshold()
+            let document = JSONValue.object(
+                [("schema", .string("ctdoctor.lab.v1")), ("scenario", .string(scenario.rawValue)), ("namespace", .string(name))]
+                    + outcome.extra
+                    + [
+                        ("flows", .array(outcome.flows)),
+                        ("diagnosis", DiagnosisRendering.json(outcome.report, failOn: failOn ?? nil)),
+                        ("matches", .bool(outcome.problems.isEmpty)),
+                        ("problems", .strings(outcome.problems)),
+                    ])
             Console.writeOut(document.text + "\n")
         }
-        if keep {
-            Console.writeError("ctdoctor: lab namespace \(name) kept; explore with `ctdoctor diagnose --netns \(name)` or `ip netns exec \(name) ss -tanpo`. Press Enter to remove it.\n")
-            _ = readLine()
-        }
-        if !problems.isEmpty { throw ExitCode(ExitStatus.findings) }
     }
 }
 
@@ -150,3 +221,5 @@ struct CommandFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
+
+extension ServerFirstLab.Mesh: ExpressibleByArgument {}

@@ -1,5 +1,6 @@
 import CNetfilter
 import Glibc
+import NetCore
 import SystemPackage
 
 func spawnAndMeasure(_ arguments: [String], standardOutputPath: String, standardErrorPath: String) throws -> ProcessMeasurement {
@@ -24,7 +25,7 @@ func spawnAndMeasure(_ arguments: [String], standardOutputPath: String, standard
     let exited = status & 0x7F == 0
     return ProcessMeasurement(
         exitStatus: exited ? (status >> 8) & 0xFF : 128 + (status & 0x7F),
-        wallSeconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+        wallSeconds: elapsed.inSeconds,
         userSeconds: seconds(usage.ru_utime),
         systemSeconds: seconds(usage.ru_stime)
     )
