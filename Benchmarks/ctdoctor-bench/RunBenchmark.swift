@@ -58,7 +58,7 @@ struct RunBenchmark: ParsableCommand {
         }
 
         print("")
-        print("## diagnose as the tables grow (each stage: 100 leaked sockets among the FIN_WAIT2 suspects on 15001)")
+        print("## diagnose as the tables grow (each stage: 100 more leaked sockets among the FIN_WAIT2 suspects on 15001; 100 silent accepted connections, stall candidates, among its ESTABLISHED)")
         print("| tables | raw full dump, count only | ctdoctor diagnose | ratio | diagnose user CPU | diagnose peak RSS |")
         print("|---|---|---|---|---|---|")
         for (label, raw, diagnose) in diagnoseRows {
@@ -179,8 +179,10 @@ final class BenchNamespace {
 
     /// Starts helpers that each hold up to 25,000 sockets (16,000 descriptors, under the
     /// 20,000 RLIMIT_NOFILE this machine allows): 48% ESTABLISHED, 16% half-closed
-    /// (FIN_WAIT2 on the listener side, CLOSE_WAIT on the client), 36% TIME_WAIT.
-    func holdSockets(total: Int, helper: String, firstHolder: Int = 0) throws -> [Holder] {
+    /// (FIN_WAIT2 on the listener side, CLOSE_WAIT on the client), 36% TIME_WAIT. The
+    /// ESTABLISHED connections carried a request and its answer, except
+    /// `silentOnCapturePort` of the first holder's: the sidecar's stall candidates.
+    func holdSockets(total: Int, helper: String, firstHolder: Int = 0, silentOnCapturePort: Int = 100) throws -> [Holder] {
         let perHolder = 25_000
         let count = max(1, (total + perHolder - 1) / perHolder)
         var holders: [Holder] = []
@@ -203,6 +205,7 @@ final class BenchNamespace {
                     exec([
                         helper, "hold-sockets", "--listen-port", "\(listenPort)", "--dial-port", "\(dialPort)",
                         "--established", "\(established)", "--half-closed", "\(halfClosed)", "--time-wait", "\(timeWait)",
+                        "--silent", "\(index == 0 ? min(silentOnCapturePort, established) : 0)",
                     ])))
         }
         for holder in holders { try holder.waitReady() }

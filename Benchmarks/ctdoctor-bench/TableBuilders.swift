@@ -108,6 +108,7 @@ struct HoldSockets: ParsableCommand {
     @Option(help: "Port the listener binds (the REDIRECT target).") var listenPort: UInt16
     @Option(help: "Port clients dial (REDIRECTed to the listener), or the listener's own port.") var dialPort: UInt16
     @Option(help: "Connections left ESTABLISHED (two sockets each).") var established = 0
+    @Option(help: "Of those, how many never carry a byte (stall candidates); the others carry a request and its answer.") var silent = 0
     @Option(help: "Connections half-closed by the listener side (FIN_WAIT2 + CLOSE_WAIT).") var halfClosed = 0
     @Option(help: "Connections closed by the client first (one TIME_WAIT socket each).") var timeWait = 0
 
@@ -119,7 +120,14 @@ struct HoldSockets: ParsableCommand {
         for index in 0..<(established + halfClosed) {
             let client = try StreamSocket.connect(to: Endpoint(.loopbackV4, dialPort))
             let server = try listener.accept()
-            if index >= established { try server.shutdownWrite() }
+            if index >= established {
+                try server.shutdownWrite()
+            } else if index >= silent {
+                try client.send([1])
+                _ = try server.receive()
+                try server.send([2])
+                _ = try client.receive()
+            }
             held.append(client)
             held.append(server)
         }

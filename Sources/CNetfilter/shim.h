@@ -26,6 +26,14 @@ int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
 int pipe2(int fds[2], int flags);
 pid_t gettid(void);
 
+// recvmmsg(2) and struct mmsghdr, _GNU_SOURCE-only too (the layout is fixed ABI).
+struct ctd_mmsghdr {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+};
+int recvmmsg(int fd, struct ctd_mmsghdr *vector, unsigned int length, int flags, struct timespec *timeout);
+static const int ctd_msg_waitforone = 0x10000;
+
 #include <sys/stat.h>
 
 // CLONE_NEWNET is likewise _GNU_SOURCE-only in <sched.h>.

@@ -67,6 +67,10 @@ public struct LeakRecord: Sendable, Hashable {
 public enum LeakAnalysis {
     /// - Parameters:
     ///   - idleTimeoutMilliseconds: the proxy's TCP idle timeout; 0 means disabled.
+    /// States of the app's end of a flow the proxy half-closed: it got the FIN, and may
+    /// have closed since.
+    static let appSideStates: TCPStateSet = [.closeWait, .lastAck, .finWait1, .closing]
+
     public static func analyse(
         sockets: [TCPSocket],
         conntrack: [ConntrackEntry],
@@ -78,12 +82,16 @@ public enum LeakAnalysis {
         let byReplyTuple = Dictionary(
             conntrack.filter { $0.protocolNumber == IPProtocolName.tcp }.map { (ReplyTupleKey(replyOf: $0), $0) },
             uniquingKeysWith: { first, _ in first })
+        let suspects = suspects(in: sockets, profile: profile)
+        // Only the suspects' peers matter; a busy pod has thousands of other app sockets
+        // in these states, so index just the ports asked about.
+        let peerPorts = Set(suspects.map(\.remote.port))
         let appSockets = Dictionary(
-            sockets.filter { [.closeWait, .lastAck, .finWait1, .closing].contains($0.state) }
+            sockets.lazy.filter { appSideStates.contains($0.state) && peerPorts.contains($0.local.port) }
                 .map { (normalized($0.local), $0) },
             uniquingKeysWith: { first, _ in first })
 
-        return suspects(in: sockets, profile: profile).map { socket in
+        let records = suspects.map { socket in
             let direction: CaptureDirection = socket.local.port == profile.outboundPort ? .outbound : .inbound
             let key = ReplyTupleKey(source: socket.local, destination: socket.remote)
             let found = byReplyTuple[key]
@@ -110,18 +118,23 @@ public enum LeakAnalysis {
                 idleMilliseconds: idle,
                 reapedInMilliseconds: reapedIn
             )
-        }.sorted { ($0.classification, $0.socket.remote) < ($1.classification, $1.socket.remote) }
+        }
+        // Records are large: order their indices, then copy each record once.
+        let order = records.indices.sorted {
+            (records[$0].classification, records[$0].socket.remote) < (records[$1].classification, records[$1].socket.remote)
+        }
+        return order.map { records[$0] }
     }
 
     /// FIN_WAIT2 sockets on a capture port that a process still holds. Orphans (inode
     /// 0: the proxy closed them) are reaped by the kernel's tcp_fin_timeout instead.
     public static func suspects(in sockets: [TCPSocket], profile: SidecarProfile) -> [TCPSocket] {
-        sockets.filter { $0.state == .finWait2 && profile.capturePorts.contains($0.local.port) && $0.inode != 0 }
+        sockets.filter { $0.state == .finWait2 && profile.captures($0.local.port) && $0.inode != 0 }
     }
 
     /// Orphaned FIN_WAIT2 sockets on capture ports (not leaks: the kernel reaps them).
     public static func orphans(in sockets: [TCPSocket], profile: SidecarProfile) -> Int {
-        sockets.filter { $0.state == .finWait2 && profile.capturePorts.contains($0.local.port) && $0.inode == 0 }.count
+        sockets.filter { $0.state == .finWait2 && profile.captures($0.local.port) && $0.inode == 0 }.count
     }
 
     static func isNewAttempt(_ entry: ConntrackEntry) -> Bool {

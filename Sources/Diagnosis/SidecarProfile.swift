@@ -28,6 +28,10 @@ public struct SidecarProfile: Sendable, Hashable, CustomStringConvertible {
     /// The ports sockets are captured on.
     public var capturePorts: [UInt16] { [outboundPort, inboundPort] }
 
+    /// Whether `port` is one of the capture ports (without building an array: it is
+    /// asked once per socket).
+    public func captures(_ port: UInt16) -> Bool { port == outboundPort || port == inboundPort }
+
     public var description: String {
         switch mesh {
         case .istio: "istio (outbound \(outboundPort), inbound \(inboundPort))"
@@ -78,7 +82,7 @@ public struct SidecarDetection: Sendable, Hashable {
     public static func detect(listeners: [TCPSocket], owners: [UInt64: [SocketOwner]]) -> SidecarDetection? {
         var best: (profile: SidecarProfile, ports: [UInt16], owner: SocketOwner?)?
         for profile in SidecarProfile.known {
-            let matching = listeners.filter { $0.state == .listen && profile.capturePorts.contains($0.local.port) }
+            let matching = listeners.filter { $0.state == .listen && profile.captures($0.local.port) }
             guard !matching.isEmpty else { continue }
             let owner = matching.lazy.compactMap { owners[$0.inode]?.first }.first
             let candidate = (profile, Array(Set(matching.map(\.local.port))).sorted(), owner)

@@ -42,6 +42,12 @@ public final class NetlinkSocket: NetlinkTransport, @unchecked Sendable {
         }
     }
 
+    public func receiveMany(into buffer: inout [UInt8], slotSize: Int) throws -> [Int] {
+        do { return try handle.receiveMany(into: &buffer, slotSize: slotSize) } catch let error as KernelIOError {
+            throw NetlinkTransportError(operation: error.operation, errno: error.errno)
+        }
+    }
+
     /// Waits up to `milliseconds` for a datagram; false on timeout. Lets request/reply
     /// exchanges (a GET) fail cleanly instead of blocking forever on a silent kernel.
     public func waitReadable(milliseconds: Int32) throws -> Bool {

@@ -109,9 +109,15 @@ public struct NetlinkMessageReader {
     private let end: Int
 
     public init(_ bytes: [UInt8], count: Int) {
+        self.init(bytes, range: 0..<count)
+    }
+
+    /// Reads the messages of one datagram that sits at `range` in a larger buffer (a
+    /// slot of a batched receive); the messages' offsets stay relative to `bytes`.
+    public init(_ bytes: [UInt8], range: Range<Int>) {
         self.bytes = bytes
-        self.offset = 0
-        self.end = Swift.min(count, bytes.count)
+        self.offset = range.lowerBound
+        self.end = Swift.min(range.upperBound, bytes.count)
     }
 
     /// The next message, nil at the end of the buffer.

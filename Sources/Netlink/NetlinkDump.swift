@@ -12,6 +12,20 @@ public protocol NetlinkTransport: AnyObject, Sendable {
     /// Blocks until one datagram arrives, copies it into `buffer` and returns its length.
     /// `buffer` is never resized.
     func receive(into buffer: inout [UInt8]) throws -> Int
+    /// Blocks until one datagram arrives, then takes as many more as are queued, up to
+    /// `buffer.count / slotSize`, each into its own `slotSize`-byte slot; their lengths
+    /// in order. One system call for a burst of small replies (the GET lookups).
+    func receiveMany(into buffer: inout [UInt8], slotSize: Int) throws -> [Int]
+}
+
+extension NetlinkTransport {
+    /// One datagram at a time, for transports without a batched receive.
+    public func receiveMany(into buffer: inout [UInt8], slotSize: Int) throws -> [Int] {
+        var slot = [UInt8](repeating: 0, count: slotSize)
+        let count = try receive(into: &slot)
+        buffer.replaceSubrange(0..<count, with: slot[0..<count])
+        return [count]
+    }
 }
 
 /// A failed socket operation, with the errno the kernel gave.

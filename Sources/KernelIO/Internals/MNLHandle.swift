@@ -51,6 +51,33 @@ final class MNLHandle: @unchecked Sendable {
         }
     }
 
+    /// recvmmsg with MSG_WAITFORONE: blocks for the first datagram only. A datagram
+    /// larger than its slot is an error, not a silently cut reply.
+    func receiveMany(into buffer: inout [UInt8], slotSize: Int) throws -> [Int] {
+        let slots = buffer.count / slotSize
+        precondition(slots > 0, "buffer smaller than one slot")
+        var vectors = [iovec](repeating: iovec(), count: slots)
+        var headers = [ctd_mmsghdr](repeating: ctd_mmsghdr(), count: slots)
+        let received = try buffer.withUnsafeMutableBytes { raw in
+            try vectors.withUnsafeMutableBufferPointer { vectors in
+                for index in 0..<slots {
+                    vectors[index] = iovec(iov_base: raw.baseAddress! + index * slotSize, iov_len: slotSize)
+                    headers[index].msg_hdr.msg_iov = vectors.baseAddress! + index
+                    headers[index].msg_hdr.msg_iovlen = 1
+                }
+                return try systemCall("receive netlink replies") {
+                    recvmmsg(fd, &headers, UInt32(slots), ctd_msg_waitforone, nil)
+                }
+            }
+        }
+        return try headers.prefix(Int(received)).map { header in
+            if header.msg_hdr.msg_flags & Int32(MSG_TRUNC) != 0 {
+                throw KernelIOError("receive netlink replies: a reply longer than \(slotSize) bytes", errno: .messageTooLong)
+            }
+            return Int(header.msg_len)
+        }
+    }
+
     func waitReadable(milliseconds: Int32) throws -> Bool {
         var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         return try systemCall("poll netlink socket") { poll(&descriptor, 1, milliseconds) } > 0
