@@ -14,7 +14,7 @@ let package = Package(
             name: "CTDoctorKit",
             targets: [
                 "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Collector", "MeshLint", "Lab",
-                "Rendering",
+                "Rendering", "Export",
             ]
         ),
     ],
@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(
@@ -72,10 +73,15 @@ let package = Package(
             name: "Rendering",
             dependencies: ["NetCore", "Conntrack", "Sockets", "Diagnosis", "MeshLint"]
         ),
+        .target(
+            name: "Export",
+            dependencies: ["Diagnosis", "Rendering", .product(name: "Prometheus", package: "swift-prometheus")]
+        ),
         .executableTarget(
             name: "ctdoctor",
             dependencies: [
                 "NetCore", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Collector", "MeshLint", "Lab", "Rendering",
+                "Export",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -98,7 +104,7 @@ let package = Package(
             name: "CTDoctorTests",
             dependencies: [
                 "TestSupport", "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Collector",
-                "MeshLint", "Rendering",
+                "MeshLint", "Rendering", "Export",
             ],
             resources: [.copy("Fixtures")]
         ),

@@ -2,10 +2,12 @@
 
 # Build: the C libraries behind the CNetfilter system library.
 # Tests and lab: the tools the integration tests compare against and drive.
+# Export tests: prometheus_client's exposition parser (for Debian's /usr/bin/python3).
 # Benchmark: GNU time (peak RSS of each contender).
 CTDOCTOR_PACKAGES=(
   pkgconf libnetfilter-conntrack-dev libmnl-dev
   iproute2 iptables conntrack procps util-linux iputils-ping python3
+  python3-prometheus-client
   time
 )
 

@@ -74,3 +74,9 @@ public func fileKind(_ path: String) -> FileKind { statKind(path) }
 
 /// The names in a directory, without "." and "..".
 public func directoryEntries(_ path: String) throws -> [String] { try listDirectory(path) }
+
+/// Replaces the file at `path` with `bytes` in one rename (see `replaceFileAtomically`):
+/// for files that other programs read while ctdoctor rewrites them.
+public func writeFileAtomically(_ bytes: [UInt8], to path: String, permissions: FilePermissions = [.ownerReadWrite, .groupRead, .otherRead]) throws {
+    try replaceFileAtomically(path, with: bytes, permissions: permissions)
+}

@@ -100,18 +100,24 @@ func runDiagnosis(
 ) throws {
     let options = try arguments.options()
     let failOn = try arguments.failThreshold()
-    let trace = Console.tracer
-    func timed<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
-        let start = ContinuousClock.now
-        defer { trace?(name, ContinuousClock.now - start) }
-        return try body()
-    }
-    let target = try timed("resolve namespace") { try namespace.resolve() }
-    let input = try timed("collect (all phases)") {
-        try LiveCollector(namespace: target, trace: trace).collect(profile: options.sidecar, stallAfterSeconds: options.stallAfterSeconds)
-    }
-    let report = timed("diagnose") { Diagnosis.diagnose(input, options: options) }
+    let report = try diagnoseLive(try namespace.resolve(), options: options)
     try timed("render") { try render(report, format: output.format, sections: sections, failOn: failOn) }
+}
+
+/// Collects a namespace's facts and diagnoses them; each step's time goes to the tracer.
+func diagnoseLive(_ target: NetworkNamespace, options: DiagnosisOptions) throws -> DiagnosisReport {
+    let input = try timed("collect (all phases)") {
+        try LiveCollector(namespace: target, trace: Console.tracer).collect(
+            profile: options.sidecar, stallAfterSeconds: options.stallAfterSeconds)
+    }
+    return timed("diagnose") { Diagnosis.diagnose(input, options: options) }
+}
+
+/// Runs `body`, reporting its wall time under `name` when CTDOCTOR_TRACE is set.
+func timed<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
+    let start = ContinuousClock.now
+    defer { Console.tracer?(name, ContinuousClock.now - start) }
+    return try body()
 }
 
 /// Prints a report and turns its findings into the exit status.

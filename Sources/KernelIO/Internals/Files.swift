@@ -72,3 +72,47 @@ func statKind(_ path: String) -> FileKind {
     default: return .other
     }
 }
+
+/// Writes `bytes` to a new file beside `path` and renames it over `path`: a reader (a
+/// Prometheus textfile scrape) sees the old file or the new one, never half of one.
+/// The target must not be a symbolic link — a cron job running as root must not be
+/// steered into overwriting whatever the link points at — and the temporary file is
+/// created exclusively without following links.
+func replaceFileAtomically(_ path: String, with bytes: [UInt8], permissions: FilePermissions) throws {
+    var status = stat()
+    if lstat(path, &status) == 0 {
+        guard status.st_mode & S_IFMT != S_IFLNK else {
+            throw KernelIOError("refusing to write through the symbolic link", subject: path, errno: .tooManySymbolicLinkLevels)
+        }
+        guard status.st_mode & S_IFMT != S_IFDIR else {
+            throw KernelIOError("refusing to replace the directory", subject: path, errno: .isDirectory)
+        }
+        guard status.st_mode & S_IFMT == S_IFREG else {
+            throw KernelIOError("refusing to replace the non-regular file", subject: path, errno: .fileExists)
+        }
+    }
+    let slash = path.lastIndex(of: "/")
+    let directory = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+    let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+    let temporary = "\(directory)/.\(name).\(getpid()).tmp"
+    let descriptor: FileDescriptor
+    do {
+        descriptor = try FileDescriptor.open(
+            temporary, .writeOnly, options: [.create, .exclusiveCreate, .noFollow, .closeOnExec], permissions: permissions)
+    } catch let errno as Errno {
+        throw KernelIOError("create", subject: temporary, errno: errno)
+    }
+    do {
+        defer { try? descriptor.close() }
+        do {
+            _ = try descriptor.writeAll(bytes)
+        } catch let errno as Errno {
+            throw KernelIOError("write", subject: temporary, errno: errno)
+        }
+        try systemCall("flush", subject: temporary) { fsync(descriptor.rawValue) }
+        try systemCall("rename onto", subject: path) { rename(temporary, path) }
+    } catch {
+        unlink(temporary)
+        throw error
+    }
+}

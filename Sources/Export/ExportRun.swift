@@ -1,0 +1,46 @@
+import Diagnosis
+
+/// Which network namespace a result is about, as monitoring should label it: the netns
+/// (a name from `ip netns`, a path, `pid:N`, or `net:[inode]`) and the pod living there,
+/// when a node sweep could tell.
+public struct NamespaceIdentity: Sendable, Hashable {
+    public var netns: String
+    public var pod: String?
+
+    public init(netns: String, pod: String? = nil) {
+        self.netns = netns
+        self.pod = pod
+    }
+}
+
+/// One namespace's diagnosis, or the one-line reason it could not be made.
+public struct NamespaceResult: Sendable {
+    public var identity: NamespaceIdentity
+    public var report: DiagnosisReport?
+    public var failure: String?
+
+    public static func diagnosed(_ identity: NamespaceIdentity, _ report: DiagnosisReport) -> Self {
+        Self(identity: identity, report: report, failure: nil)
+    }
+
+    public static func failed(_ identity: NamespaceIdentity, _ failure: String) -> Self {
+        Self(identity: identity, report: nil, failure: failure)
+    }
+}
+
+/// What one run of `ctdoctor export` found, with when and how long: a cron job's output.
+public struct ExportRun: Sendable {
+    /// Seconds since the Unix epoch when the run started.
+    public var startedAt: Double
+    public var durationSeconds: Double
+    public var results: [NamespaceResult]
+
+    public init(startedAt: Double, durationSeconds: Double, results: [NamespaceResult]) {
+        self.startedAt = startedAt
+        self.durationSeconds = durationSeconds
+        self.results = results
+    }
+
+    /// A run succeeded when every namespace it was asked about was diagnosed.
+    public var succeeded: Bool { !results.isEmpty && results.allSatisfy { $0.report != nil } }
+}

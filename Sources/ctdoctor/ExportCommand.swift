@@ -1,0 +1,85 @@
+import ArgumentParser
+import Diagnosis
+import Export
+import Glibc
+import KernelIO
+import Rendering
+
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Diagnose and write the findings for monitoring: Prometheus text exposition or JSON.",
+        discussion: """
+            For a cron job or a DaemonSet: runs the diagnosis and writes Prometheus text \
+            exposition (the node_exporter textfile collector's format) or a JSON document. With \
+            --output the file is written beside its target and renamed over it, so a scrape never \
+            reads half a file; a symbolic link as target is refused. Metric names, labels and \
+            their meaning are listed in README under "Metrics".
+
+            When collection fails the file is still written, with ctdoctor_run_success 0 (so an \
+            alert can fire), and ctdoctor exits 2. Findings do not change the exit status: \
+            exporting them is the job. JSON schema ctdoctor.export.v1.
+
+            Examples:
+              ctdoctor export --output /var/lib/node_exporter/textfile/ctdoctor.prom
+              ctdoctor export --netns 4242 --format json
+            """
+    )
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case prometheus, json
+    }
+
+    @OptionGroup var namespace: NamespaceOptions
+
+    @Option(help: "prometheus (text exposition) or json (ctdoctor.export.v1).")
+    var format: Format = .prometheus
+
+    @Option(help: ArgumentHelp("Write here, atomically, instead of standard output.", valueName: "path"))
+    var output: String?
+
+    @OptionGroup var diagnosis: DiagnosisArguments
+
+    func run() throws {
+        let options = try diagnosis.options()
+        let started = wallClockSeconds()
+        let clock = ContinuousClock.now
+        let identity = NamespaceIdentity(netns: namespace.spec ?? NetworkNamespace.current.name)
+        var failure: (any Error)?
+        let result: NamespaceResult
+        do {
+            result = .diagnosed(identity, try diagnoseLive(try namespace.resolve(), options: options))
+        } catch {
+            failure = error
+            result = .failed(identity, "\(error)")
+        }
+        let run = ExportRun(startedAt: started, durationSeconds: (ContinuousClock.now - clock).inSeconds, results: [result])
+        try write(run, failOn: try diagnosis.failThreshold())
+        if let failure { throw failure }
+    }
+
+    func write(_ run: ExportRun, failOn: Severity?) throws {
+        let bytes: [UInt8]
+        switch format {
+        case .prometheus:
+            bytes = MetricsExposition.render(run)
+        case .json:
+            var out: [UInt8] = []
+            ExportDocument.json(run, failOn: failOn).write(to: &out)
+            out.append(0x0A)
+            bytes = out
+        }
+        if let output {
+            try writeFileAtomically(bytes, to: output)
+        } else {
+            try Console.writeOut(bytes: bytes)
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, for timestamps others compare with their clocks.
+func wallClockSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}

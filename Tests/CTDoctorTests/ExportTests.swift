@@ -1,0 +1,98 @@
+import Diagnosis
+import Export
+import Foundation
+import NetCore
+import TestSupport
+import Testing
+
+@Suite("Prometheus exposition")
+struct ExportTests {
+    /// A pod with one leak (on a port connect() tries first: even offset from 32768),
+    /// one at-risk flow and a stalled SMTP connection.
+    func troubledPod() -> DiagnosisReport {
+        var pod = Pod()
+        pod.halfClosed(appPort: 40000, state: nil)
+        pod.halfClosed(appPort: 40002, secondsLeft: 20)
+        pod.accepted(appPort: 40003, service: Endpoint(IPAddress("10.96.0.25")!, 25), age: 9000)
+        var options = DiagnosisOptions()
+        options.connectRate = 10
+        return pod.diagnose(options)
+    }
+
+    func run(_ results: [NamespaceResult]) -> ExportRun {
+        ExportRun(startedAt: 1_795_400_000.25, durationSeconds: 0.042, results: results)
+    }
+
+    @Test func aScraperReadsEveryFactOfTheDiagnosis() throws {
+        let report = troubledPod()
+        let parsed = try ParsedExposition(MetricsExposition.render(run([.diagnosed(NamespaceIdentity(netns: "pid 4242", pod: "shop/cart-7d9"), report)])))
+        let pod = ["netns": "pid 4242", "pod": "shop/cart-7d9"]
+        #expect(parsed.value("ctdoctor_run_success") == 1)
+        #expect(parsed.value("ctdoctor_last_run_timestamp_seconds") == 1_795_400_000.25)
+        #expect(parsed.value("ctdoctor_run_duration_seconds") == 0.042)
+        #expect(parsed.value("ctdoctor_namespace_diagnosed", pod) == 1)
+        #expect(parsed.value("ctdoctor_sidecar_info", pod.merging(["mesh": "istio"]) { $1 }) == 1)
+        #expect(parsed.value("ctdoctor_half_closed_sockets", pod.merging(["class": "leaked"]) { $1 }) == 1)
+        #expect(parsed.value("ctdoctor_half_closed_sockets", pod.merging(["class": "at_risk"]) { $1 }) == 1)
+        #expect(parsed.value("ctdoctor_half_closed_sockets", pod.merging(["class": "healthy"]) { $1 }) == 0)
+        #expect(parsed.value("ctdoctor_poisoned_ports", pod.merging(["pass": "first"]) { $1 }) == 1)
+        #expect(parsed.value("ctdoctor_poisoned_ports", pod.merging(["pass": "second"]) { $1 }) == 0)
+        let probability = try #require(parsed.value("ctdoctor_collision_probability", pod))
+        #expect(probability > 0 && probability <= 1)
+        #expect(parsed.value("ctdoctor_stalled_connections", pod.merging(["protocol": "SMTP", "server_first": "true"]) { $1 }) == 1)
+        #expect(parsed.value("ctdoctor_findings", pod.merging(["severity": "error"]) { $1 })
+            == Double(report.findings.filter { $0.severity == .error }.count))
+        #expect(parsed.value("ctdoctor_close_wait_timeout_seconds", pod) == 60)
+        #expect(parsed.value("ctdoctor_proxy_idle_timeout_seconds", pod) == 3600)
+        #expect(parsed.value("ctdoctor_kernel_risk", pod.merging(["risk": "close_wait_shorter_than_idle_timeout"]) { $1 }) == 1)
+        #expect(parsed.value("ctdoctor_kernel_risk", pod.merging(["risk": "collision_fails"]) { $1 }) == 0)
+    }
+
+    @Test func everyFamilyIsADocumentedGaugeWithBoundedLabels() throws {
+        let parsed = try ParsedExposition(MetricsExposition.render(run([.diagnosed(NamespaceIdentity(netns: "a"), troubledPod())])))
+        let documented = Dictionary(uniqueKeysWithValues: MetricsExposition.all.map { ($0.name, $0) })
+        #expect(!parsed.families.isEmpty)
+        for family in parsed.families.values {
+            let metric = try #require(documented[family.name], "\(family.name) is not in MetricsExposition.all")
+            #expect(family.type == "gauge" && family.help == metric.help)
+            for sample in family.samples {
+                let allowed = Set(metric.labels + (["ctdoctor_run_success", "ctdoctor_last_run_timestamp_seconds", "ctdoctor_run_duration_seconds"].contains(family.name) ? [] : ["netns", "pod"]))
+                #expect(Set(sample.labels.keys) == allowed, "\(family.name): \(sample.labels)")
+                #expect(!sample.labels.keys.contains { $0.contains("port") || $0.contains("address") })
+            }
+        }
+    }
+
+    @Test func aFailedNamespaceSaysSoAndNothingElse() throws {
+        let parsed = try ParsedExposition(MetricsExposition.render(run([
+            .failed(NamespaceIdentity(netns: "gone"), "no network namespace named gone"),
+            .diagnosed(NamespaceIdentity(netns: "ok"), troubledPod()),
+        ])))
+        #expect(parsed.value("ctdoctor_run_success") == 0)
+        #expect(parsed.value("ctdoctor_namespace_diagnosed", ["netns": "gone"]) == 0)
+        #expect(parsed.value("ctdoctor_namespace_diagnosed", ["netns": "ok"]) == 1)
+        #expect(parsed.families["ctdoctor_half_closed_sockets"]?.samples.allSatisfy { $0.labels["netns"] == "ok" } == true)
+    }
+
+    @Test func labelValuesSurviveEscaping() throws {
+        let awkward = #"team "a"\b"# + "\nnext"
+        let parsed = try ParsedExposition(MetricsExposition.render(run([.diagnosed(NamespaceIdentity(netns: "n", pod: awkward), troubledPod())])))
+        #expect(parsed.value("ctdoctor_namespace_diagnosed", ["pod": awkward]) == 1)
+    }
+
+    @Test func withoutAConnectRateTheProbabilityIsAbsentNotZero() throws {
+        var pod = Pod()
+        pod.halfClosed(appPort: 40001, state: nil)
+        let parsed = try ParsedExposition(MetricsExposition.render(run([.diagnosed(NamespaceIdentity(netns: "n"), pod.diagnose())])))
+        #expect(parsed.families["ctdoctor_collision_probability"] == nil)
+        #expect(parsed.value("ctdoctor_live_collisions", ["netns": "n"]) == 0)
+    }
+
+    @Test func theREADMEDocumentsEveryMetric() throws {
+        let readme = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("README.md"), encoding: .utf8)
+        for metric in MetricsExposition.all {
+            #expect(readme.contains("| `\(metric.name)` |"), "README's metrics table lacks \(metric.name)")
+        }
+    }
+}
