@@ -7,7 +7,7 @@
 CTDOCTOR_PACKAGES=(
   pkgconf libnetfilter-conntrack-dev libmnl-dev
   iproute2 iptables conntrack procps util-linux iputils-ping python3
-  python3-prometheus-client
+  python3-prometheus-client groff-base
   time
 )
 
