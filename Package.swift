@@ -14,7 +14,7 @@ let package = Package(
             name: "CTDoctorKit",
             targets: [
                 "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Collector", "MeshLint", "Lab",
-                "Rendering", "Export",
+                "Rendering", "Export", "Offline",
             ]
         ),
     ],
@@ -29,7 +29,7 @@ let package = Package(
         .systemLibrary(
             name: "CNetfilter",
             pkgConfig: "libnetfilter_conntrack",
-            providers: [.apt(["libnetfilter-conntrack-dev", "libmnl-dev"])]
+            providers: [.apt(["libnetfilter-conntrack-dev", "libmnl-dev", "zlib1g-dev"])]
         ),
         .target(
             name: "NetCore"
@@ -74,6 +74,10 @@ let package = Package(
             dependencies: ["NetCore", "Conntrack", "Sockets", "Diagnosis", "MeshLint"]
         ),
         .target(
+            name: "Offline",
+            dependencies: ["NetCore", "Conntrack", "Sockets", "Diagnosis", "Rendering"]
+        ),
+        .target(
             name: "Export",
             dependencies: ["Diagnosis", "Rendering", .product(name: "Prometheus", package: "swift-prometheus")]
         ),
@@ -81,7 +85,7 @@ let package = Package(
             name: "ctdoctor",
             dependencies: [
                 "NetCore", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Collector", "MeshLint", "Lab", "Rendering",
-                "Export",
+                "Export", "Offline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -104,7 +108,7 @@ let package = Package(
             name: "CTDoctorTests",
             dependencies: [
                 "TestSupport", "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Collector",
-                "MeshLint", "Rendering", "Export",
+                "MeshLint", "Rendering", "Export", "Offline",
             ],
             resources: [.copy("Fixtures")]
         ),

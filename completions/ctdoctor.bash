@@ -173,13 +173,13 @@ _ctdoctor() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    diagnose|leaks|collisions|lint|conntrack|sockets|lab|export|help)
+    diagnose|leaks|collisions|lint|conntrack|sockets|snapshot|export|lab|help)
         # Offer subcommand argument completions
         "_ctdoctor_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'diagnose leaks collisions lint conntrack sockets lab export help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'diagnose leaks collisions lint conntrack sockets snapshot export lab help' -- "${cur}"))
         ;;
     esac
 }
@@ -188,12 +188,21 @@ _ctdoctor_diagnose() {
     repeating_flags=()
     non_repeating_flags=(--version -h --help)
     repeating_options=(--server-first)
-    non_repeating_options=(--netns --format --sidecar --idle-timeout --connect-rate --stall-after --fail-on)
+    non_repeating_options=(--netns --from --conntrack-file --sockets-file --format --sidecar --idle-timeout --connect-rate --stall-after --fail-on)
     __ctdoctor_offer_flags_options 0
 
     # Offer option value completions
     case "${prev}" in
     '--netns')
+        return
+        ;;
+    '--from')
+        return
+        ;;
+    '--conntrack-file')
+        return
+        ;;
+    '--sockets-file')
         return
         ;;
     '--format')
@@ -225,12 +234,21 @@ _ctdoctor_leaks() {
     repeating_flags=()
     non_repeating_flags=(--version -h --help)
     repeating_options=(--server-first)
-    non_repeating_options=(--netns --format --sidecar --idle-timeout --connect-rate --stall-after --fail-on)
+    non_repeating_options=(--netns --from --conntrack-file --sockets-file --format --sidecar --idle-timeout --connect-rate --stall-after --fail-on)
     __ctdoctor_offer_flags_options 0
 
     # Offer option value completions
     case "${prev}" in
     '--netns')
+        return
+        ;;
+    '--from')
+        return
+        ;;
+    '--conntrack-file')
+        return
+        ;;
+    '--sockets-file')
         return
         ;;
     '--format')
@@ -262,12 +280,21 @@ _ctdoctor_collisions() {
     repeating_flags=()
     non_repeating_flags=(--version -h --help)
     repeating_options=(--server-first)
-    non_repeating_options=(--netns --format --sidecar --idle-timeout --connect-rate --stall-after --fail-on)
+    non_repeating_options=(--netns --from --conntrack-file --sockets-file --format --sidecar --idle-timeout --connect-rate --stall-after --fail-on)
     __ctdoctor_offer_flags_options 0
 
     # Offer option value completions
     case "${prev}" in
     '--netns')
+        return
+        ;;
+    '--from')
+        return
+        ;;
+    '--conntrack-file')
+        return
+        ;;
+    '--sockets-file')
         return
         ;;
     '--format')
@@ -376,6 +403,73 @@ _ctdoctor_sockets() {
     esac
 }
 
+_ctdoctor_snapshot() {
+    repeating_flags=()
+    non_repeating_flags=(--gzip --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--netns --output)
+    __ctdoctor_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--netns')
+        return
+        ;;
+    '--output')
+        return
+        ;;
+    esac
+}
+
+_ctdoctor_export() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=(--server-first)
+    non_repeating_options=(--netns --from --conntrack-file --sockets-file --format --output --sidecar --idle-timeout --connect-rate --stall-after --fail-on)
+    __ctdoctor_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--netns')
+        return
+        ;;
+    '--from')
+        return
+        ;;
+    '--conntrack-file')
+        return
+        ;;
+    '--sockets-file')
+        return
+        ;;
+    '--format')
+        __ctdoctor_add_completions -W 'prometheus'$'\n''json'
+        return
+        ;;
+    '--output')
+        return
+        ;;
+    '--sidecar')
+        return
+        ;;
+    '--idle-timeout')
+        return
+        ;;
+    '--connect-rate')
+        return
+        ;;
+    '--stall-after')
+        return
+        ;;
+    '--server-first')
+        return
+        ;;
+    '--fail-on')
+        return
+        ;;
+    esac
+}
+
 _ctdoctor_lab() {
     repeating_flags=()
     non_repeating_flags=(--keep --emulate-old-kernel --version -h --help)
@@ -423,46 +517,6 @@ _ctdoctor_lab() {
     case "${positional_number}" in
     1)
         __ctdoctor_add_completions -W 'half-close'$'\n''collision'$'\n''server-first'
-        return
-        ;;
-    esac
-}
-
-_ctdoctor_export() {
-    repeating_flags=()
-    non_repeating_flags=(--version -h --help)
-    repeating_options=(--server-first)
-    non_repeating_options=(--netns --format --output --sidecar --idle-timeout --connect-rate --stall-after --fail-on)
-    __ctdoctor_offer_flags_options 0
-
-    # Offer option value completions
-    case "${prev}" in
-    '--netns')
-        return
-        ;;
-    '--format')
-        __ctdoctor_add_completions -W 'prometheus'$'\n''json'
-        return
-        ;;
-    '--output')
-        return
-        ;;
-    '--sidecar')
-        return
-        ;;
-    '--idle-timeout')
-        return
-        ;;
-    '--connect-rate')
-        return
-        ;;
-    '--stall-after')
-        return
-        ;;
-    '--server-first')
-        return
-        ;;
-    '--fail-on')
         return
         ;;
     esac

@@ -1,11 +1,11 @@
 # Shared by the scripts: Debian packages ctdoctor needs, and a Swift toolchain on PATH.
 
-# Build: the C libraries behind the CNetfilter system library.
+# Build: the C libraries behind the CNetfilter system library (zlib: gzip snapshots).
 # Tests and lab: the tools the integration tests compare against and drive.
 # Export tests: prometheus_client's exposition parser (for Debian's /usr/bin/python3).
 # Benchmark: GNU time (peak RSS of each contender).
 CTDOCTOR_PACKAGES=(
-  pkgconf libnetfilter-conntrack-dev libmnl-dev
+  pkgconf libnetfilter-conntrack-dev libmnl-dev zlib1g-dev
   iproute2 iptables conntrack procps util-linux iputils-ping python3
   python3-prometheus-client groff-base
   time

@@ -18,6 +18,7 @@
 #include <linux/netlink.h>
 #include <libmnl/libmnl.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+#include <zlib.h>
 
 // setns(2), accept4(2), pipe2(2) and gettid(2) are declared by glibc only under _GNU_SOURCE, which the Glibc
 // module Swift imports is built without; the symbols exist, so declare them here.
@@ -54,5 +55,12 @@ static inline void ctd_set_errno(int value) { errno = value; }
 // SOCK_STREAM / SOCK_CLOEXEC import as enum cases of __socket_type; plain ints are simpler.
 static const int ctd_sock_stream_cloexec = SOCK_STREAM | SOCK_CLOEXEC;
 static const int ctd_sock_raw_cloexec = SOCK_RAW | SOCK_CLOEXEC;
+
+// deflateInit2/inflateInit2 are macros over the *_ functions with version and size
+// arguments; Swift imports functions only.
+static inline int ctd_deflate_init_gzip(z_stream *stream, int level) {
+    return deflateInit2(stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+}
+static inline int ctd_inflate_init_gzip(z_stream *stream) { return inflateInit2(stream, 15 + 16); }
 
 #endif

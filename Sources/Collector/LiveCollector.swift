@@ -116,15 +116,7 @@ public struct LiveCollector: Sendable {
         // accepted is held by that process (the proxy), and finding each leaked socket's
         // own descriptor would mean reading all of the proxy's, a cost that grows with
         // its connections instead of with the suspects.
-        let listeners = captured.filter { $0.state == .listen }
-        let wanted = Set(listeners.map(\.inode).filter { $0 != 0 })
-        let search = OwnerSearch(procfs: procfs)
-        let (owners, unreadable) = phase("owners of \(wanted.count) listeners") { search.owners(of: wanted, namespaceLink: local.namespaceLink) }
-        if unreadable > 0 && owners.isEmpty && !listeners.isEmpty {
-            notices.append("\(unreadable) processes in the namespace could not be inspected (needs CAP_SYS_PTRACE): the sidecar process is unknown")
-        }
-        let sidecarOwner = listeners.lazy.compactMap { owners[$0.inode]?.first }.first
-        let sidecarProcess = sidecarOwner.map { search.sidecarFacts($0, notices: &notices) }
+        let (owners, sidecarProcess) = ownersOfListeners(captured.filter { $0.state == .listen }, local: local, notices: &notices)
 
         phase("rules (waiting)") { rulesDone.wait() }
         return DiagnosisInput(
@@ -139,6 +131,50 @@ public struct LiveCollector: Sendable {
             counters: local.counters,
             rules: rules.withLock { $0 } ?? RulesFacts(),
             notices: notices)
+    }
+
+    /// The owners of the capture listeners, and the facts of the process holding them
+    /// (the sidecar).
+    func ownersOfListeners(
+        _ listeners: [TCPSocket], local: NamespaceFacts, notices: inout [String]
+    ) -> ([UInt64: [SocketOwner]], SidecarProcessFacts?) {
+        let wanted = Set(listeners.map(\.inode).filter { $0 != 0 })
+        let search = OwnerSearch(procfs: procfs)
+        let (owners, unreadable) = phase("owners of \(wanted.count) listeners") { search.owners(of: wanted, namespaceLink: local.namespaceLink) }
+        if unreadable > 0 && owners.isEmpty && !listeners.isEmpty {
+            notices.append("\(unreadable) processes in the namespace could not be inspected (needs CAP_SYS_PTRACE): the sidecar process is unknown")
+        }
+        let sidecarOwner = listeners.lazy.compactMap { owners[$0.inode]?.first }.first
+        return (owners, sidecarOwner.map { search.sidecarFacts($0, notices: &notices) })
+    }
+
+    /// Everything, for a snapshot: every TCP socket with tcp_info and the whole
+    /// conntrack table, beside what `collect` reads. Costs what the tables cost; what it
+    /// returns diagnoses like `collect`'s input, under any options.
+    public func collectEverything() throws -> DiagnosisInput {
+        let namespace = self.namespace
+        let procfs = self.procfs
+        var notices: [String] = []
+        let local = try phase("namespace facts") { try namespace.run { try readNamespaceFacts() } }
+        notices += local.notices
+        let socketReader = SocketReader(
+            transportFactory: { try namespace.run { try NetlinkSocket(bus: .sockDiag) } },
+            netFileReader: { name in try namespace.run { try procfs.readNet(name) } })
+        let (sockets, socketSource) = try phase("sock_diag: every TCP socket") { try socketReader.sockets() }
+        if case .procFile(let reason) = socketSource { notices.append(reason) }
+        let (entries, report) = try phase("conntrack: the whole table") {
+            try ConntrackReader(namespace: namespace, procfs: procfs).entries()
+        }
+        if case .procFile(let reason) = report.source { notices.append(reason) }
+        if !report.consistent { notices.append("the conntrack table changed during every dump pass: entries created or deleted meanwhile may be missing") }
+        let capturePorts = Set(SidecarProfile.known.flatMap(\.capturePorts))
+        let listeners = sockets.filter { $0.state == .listen && capturePorts.contains($0.local.port) }
+        let (owners, sidecarProcess) = ownersOfListeners(listeners, local: local, notices: &notices)
+        let rules = phase("rules") { (try? namespace.run { RuleInspector.inspect(procfs: procfs) }) ?? RulesFacts(source: "unknown: could not enter the namespace") }
+        return DiagnosisInput(
+            namespace: namespace.name, sockets: sockets, socketSource: socketSource, conntrack: entries,
+            conntrackSource: report.source == .netlink ? "netlink dump" : "/proc/net/nf_conntrack", owners: owners,
+            sidecarProcess: sidecarProcess, kernel: local.kernel, counters: local.counters, rules: rules, notices: notices)
     }
 
     /// The conntrack entries of the suspects' flows: by reply-tuple GETs, or — where the

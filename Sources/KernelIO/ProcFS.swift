@@ -80,3 +80,13 @@ public func directoryEntries(_ path: String) throws -> [String] { try listDirect
 public func writeFileAtomically(_ bytes: [UInt8], to path: String, permissions: FilePermissions = [.ownerReadWrite, .groupRead, .otherRead]) throws {
     try replaceFileAtomically(path, with: bytes, permissions: permissions)
 }
+
+/// gzip-compresses `bytes` (zlib).
+public func gzipCompress(_ bytes: [UInt8]) throws -> [UInt8] { try Gzip.compress(bytes) }
+
+/// Whether `bytes` start with gzip's magic number.
+public func isGzip(_ bytes: [UInt8]) -> Bool { bytes.count >= 2 && bytes[0] == 0x1F && bytes[1] == 0x8B }
+
+/// Decompresses gzip data, refusing output beyond `limit` bytes.
+/// - Throws: an error whose description says what is wrong (truncated, not gzip, too big).
+public func gzipDecompress(_ bytes: [UInt8], limit: Int = 1 << 30) throws -> [UInt8] { try Gzip.decompress(bytes, limit: limit) }

@@ -126,7 +126,7 @@ public enum DiagnosisRendering {
             ("direction", .string(leak.direction.rawValue)),
             ("socket", .object([
                 ("local", endpoint(leak.socket.local)), ("peer", endpoint(leak.socket.remote)),
-                ("inode", .integer(Int64(leak.socket.inode))), ("cookie", .integer(leak.socket.cookie)),
+                ("inode", .integer(leak.socket.inode)), ("cookie", .integer(leak.socket.cookie)),
             ])),
             ("original_destination", endpoint(leak.originalDestination)),
             ("app_socket_state", .string(leak.appSocket?.state.name)),
@@ -188,7 +188,7 @@ public enum DiagnosisRendering {
                 ])
             })),
             ("live", .array(prediction.liveCollisions.map(leak))),
-            ("counters", .object(prediction.counters.sorted { $0.key < $1.key }.map { ($0.key, .integer(Int64($0.value))) })),
+            ("counters", .object(prediction.counters.sorted { $0.key < $1.key }.map { ($0.key, .integer($0.value)) })),
         ])
     }
 

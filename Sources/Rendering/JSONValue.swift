@@ -4,6 +4,8 @@ public indirect enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
     case integer(Int64)
+    /// Counters, inodes and cookies are unsigned 64-bit and may exceed Int64.
+    case unsigned(UInt64)
     case number(Double)
     case string(String)
     case array([JSONValue])
@@ -14,6 +16,7 @@ public indirect enum JSONValue: Sendable, Equatable {
         case (.null, .null): true
         case (.bool(let a), .bool(let b)): a == b
         case (.integer(let a), .integer(let b)): a == b
+        case (.unsigned(let a), .unsigned(let b)): a == b
         case (.number(let a), .number(let b)): a == b
         case (.string(let a), .string(let b)): a == b
         case (.array(let a), .array(let b)): a == b
@@ -34,6 +37,7 @@ public indirect enum JSONValue: Sendable, Equatable {
         case .null: out.append(contentsOf: "null".utf8)
         case .bool(let value): out.append(contentsOf: (value ? "true" : "false").utf8)
         case .integer(let value): out.append(contentsOf: String(value).utf8)
+        case .unsigned(let value): out.append(contentsOf: String(value).utf8)
         case .number(let value):
             // JSON has no NaN or infinity; a number that is not finite is unknown.
             guard value.isFinite else {
@@ -66,7 +70,12 @@ public indirect enum JSONValue: Sendable, Equatable {
 }
 
 extension JSONValue {
-    public static func integer<T: BinaryInteger>(_ value: T?) -> JSONValue { value.map { .integer(Int64($0)) } ?? .null }
+    /// Any integer, exactly: as `.integer` when it fits Int64, else `.unsigned`.
+    public static func integer<T: BinaryInteger>(_ value: T?) -> JSONValue {
+        guard let value else { return .null }
+        if let signed = Int64(exactly: value) { return .integer(signed) }
+        return UInt64(exactly: value).map { .unsigned($0) } ?? .null
+    }
     public static func string(_ value: String?) -> JSONValue { value.map { .string($0) } ?? .null }
     public static func strings(_ values: [String]) -> JSONValue { .array(values.map { .string($0) }) }
 }

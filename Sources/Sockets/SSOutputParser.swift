@@ -7,12 +7,13 @@ public struct SSLine: Sendable, Hashable {
     public var owners: [SocketOwner]
 }
 
-/// Parses `ss -tan`, `ss -tanpo`, `ss -naoep` and similar output. Pure.
+/// Parses `ss -tan`, `ss -tanpo`, `ss -naoep`, `ss -tanpoi` and similar output. Pure.
 ///
 /// Accepts output with or without the header, with or without the Netid column (lines
 /// of other protocols are skipped and counted), both `users:` formats — current
-/// `(("envoy",pid=1,fd=42))` and legacy `(("envoy",1,42))` — and the `timer:`, `ino:`
-/// and `uid:` fields of -o and -e.
+/// `(("envoy",pid=1,fd=42))` and legacy `(("envoy",1,42))` — the `timer:`, `ino:`
+/// and `uid:` fields of -o and -e, and the indented tcp_info line of -i (idle times and
+/// byte counts, which leak and stall analysis use).
 public enum SSOutputParser {
     public struct Result: Sendable {
         public var lines: [SSLine]
@@ -28,6 +29,7 @@ public enum SSOutputParser {
     public static func parse(_ bytes: [UInt8], source: String) throws(ParseError) -> Result {
         var lines: [SSLine] = []
         var skipped = 0
+        var previousWasTCP = false
         var splitter = LineSplitter(bytes)
         while let range = splitter.next() {
             let text = String(decoding: bytes[range], as: UTF8.self)
@@ -37,6 +39,16 @@ public enum SSOutputParser {
             }
             var tokens = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })[...]
             guard let first = tokens.first else { continue }
+            // `ss -i` prints tcp_info on an indented line after its socket.
+            if text.first == "\t" || text.first == " ", TCPState(name: first) == nil, !netids.contains(String(first)) {
+                if previousWasTCP {
+                    lines[lines.count - 1].socket.info = tcpInfo(tokens)
+                } else {
+                    skipped += 1
+                }
+                continue
+            }
+            previousWasTCP = false
             if first == "State" || first == "Netid" {
                 skipped += 1
                 continue
@@ -75,8 +87,30 @@ public enum SSOutputParser {
                 if token.hasPrefix("timer:("), let kind = timerKind(token.dropFirst(7)) { socket.timer = kind }
             }
             lines.append(SSLine(socket: socket, owners: owners))
+            previousWasTCP = true
         }
         return Result(lines: lines, skippedLines: skipped)
+    }
+
+    /// The tcp_info fields of an `ss -i` line. ss prints lastsnd, lastrcv, lastack and the
+    /// byte counts only when they are not zero, so a missing one is zero.
+    static func tcpInfo(_ tokens: ArraySlice<Substring>) -> TCPInfo {
+        var values: [Substring: Substring] = [:]
+        for token in tokens {
+            guard let colon = token.firstIndex(of: ":") else { continue }
+            values[token[..<colon]] = token[token.index(after: colon)...]
+        }
+        func number(_ key: Substring) -> UInt64 { values[key].flatMap { UInt64($0) } ?? 0 }
+        // rtt:0.035/0.017 (milliseconds, mean/deviation); retrans:0/3 (current/total).
+        let rttMilliseconds = values["rtt"].flatMap { $0.split(separator: "/").first }.flatMap { Double($0) } ?? 0
+        let retransmits = values["retrans"].flatMap { $0.split(separator: "/").last }.flatMap { UInt32($0) } ?? 0
+        return TCPInfo(
+            lastDataSentMilliseconds: UInt32(clamping: number("lastsnd")),
+            lastDataReceivedMilliseconds: UInt32(clamping: number("lastrcv")),
+            lastAckReceivedMilliseconds: UInt32(clamping: number("lastack")),
+            roundTripMicroseconds: UInt32(clamping: Int((rttMilliseconds * 1000).rounded())),
+            totalRetransmits: retransmits,
+            bytesAcked: number("bytes_acked"), bytesReceived: number("bytes_received"), bytesSent: number("bytes_sent"))
     }
 
     /// `127.0.0.1:80`, `[::1]:80`, `*:80`, `0.0.0.0:*`, `10.0.0.1%eth0:53`.

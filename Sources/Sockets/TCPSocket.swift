@@ -72,7 +72,7 @@ public enum TCPState: UInt8, Sendable, Hashable, CaseIterable, Comparable {
 
 /// Which kernel timer is pending on a socket (the `tr` column of /proc/net/tcp,
 /// idiag_timer in sock_diag).
-public enum SocketTimerKind: UInt8, Sendable, Hashable {
+public enum SocketTimerKind: UInt8, Sendable, Hashable, CaseIterable {
     case off = 0
     case retransmit = 1
     /// keepalive, or the FIN_WAIT2 timer of an orphaned socket.

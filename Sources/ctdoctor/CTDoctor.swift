@@ -24,7 +24,7 @@ struct CTDoctor: ParsableCommand {
         version: version,
         subcommands: [
             DiagnoseCommand.self, LeaksCommand.self, CollisionsCommand.self, LintCommand.self, ConntrackCommand.self,
-            SocketsCommand.self, LabCommand.self, ExportCommand.self,
+            SocketsCommand.self, SnapshotCommand.self, ExportCommand.self, LabCommand.self,
         ]
     )
 }

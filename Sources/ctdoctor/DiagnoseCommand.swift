@@ -32,11 +32,14 @@ struct DiagnoseCommand: ParsableCommand {
     )
 
     @OptionGroup var namespace: NamespaceOptions
+    @OptionGroup var inputs: InputOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var diagnosis: DiagnosisArguments
 
+    func validate() throws { try inputs.validate(with: namespace) }
+
     func run() throws {
-        try runDiagnosis(namespace: namespace, output: output, arguments: diagnosis, sections: .all)
+        try runDiagnosis(namespace: namespace, inputs: inputs, output: output, arguments: diagnosis, sections: .all)
     }
 }
 
@@ -57,11 +60,14 @@ struct LeaksCommand: ParsableCommand {
     )
 
     @OptionGroup var namespace: NamespaceOptions
+    @OptionGroup var inputs: InputOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var diagnosis: DiagnosisArguments
 
+    func validate() throws { try inputs.validate(with: namespace) }
+
     func run() throws {
-        try runDiagnosis(namespace: namespace, output: output, arguments: diagnosis, sections: [.findings, .leaks])
+        try runDiagnosis(namespace: namespace, inputs: inputs, output: output, arguments: diagnosis, sections: [.findings, .leaks])
     }
 }
 
@@ -85,31 +91,40 @@ struct CollisionsCommand: ParsableCommand {
     )
 
     @OptionGroup var namespace: NamespaceOptions
+    @OptionGroup var inputs: InputOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var diagnosis: DiagnosisArguments
 
+    func validate() throws { try inputs.validate(with: namespace) }
+
     func run() throws {
-        try runDiagnosis(namespace: namespace, output: output, arguments: diagnosis, sections: [.findings, .collisions, .kernel])
+        try runDiagnosis(namespace: namespace, inputs: inputs, output: output, arguments: diagnosis, sections: [.findings, .collisions, .kernel])
     }
 }
 
 /// Collects, diagnoses, renders; exits 1 when findings reach --fail-on.
 func runDiagnosis(
-    namespace: NamespaceOptions, output: OutputOptions, arguments: DiagnosisArguments,
+    namespace: NamespaceOptions, inputs: InputOptions, output: OutputOptions, arguments: DiagnosisArguments,
     sections: DiagnosisRendering.Sections
 ) throws {
     let options = try arguments.options()
     let failOn = try arguments.failThreshold()
-    let report = try diagnoseLive(try namespace.resolve(), options: options)
+    let report = try diagnose(namespace: namespace, inputs: inputs, options: options)
     try timed("render") { try render(report, format: output.format, sections: sections, failOn: failOn) }
 }
 
-/// Collects a namespace's facts and diagnoses them; each step's time goes to the tracer.
-func diagnoseLive(_ target: NetworkNamespace, options: DiagnosisOptions) throws -> DiagnosisReport {
-    let input = try timed("collect (all phases)") {
+/// Collects a live namespace's facts, at the cost of its suspects; the phases' times go
+/// to the tracer.
+func collectLive(_ target: NetworkNamespace, options: DiagnosisOptions) throws -> DiagnosisInput {
+    try timed("collect (all phases)") {
         try LiveCollector(namespace: target, trace: Console.tracer).collect(
             profile: options.sidecar, stallAfterSeconds: options.stallAfterSeconds)
     }
+}
+
+/// Diagnoses what `inputs` name: a live namespace, a snapshot or copied tables.
+func diagnose(namespace: NamespaceOptions, inputs: InputOptions, options: DiagnosisOptions) throws -> DiagnosisReport {
+    let input = try inputs.load(namespace: namespace, options: options)
     return timed("diagnose") { Diagnosis.diagnose(input, options: options) }
 }
 

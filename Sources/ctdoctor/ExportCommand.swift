@@ -31,6 +31,7 @@ struct ExportCommand: ParsableCommand {
     }
 
     @OptionGroup var namespace: NamespaceOptions
+    @OptionGroup var inputs: InputOptions
 
     @Option(help: "prometheus (text exposition) or json (ctdoctor.export.v1).")
     var format: Format = .prometheus
@@ -40,15 +41,17 @@ struct ExportCommand: ParsableCommand {
 
     @OptionGroup var diagnosis: DiagnosisArguments
 
+    func validate() throws { try inputs.validate(with: namespace) }
+
     func run() throws {
         let options = try diagnosis.options()
         let started = wallClockSeconds()
         let clock = ContinuousClock.now
-        let identity = NamespaceIdentity(netns: namespace.spec ?? NetworkNamespace.current.name)
+        let identity = NamespaceIdentity(netns: inputs.identity(namespace: namespace))
         var failure: (any Error)?
         let result: NamespaceResult
         do {
-            result = .diagnosed(identity, try diagnoseLive(try namespace.resolve(), options: options))
+            result = .diagnosed(identity, try diagnose(namespace: namespace, inputs: inputs, options: options))
         } catch {
             failure = error
             result = .failed(identity, "\(error)")

@@ -169,7 +169,7 @@ struct LabCommand: ParsableCommand {
                     .object([
                         ("port", .integer(Int64(attempt.port))), ("connected", .bool(attempt.connected)),
                         ("seconds", .number(attempt.seconds)), ("error", .string(attempt.error)),
-                        ("counter_deltas", .object(attempt.counterDeltas.sorted { $0.key < $1.key }.map { ($0.key, .integer(Int64($0.value))) })),
+                        ("counter_deltas", .object(attempt.counterDeltas.sorted { $0.key < $1.key }.map { ($0.key, .integer($0.value)) })),
                         ("diagnosis_during", attempt.duringAttempt.map { DiagnosisRendering.json($0, failOn: failOn) } ?? .null),
                     ])
                 } ?? .null),

@@ -1,0 +1,257 @@
+import NetCore
+
+/// A parsed JSON value, read back from ctdoctor's own documents (snapshots, listings).
+///
+/// Written here rather than taken from FoundationEssentials' JSONDecoder because of
+/// what a user sees when a file is bad: on Linux that decoder reports every syntax
+/// error, a truncated file and an out-of-range number alike as "The given data was not
+/// valid JSON.", without line or key. This reader says where (line, key path) and what.
+/// Integers keep their digits, so 64-bit counters and inodes come back exact.
+enum JSONNode: Sendable, Equatable {
+    case null
+    case bool(Bool)
+    /// The number's text as written; read it with `integer` or `double`.
+    case number(String)
+    case string(String)
+    case array([JSONNode])
+    case object([String: JSONNode])
+}
+
+/// Where a value sits in a document ("conntrack.entries[3].original.src"), for errors.
+struct JSONPath: CustomStringConvertible {
+    var text: String
+    static let root = JSONPath(text: "")
+    func key(_ key: String) -> JSONPath { JSONPath(text: text.isEmpty ? key : "\(text).\(key)") }
+    func index(_ index: Int) -> JSONPath { JSONPath(text: "\(text)[\(index)]") }
+    var description: String { text.isEmpty ? "the document" : text }
+}
+
+/// A value and its place, with typed accessors that fail with the place in the message.
+struct JSONField {
+    var node: JSONNode?
+    var path: JSONPath
+
+    func fail(_ reason: String) -> SnapshotError { SnapshotError(source: "", reason: "\(path): \(reason)") }
+
+    subscript(key: String) -> JSONField {
+        if case .object(let members) = node { return JSONField(node: members[key], path: path.key(key)) }
+        return JSONField(node: nil, path: path.key(key))
+    }
+
+    var isNull: Bool {
+        switch node {
+        case nil, .null?: true
+        default: false
+        }
+    }
+
+    func object() throws(SnapshotError) -> [String: JSONNode] {
+        guard case .object(let members) = node else { throw fail(node == nil ? "missing" : "expected an object") }
+        return members
+    }
+
+    func array() throws(SnapshotError) -> [JSONField] {
+        guard case .array(let items) = node else { throw fail(node == nil ? "missing" : "expected an array") }
+        return items.enumerated().map { JSONField(node: $1, path: path.index($0)) }
+    }
+
+    func string() throws(SnapshotError) -> String {
+        guard case .string(let value) = node else { throw fail(node == nil ? "missing" : "expected a string") }
+        return value
+    }
+
+    func optionalString() throws(SnapshotError) -> String? { isNull ? nil : try string() }
+
+    func bool() throws(SnapshotError) -> Bool {
+        guard case .bool(let value) = node else { throw fail(node == nil ? "missing" : "expected true or false") }
+        return value
+    }
+
+    func optionalBool() throws(SnapshotError) -> Bool? { isNull ? nil : try bool() }
+
+    func integer<T: FixedWidthInteger>(_: T.Type = T.self) throws(SnapshotError) -> T {
+        guard case .number(let text) = node else { throw fail(node == nil ? "missing" : "expected a number") }
+        guard let value = T(text) else { throw fail("\(text) is not an integer in \(T.min)...\(T.max)") }
+        return value
+    }
+
+    func optionalInteger<T: FixedWidthInteger>(_: T.Type = T.self) throws(SnapshotError) -> T? {
+        isNull ? nil : try integer(T.self)
+    }
+
+    func double() throws(SnapshotError) -> Double {
+        guard case .number(let text) = node, let value = Double(text) else {
+            throw fail(node == nil ? "missing" : "expected a number")
+        }
+        return value
+    }
+
+    func optionalDouble() throws(SnapshotError) -> Double? { isNull ? nil : try double() }
+}
+
+/// RFC 8259 JSON, bytes to `JSONNode`. Nesting is limited (hostile input must not
+/// exhaust the stack); errors give the line.
+struct JSONReader {
+    static let maximumDepth = 64
+
+    let bytes: [UInt8]
+    var offset: Int
+    let end: Int
+
+    init(_ bytes: [UInt8], range: Range<Int>? = nil) {
+        self.bytes = bytes
+        self.offset = range?.lowerBound ?? 0
+        self.end = range?.upperBound ?? bytes.count
+    }
+
+    /// Parses one whole document (whitespace around it allowed).
+    static func parse(_ bytes: [UInt8], range: Range<Int>? = nil) throws(SnapshotError) -> JSONNode {
+        var reader = JSONReader(bytes, range: range)
+        let value = try reader.value(depth: 0)
+        reader.skipWhitespace()
+        guard reader.offset == reader.end else { throw reader.fail("unexpected text after the document") }
+        return value
+    }
+
+    var line: Int { bytes[..<min(offset, bytes.count)].reduce(1) { $1 == 0x0A ? $0 + 1 : $0 } }
+
+    func fail(_ reason: String) -> SnapshotError {
+        offset >= end
+            ? SnapshotError(source: "", reason: "not valid JSON: it ends too early (truncated?)")
+            : SnapshotError(source: "", reason: "not valid JSON at line \(line): \(reason)")
+    }
+
+    mutating func skipWhitespace() {
+        while offset < end, [0x20, 0x0A, 0x0D, 0x09].contains(bytes[offset]) { offset += 1 }
+    }
+
+    mutating func literal(_ text: String, _ value: JSONNode) throws(SnapshotError) -> JSONNode {
+        for byte in text.utf8 {
+            guard offset < end, bytes[offset] == byte else { throw fail("expected \(text)") }
+            offset += 1
+        }
+        return value
+    }
+
+    /// Consumes `byte` if it is next (after whitespace).
+    mutating func consume(_ byte: UInt8) -> Bool {
+        skipWhitespace()
+        guard offset < end, bytes[offset] == byte else { return false }
+        offset += 1
+        return true
+    }
+
+    mutating func value(depth: Int) throws(SnapshotError) -> JSONNode {
+        guard depth < Self.maximumDepth else { throw fail("nested deeper than \(Self.maximumDepth) levels") }
+        skipWhitespace()
+        guard offset < end else { throw fail("expected a value") }
+        switch bytes[offset] {
+        case UInt8(ascii: "{"):
+            offset += 1
+            var members: [String: JSONNode] = [:]
+            if consume(UInt8(ascii: "}")) { return .object(members) }
+            repeat {
+                skipWhitespace()
+                guard offset < end, bytes[offset] == UInt8(ascii: "\"") else { throw fail("expected a key") }
+                let key = try string()
+                guard consume(UInt8(ascii: ":")) else { throw fail("expected ':' after \"\(key)\"") }
+                members[key] = try value(depth: depth + 1)
+            } while consume(UInt8(ascii: ","))
+            guard consume(UInt8(ascii: "}")) else { throw fail("expected ',' or '}'") }
+            return .object(members)
+        case UInt8(ascii: "["):
+            offset += 1
+            var items: [JSONNode] = []
+            if consume(UInt8(ascii: "]")) { return .array(items) }
+            repeat {
+                items.append(try value(depth: depth + 1))
+            } while consume(UInt8(ascii: ","))
+            guard consume(UInt8(ascii: "]")) else { throw fail("expected ',' or ']'") }
+            return .array(items)
+        case UInt8(ascii: "\""):
+            return .string(try string())
+        case UInt8(ascii: "t"): return try literal("true", .bool(true))
+        case UInt8(ascii: "f"): return try literal("false", .bool(false))
+        case UInt8(ascii: "n"): return try literal("null", .null)
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return try number()
+        default:
+            throw fail("unexpected character \(ParseError.quote(bytes[offset..<min(offset + 10, end)]))")
+        }
+    }
+
+    mutating func number() throws(SnapshotError) -> JSONNode {
+        let start = offset
+        if bytes[offset] == UInt8(ascii: "-") { offset += 1 }
+        func digits() -> Int {
+            let first = offset
+            while offset < end, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[offset]) { offset += 1 }
+            return offset - first
+        }
+        guard digits() > 0 else { throw fail("a number needs digits") }
+        if offset < end, bytes[offset] == UInt8(ascii: ".") {
+            offset += 1
+            guard digits() > 0 else { throw fail("a number needs digits after '.'") }
+        }
+        if offset < end, bytes[offset] == UInt8(ascii: "e") || bytes[offset] == UInt8(ascii: "E") {
+            offset += 1
+            if offset < end, bytes[offset] == UInt8(ascii: "+") || bytes[offset] == UInt8(ascii: "-") { offset += 1 }
+            guard digits() > 0 else { throw fail("a number needs digits in its exponent") }
+        }
+        return .number(String(decoding: bytes[start..<offset], as: UTF8.self))
+    }
+
+    mutating func string() throws(SnapshotError) -> String {
+        offset += 1  // the opening quote
+        var utf8: [UInt8] = []
+        while true {
+            guard offset < end else { throw fail("unterminated string") }
+            let byte = bytes[offset]
+            offset += 1
+            switch byte {
+            case UInt8(ascii: "\""):
+                return String(decoding: utf8, as: UTF8.self)
+            case UInt8(ascii: "\\"):
+                guard offset < end else { throw fail("unterminated escape") }
+                let escaped = bytes[offset]
+                offset += 1
+                switch escaped {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): utf8.append(escaped)
+                case UInt8(ascii: "b"): utf8.append(0x08)
+                case UInt8(ascii: "f"): utf8.append(0x0C)
+                case UInt8(ascii: "n"): utf8.append(0x0A)
+                case UInt8(ascii: "r"): utf8.append(0x0D)
+                case UInt8(ascii: "t"): utf8.append(0x09)
+                case UInt8(ascii: "u"):
+                    var code = try hex4()
+                    if (0xD800...0xDBFF).contains(code) {
+                        // A surrogate pair: the low half must follow.
+                        guard offset + 1 < end, bytes[offset] == UInt8(ascii: "\\"), bytes[offset + 1] == UInt8(ascii: "u") else {
+                            throw fail("a lone UTF-16 surrogate")
+                        }
+                        offset += 2
+                        let low = try hex4()
+                        guard (0xDC00...0xDFFF).contains(low) else { throw fail("a lone UTF-16 surrogate") }
+                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                    }
+                    guard let scalar = Unicode.Scalar(code) else { throw fail("\\u escape of an invalid code point") }
+                    utf8 += Array(String(Character(scalar)).utf8)
+                default:
+                    throw fail("unknown escape \\\(Character(Unicode.Scalar(escaped)))")
+                }
+            case 0..<0x20:
+                throw fail("a control character inside a string")
+            default:
+                utf8.append(byte)
+            }
+        }
+    }
+
+    mutating func hex4() throws(SnapshotError) -> UInt32 {
+        guard offset + 4 <= end, let value = UInt32(String(decoding: bytes[offset..<(offset + 4)], as: UTF8.self), radix: 16) else {
+            throw fail("\\u needs four hex digits")
+        }
+        offset += 4
+        return value
+    }
+}

@@ -1,0 +1,130 @@
+import Conntrack
+import Diagnosis
+import NetCore
+import Rendering
+import Sockets
+
+/// A namespace's facts frozen for offline analysis (`ctdoctor.snapshot.v1`): what a
+/// diagnosis reads, with the whole socket and conntrack tables, so that any option
+/// (another --sidecar, --stall-after…) gives the same findings offline as live.
+public struct Snapshot: Sendable {
+    public var input: DiagnosisInput
+    /// Seconds since the Unix epoch when it was taken.
+    public var capturedAt: Double
+    /// The ctdoctor that took it.
+    public var version: String
+
+    public init(input: DiagnosisInput, capturedAt: Double, version: String) {
+        self.input = input
+        self.capturedAt = capturedAt
+        self.version = version
+    }
+}
+
+/// Writes and reads snapshot documents. Pure: values to bytes and back. Sockets and
+/// conntrack entries use the documented `ctdoctor.sockets.v1` and
+/// `ctdoctor.conntrack.v1` record shapes, so a snapshot is readable with jq like any
+/// other ctdoctor output.
+public enum SnapshotFormat {
+    public static let schema = "ctdoctor.snapshot.v1"
+
+    public static func encode(_ snapshot: Snapshot) -> [UInt8] {
+        let input = snapshot.input
+        let kernel = input.kernel
+        var out: [UInt8] = []
+        out.reserveCapacity(512 * (input.sockets.count + input.conntrack.count) + 4096)
+        func append(_ value: JSONValue) { value.write(to: &out) }
+        func text(_ string: String) { out += Array(string.utf8) }
+        text("{\"schema\":\"\(schema)\",\"ctdoctor_version\":")
+        append(.string(snapshot.version))
+        text(",\"captured_at\":")
+        append(.number(snapshot.capturedAt))
+        text(",\"namespace\":")
+        append(.string(input.namespace))
+        text(",\"kernel\":")
+        append(.object([
+            ("release", .string(kernel.release)),
+            ("nf_conntrack_tcp_timeout_close_wait", .integer(kernel.closeWaitTimeout)),
+            ("nf_conntrack_tcp_ignore_invalid_rst", .integer(kernel.ignoreInvalidRST)),
+            ("nf_conntrack_tcp_be_liberal", .integer(kernel.beLiberal)),
+            ("nf_conntrack_count", .integer(kernel.conntrackCount)),
+            ("nf_conntrack_max", .integer(kernel.conntrackMax)),
+            ("ip_local_port_range", kernel.portRange.map { .array([.integer(Int64($0.lowerBound)), .integer(Int64($0.upperBound))]) } ?? .null),
+            ("ip_local_reserved_ports", .array(kernel.reservedPorts.sorted().map { .integer(Int64($0)) })),
+        ]))
+        text(",\"counters\":")
+        append(.object(input.counters.sorted { $0.key < $1.key }.map { ($0.key, .integer($0.value)) }))
+        text(",\"rules\":")
+        append(.object([
+            ("invalid_drop", input.rules.invalidDrop.map { .bool($0) } ?? .null),
+            ("source", .string(input.rules.source)),
+            ("matching_rule", .string(input.rules.matchingRule)),
+        ]))
+        text(",\"sidecar_process\":")
+        append(input.sidecarProcess.map { process in
+            .object([
+                ("pid", .integer(Int64(process.pid))), ("command", .string(process.command)),
+                ("uptime_seconds", process.uptimeSeconds.map { .number($0) } ?? .null),
+                ("idle_timeout_setting", .string(process.idleTimeoutSetting)),
+            ])
+        } ?? .null)
+        text(",\"sockets\":{\"source\":")
+        append(.string(sourceName(input.socketSource)))
+        text(",\"items\":[")
+        for (index, socket) in input.sockets.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            SocketRendering.appendJSON(socket, owners: input.owners[socket.inode].flatMap { socket.inode == 0 ? nil : $0 }, to: &out)
+        }
+        text("]},\"conntrack\":{\"source\":")
+        append(.string(input.conntrackSource))
+        text(",\"entries\":[")
+        for (index, entry) in input.conntrack.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            ConntrackRendering.appendJSON(entry, to: &out)
+        }
+        text("]},\"notices\":")
+        append(.strings(input.notices))
+        text("}\n")
+        return out
+    }
+
+    /// How the socket source is written: its name, and for the /proc fallback why.
+    static func sourceName(_ source: SocketSource) -> String {
+        switch source {
+        case .sockDiag: "sock_diag"
+        case .procFile(let reason): "proc: \(reason)"
+        case .file(let description): "file: \(description)"
+        }
+    }
+
+    static func socketSource(_ name: String) -> SocketSource {
+        if name.hasPrefix("proc: ") { return .procFile(reason: String(name.dropFirst(6))) }
+        if name.hasPrefix("file: ") { return .file(description: String(name.dropFirst(6))) }
+        return .sockDiag
+    }
+
+    /// Reads a snapshot; `source` names it in errors.
+    /// - Throws: `SnapshotError` naming what is wrong and where.
+    public static func decode(_ bytes: [UInt8], source: String) throws(SnapshotError) -> Snapshot {
+        do throws(SnapshotError) {
+            let document = JSONField(node: try JSONReader.parse(bytes), path: .root)
+            // The schema first, so another document says what it is instead of failing
+            // on its first missing key.
+            let found = try document["schema"].optionalString()
+            guard found == schema else {
+                throw document["schema"].fail("\(found ?? "missing"), not \(schema): not a ctdoctor snapshot")
+            }
+            return try SnapshotReader.snapshot(document)
+        } catch {
+            throw SnapshotError(source: source, reason: error.reason)
+        }
+    }
+}
+
+/// A snapshot that could not be read, in one line.
+public struct SnapshotError: Error, Sendable, CustomStringConvertible {
+    public var source: String
+    public var reason: String
+    public var description: String { "\(source): \(reason)" }
+}
+

@@ -1,0 +1,66 @@
+import ArgumentParser
+import Diagnosis
+import KernelIO
+import Offline
+
+/// Where a diagnosis reads from: a live namespace (default, or --netns), a snapshot
+/// (--from), or tables copied from elsewhere (--conntrack-file with --sockets-file).
+struct InputOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Diagnose a snapshot taken with `ctdoctor snapshot` (plain or gzip; - for standard input) instead of a live namespace.", valueName: "snapshot"))
+    var from: String?
+
+    @Option(name: .customLong("conntrack-file"), help: ArgumentHelp("The conntrack table as copied from elsewhere: conntrack -L (any -o), -o xml, /proc/net/nf_conntrack, or ctdoctor JSON. With --sockets-file.", valueName: "path"))
+    var conntrackFile: String?
+
+    @Option(name: .customLong("sockets-file"), help: ArgumentHelp("The TCP sockets as copied from elsewhere: /proc/net/tcp{,6}, ss -tanpoi (or -tan, -naoep), or ctdoctor JSON. With --conntrack-file.", valueName: "path"))
+    var socketsFile: String?
+
+    var isOffline: Bool { from != nil || conntrackFile != nil || socketsFile != nil }
+
+    func validate(with namespace: NamespaceOptions) throws {
+        if from != nil && (conntrackFile != nil || socketsFile != nil) {
+            throw ValidationError("--from reads a snapshot; --conntrack-file and --sockets-file are for copied tables: give one or the other")
+        }
+        if (conntrackFile == nil) != (socketsFile == nil) {
+            throw ValidationError(conntrackFile == nil
+                ? "--sockets-file needs --conntrack-file: without the conntrack table every half-closed socket would look leaked"
+                : "--conntrack-file needs --sockets-file: the leaks are found among the sockets")
+        }
+        if isOffline && namespace.spec != nil {
+            throw ValidationError("--netns reads a live namespace; it cannot be combined with --from or the copied-table files")
+        }
+    }
+
+    /// The input to diagnose, from wherever these options say.
+    func load(namespace: NamespaceOptions, options: DiagnosisOptions) throws -> DiagnosisInput {
+        if let from {
+            return try readSnapshot(from).input
+        }
+        if let conntrackFile, let socketsFile {
+            let conntrack = try PastedInput.conntrack(try readInputFile(conntrackFile), source: conntrackFile)
+            let sockets = try PastedInput.sockets(try readInputFile(socketsFile), source: socketsFile)
+            return PastedInput.input(conntrack: conntrack, conntrackPath: conntrackFile, sockets: sockets, socketsPath: socketsFile)
+        }
+        return try collectLive(try namespace.resolve(), options: options)
+    }
+
+    /// How the input is named in an export's labels.
+    func identity(namespace: NamespaceOptions) -> String {
+        from ?? socketsFile ?? namespace.spec ?? "current"
+    }
+}
+
+/// Reads a file given on the command line (- is standard input), decompressing gzip.
+func readInputFile(_ path: String) throws -> [UInt8] {
+    let bytes = try readFile(path == "-" ? "/dev/stdin" : path)
+    guard isGzip(bytes) else { return bytes }
+    do {
+        return try gzipDecompress(bytes)
+    } catch {
+        throw CommandFailure("\(path): \(error)")
+    }
+}
+
+func readSnapshot(_ path: String) throws -> Snapshot {
+    try SnapshotFormat.decode(try readInputFile(path), source: path == "-" ? "standard input" : path)
+}

@@ -1,0 +1,203 @@
+import Conntrack
+import Diagnosis
+import Foundation
+import KernelIO
+import NetCore
+import Offline
+import Sockets
+import TestSupport
+import Testing
+
+@Suite("conntrack -o xml")
+struct ConntrackXMLTests {
+    @Test func readsTheSameTableAsTheTextCapturedBesideIt() throws {
+        let xml = try ConntrackXMLParser.parse(try Fixture.bytes("captured/conntrack-L-xml.xml"), source: "xml")
+        let text = try ConntrackTextParser.parse(try Fixture.bytes("captured/conntrack-L-extended.txt"), source: "text").entries
+        #expect(!xml.isEmpty)
+        // Timeouts tick between the two captures; everything else must agree.
+        func key(_ entry: ConntrackEntry) -> String {
+            var entry = entry
+            entry.timeout = nil
+            entry.id = nil
+            entry.use = nil
+            // conntrack's XML leaves ICMP's type, code and id out.
+            entry.original.icmp = nil
+            entry.reply.icmp = nil
+            return FlowKey(entry).text + " \(entry.counters.map { "\($0)" } ?? "-") \(entry.status.names)"
+        }
+        #expect(Set(xml.map(key)) == Set(text.map(key)))
+        #expect(xml.contains { $0.protocolNumber == 1 }, "the ICMP flow is read, without the type, code and id XML does not carry")
+        #expect(xml.contains { $0.zone == 7 && $0.mark == 7 })
+    }
+
+    @Test func refusesEventsAndTruncationWithTheLine() throws {
+        #expect {
+            try ConntrackXMLParser.parse(try Fixture.bytes("handmade/conntrack-E-xml.xml"), source: "events.xml")
+        } throws: { error in
+            "\(error)".contains("conntrack -E") && "\(error)".hasPrefix("events.xml:3:")
+        }
+        let whole = try Fixture.bytes("captured/conntrack-L-xml.xml")
+        #expect(throws: ParseError.self) { try ConntrackXMLParser.parse(Array(whole.prefix(whole.count / 2)), source: "cut") }
+        let bad = Array(#"<conntrack><flow><meta direction="original"><layer3 protonum="2"><src>10.0.0.300</src>"#.utf8)
+        #expect { try ConntrackXMLParser.parse(bad, source: "bad") } throws: { "\($0)".contains("10.0.0.300") }
+    }
+}
+
+@Suite("copied tables")
+struct PastedInputTests {
+    @Test(arguments: [
+        ("captured/conntrack-L.txt", "conntrack -L"), ("captured/conntrack-L-id.txt", "conntrack -L"),
+        ("captured/conntrack-L-extended.txt", "/proc/net/nf_conntrack or conntrack -o extended"),
+        ("captured/proc-nf_conntrack.txt", "/proc/net/nf_conntrack or conntrack -o extended"),
+        ("captured/conntrack-L-xml.xml", "conntrack -o xml"),
+    ])
+    func recognisesEveryConntrackForm(fixture: String, format: String) throws {
+        let table = try PastedInput.conntrack(try Fixture.bytes(fixture), source: fixture)
+        #expect(table.format == format)
+        #expect(table.entries.contains { $0.reply.sourcePort == 15001 && $0.tcpState == .closeWait })
+    }
+
+    @Test(arguments: [
+        ("captured/proc-net-tcp.txt", "/proc/net/tcp"), ("captured/proc-net-tcp6.txt", "/proc/net/tcp"),
+        ("captured/ss-tan.txt", "ss output"), ("captured/ss-tanpo.txt", "ss output"), ("captured/ss-naoep.txt", "ss output"),
+        ("captured/ss-tanpoei.txt", "ss output"), ("handmade/ss-legacy-users.txt", "ss output"),
+    ])
+    func recognisesEverySocketForm(fixture: String, format: String) throws {
+        let table = try PastedInput.sockets(try Fixture.bytes(fixture), source: fixture)
+        #expect(table.format == format)
+        #expect(table.sockets.contains { $0.state == .finWait2 || $0.state == .listen })
+    }
+
+    @Test func aProcCopyWithoutItsHeaderIsStillRecognised() throws {
+        let text = try Fixture.text("captured/proc-net-tcp.txt")
+        let headless = Array(text.split(separator: "\n", omittingEmptySubsequences: false).dropFirst().joined(separator: "\n").utf8)
+        let table = try PastedInput.sockets(headless, source: "headless")
+        #expect(table.format == "/proc/net/tcp")
+        #expect(table.sockets.count == (try ProcNetTCPParser.parse(try Fixture.bytes("captured/proc-net-tcp.txt"), family: nil, source: "x")).count)
+    }
+
+    @Test(arguments: [
+        ("handmade/conntrack-S.txt", true, "conntrack -S"), ("handmade/proc-net-stat-nf_conntrack.txt", true, "statistics"),
+        ("handmade/conntrack-E-xml.xml", true, "conntrack -E"), ("handmade/netstat-tan.txt", false, "netstat"),
+        ("captured/ss-tan.txt", true, "--sockets-file"), ("captured/conntrack-L.txt", false, "--conntrack-file"),
+        ("captured/proc-net-tcp.txt", true, "--sockets-file"), ("captured/proc-nf_conntrack.txt", false, "--conntrack-file"),
+    ])
+    func refusesWhatIsNotTheTableSayingWhatItIs(fixture: String, asConntrack: Bool, message: String) throws {
+        let bytes = try Fixture.bytes(fixture)
+        #expect {
+            if asConntrack { _ = try PastedInput.conntrack(bytes, source: fixture) } else { _ = try PastedInput.sockets(bytes, source: fixture) }
+        } throws: { error in
+            "\(error)".contains(message) && "\(error)".hasPrefix(fixture) && !"\(error)".contains("\n")
+        }
+    }
+
+    @Test func readsTCPInfoFromSSIAndSkipsOtherProtocolsWithTheirDetails() throws {
+        let table = try PastedInput.sockets(try Fixture.bytes("handmade/ss-naoepi-mixed.txt"), source: "mixed")
+        #expect(table.sockets.count == 3 && table.skippedLines == 3, "header, the unix socket and its skmem line")
+        let halfClosed = try #require(table.sockets.first { $0.state == .finWait2 })
+        #expect(halfClosed.info == TCPInfo(
+            lastDataSentMilliseconds: 65000, lastDataReceivedMilliseconds: 64000, lastAckReceivedMilliseconds: 64000,
+            roundTripMicroseconds: 500, totalRetransmits: 2, bytesAcked: 121, bytesReceived: 300, bytesSent: 120))
+        let silent = try #require(table.sockets.first { $0.state == .established })
+        #expect(silent.info?.bytesReceived == 0 && silent.info?.lastDataReceivedMilliseconds == 0, "ss leaves zero fields out")
+        #expect(table.owners[5001]?.first?.command == "envoy" && table.ownership == nil)
+        #expect(table.sockets.first { $0.state == .listen }?.info == nil, "a socket without an -i line has no tcp_info")
+    }
+
+    @Test func tellsHeldSocketsFromOrphansByWhatSSPrinted() throws {
+        // -tanpo: users: says who holds a socket; the orphaned FIN_WAIT2 has none.
+        let withUsers = try PastedInput.sockets(try Fixture.bytes("captured/ss-tanpo.txt"), source: "tanpo")
+        let heldFinWait2 = withUsers.sockets.filter { $0.state == .finWait2 && $0.inode != 0 }
+        #expect(!heldFinWait2.isEmpty && heldFinWait2.allSatisfy { $0.inode >= PastedInput.standInInodes })
+        #expect(heldFinWait2.allSatisfy { withUsers.owners[$0.inode] != nil })
+        #expect(withUsers.ownership?.contains("stand-in") == true)
+        // -tan: nothing to go by; every socket counts as held, and the notice says so.
+        let plain = try PastedInput.sockets(try Fixture.bytes("captured/ss-tan.txt"), source: "tan")
+        #expect(plain.sockets.filter { $0.state != .timeWait }.allSatisfy { $0.inode != 0 })
+        #expect(plain.ownership?.contains("cannot be told") == true)
+    }
+
+    @Test func copiedTablesDiagnoseLikeTheKernelDumps() throws {
+        let conntrack = try PastedInput.conntrack(try Fixture.bytes("captured/conntrack-L-xml.xml"), source: "ct.xml")
+        let sockets = try PastedInput.sockets(try Fixture.bytes("captured/ss-tanpoei.txt"), source: "ss.txt")
+        let input = PastedInput.input(conntrack: conntrack, conntrackPath: "ct.xml", sockets: sockets, socketsPath: "ss.txt")
+        let report = Diagnosis.diagnose(input, options: DiagnosisOptions(sidecar: .istio))
+        // The capture holds one half-closed REDIRECTed flow whose entry is alive.
+        #expect(report.leaks.count == 1 && report.leaks.first?.classification != .leaked)
+        #expect(report.leaks.first?.idleMilliseconds != nil, "ss -i carried tcp_info")
+        #expect(report.kernel.outcome == .uncertain)
+        #expect(report.notices.contains { $0.contains("unknown") })
+    }
+}
+
+@Suite("snapshots")
+struct SnapshotTests {
+    func input() throws -> DiagnosisInput {
+        let sockets = try PastedInput.sockets(try Fixture.bytes("captured/ss-tanpoei.txt"), source: "ss")
+        let conntrack = try ConntrackTextParser.parse(try Fixture.bytes("captured/conntrack-L-id.txt"), source: "ct").entries
+        return DiagnosisInput(
+            namespace: "pod \"a\"", sockets: sockets.sockets, socketSource: .sockDiag, conntrack: conntrack,
+            conntrackSource: "netlink dump", owners: sockets.owners,
+            sidecarProcess: SidecarProcessFacts(pid: 42, command: "envoy", uptimeSeconds: 12.5, idleTimeoutSetting: "90s"),
+            kernel: KernelFacts(
+                release: "6.1.0-18-amd64", closeWaitTimeout: 60, ignoreInvalidRST: nil, beLiberal: 0, conntrackCount: 9,
+                conntrackMax: 262_144, portRange: 32768...60999, reservedPorts: [40000, 40001]),
+            counters: ["TcpActiveOpens": 12, "TcpExtTCPChallengeACK": UInt64.max],
+            rules: RulesFacts(invalidDrop: true, source: "nft list ruleset", matchingRule: "ct state invalid drop"),
+            notices: ["a notice"])
+    }
+
+    @Test func roundTripsEveryFact() throws {
+        let original = try input()
+        let bytes = SnapshotFormat.encode(Snapshot(input: original, capturedAt: 1_795_400_000.5, version: "0.1.0"))
+        for form in [bytes, try gzipCompress(bytes)] {
+            let read = try SnapshotFormat.decode(isGzip(form) ? try gzipDecompress(form) : form, source: "s")
+            #expect(read.capturedAt == 1_795_400_000.5 && read.version == "0.1.0")
+            let copy = read.input
+            #expect(copy.namespace == original.namespace)
+            #expect(copy.sockets == original.sockets)
+            #expect(copy.conntrack == original.conntrack)
+            #expect(copy.owners == original.owners.filter { key, _ in original.sockets.contains { $0.inode == key } })
+            #expect(copy.kernel == original.kernel && copy.rules == original.rules && copy.counters == original.counters)
+            #expect(copy.sidecarProcess == original.sidecarProcess && copy.notices == original.notices)
+            #expect(copy.socketSource == original.socketSource && copy.conntrackSource == original.conntrackSource)
+        }
+    }
+
+    @Test func diagnosisOfTheCopyIsTheDiagnosisOfTheOriginal() throws {
+        let original = try input()
+        let copy = try SnapshotFormat.decode(SnapshotFormat.encode(Snapshot(input: original, capturedAt: 0, version: "x")), source: "s").input
+        for options in [DiagnosisOptions(sidecar: .istio), DiagnosisOptions(stallAfterSeconds: 0.001)] {
+            let a = Diagnosis.diagnose(original, options: options)
+            let b = Diagnosis.diagnose(copy, options: options)
+            #expect(a.findings == b.findings && a.verdict == b.verdict)
+            #expect(a.leaks.map(\.classification) == b.leaks.map(\.classification))
+        }
+    }
+
+    @Test func badSnapshotsAreOneLineNamingTheProblem() throws {
+        let bytes = SnapshotFormat.encode(Snapshot(input: try input(), capturedAt: 0, version: "x"))
+        func failure(_ data: [UInt8]) -> String {
+            do {
+                _ = try SnapshotFormat.decode(data, source: "f.json")
+                return "accepted"
+            } catch { return error.description }
+        }
+        #expect(failure(Array(bytes.prefix(bytes.count / 2))) == "f.json: not valid JSON: it ends too early (truncated?)")
+        #expect(failure(Array(#"{"schema": "ctdoctor.diagnosis.v1"}"#.utf8)).contains("not a ctdoctor snapshot"))
+        #expect(failure(Array("garbage".utf8)).hasPrefix("f.json: not valid JSON at line 1: unexpected character"))
+        #expect(failure(Array(String(repeating: "[", count: 10_000).utf8)).contains("nested deeper than 64"))
+        #expect(failure(Array("{\"schema\": \"ctdoctor.snapshot.v1\",\n\"x\" 1}".utf8)).hasPrefix("f.json: not valid JSON at line 2: expected ':'"))
+        let badAddress = String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: "\"127.0.0.1\"", with: "\"127.0.0.999\"")
+        #expect(failure(Array(badAddress.utf8)).contains("127.0.0.999"))
+        let missing = String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: "\"notices\":", with: "\"remarks\":")
+        #expect(failure(Array(missing.utf8)) == "f.json: notices: missing")
+        let huge = String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: "\"mark\":0", with: "\"mark\":99999999999")
+        #expect(failure(Array(huge.utf8)).contains("99999999999 is not an integer in 0...4294967295"))
+        for message in [failure(Array(bytes.prefix(bytes.count / 2))), failure(Array(badAddress.utf8))] {
+            #expect(!message.contains("\n"))
+        }
+        let gzip = try gzipCompress(bytes)
+        #expect(throws: (any Error).self) { try gzipDecompress(Array(gzip.prefix(gzip.count - 20))) }
+    }
+}
