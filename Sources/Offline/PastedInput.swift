@@ -39,7 +39,7 @@ public enum PastedInput {
             return ConntrackTable(entries: try ConntrackXMLParser.parse(bytes, source: source), format: "conntrack -o xml", skippedLines: 0)
         }
         if first.hasPrefix("{") {
-            return ConntrackTable(entries: try jsonRecords(bytes, source: source, key: "entries") { field throws(SnapshotError) in
+            return ConntrackTable(entries: try jsonRecords(bytes, source: source, key: "entries") { field throws(JSONError) in
                 try EntryRecord.read(field)
             },
                 format: "ctdoctor conntrack JSON", skippedLines: 0)
@@ -66,7 +66,7 @@ public enum PastedInput {
         }
         if first.hasPrefix("{") {
             var owners: [UInt64: [SocketOwner]] = [:]
-            let sockets = try jsonRecords(bytes, source: source, key: "sockets") { field throws(SnapshotError) in
+            let sockets = try jsonRecords(bytes, source: source, key: "sockets") { field throws(JSONError) in
                 let (socket, processes) = try SocketRecord.read(field)
                 if let processes, socket.inode != 0 { owners[socket.inode] = processes }
                 return socket
@@ -177,7 +177,7 @@ public enum PastedInput {
     /// Records of ctdoctor's own JSON: a document holding them under `key`, or one
     /// record per line (ndjson).
     static func jsonRecords<Value>(
-        _ bytes: [UInt8], source: String, key: String, _ read: (JSONField) throws(SnapshotError) -> Value
+        _ bytes: [UInt8], source: String, key: String, _ read: (JSONField) throws(JSONError) -> Value
     ) throws(ParseError) -> [Value] {
         var records: [(JSONField, Int)] = []
         if let document = try? JSONReader.parse(bytes) {
@@ -185,7 +185,7 @@ public enum PastedInput {
             guard !field.isNull else {
                 throw ParseError(source: source, line: 0, field: key, reason: "a JSON document without \(key): not ctdoctor's \(key) listing")
             }
-            do throws(SnapshotError) {
+            do throws(JSONError) {
                 records = try field.array().map { ($0, 0) }
             } catch {
                 throw ParseError(source: source, line: 0, field: key, reason: error.reason)
@@ -194,7 +194,7 @@ public enum PastedInput {
             var lines = LineSplitter(bytes)
             while let range = lines.next() {
                 guard !bytes[range].allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) else { continue }
-                do throws(SnapshotError) {
+                do throws(JSONError) {
                     records.append((JSONField(node: try JSONReader.parse(bytes, range: range), path: .root), lines.lineNumber))
                 } catch {
                     throw ParseError(source: source, line: lines.lineNumber, field: "record", reason: error.reason)
@@ -203,7 +203,7 @@ public enum PastedInput {
         }
         var values: [Value] = []
         for (field, line) in records {
-            do throws(SnapshotError) {
+            do throws(JSONError) {
                 values.append(try read(field))
             } catch {
                 throw ParseError(source: source, line: line, field: "record", reason: error.reason)

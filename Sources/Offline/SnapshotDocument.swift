@@ -6,7 +6,7 @@ import Sockets
 /// Reads the parts of a snapshot into model values, checking what JSON types cannot
 /// (address syntax, state names, ranges); each failure names its place in the document.
 enum SnapshotReader {
-    static func snapshot(_ document: JSONField) throws(SnapshotError) -> Snapshot {
+    static func snapshot(_ document: JSONField) throws(JSONError) -> Snapshot {
         var owners: [UInt64: [SocketOwner]] = [:]
         var sockets: [TCPSocket] = []
         let socketTable = document["sockets"]
@@ -39,15 +39,15 @@ enum SnapshotReader {
             rules: RulesFacts(
                 invalidDrop: try rules["invalid_drop"].optionalBool(), source: try rules["source"].string(),
                 matchingRule: try rules["matching_rule"].optionalString()),
-            notices: try document["notices"].array().map { field throws(SnapshotError) in try field.string() })
+            notices: try document["notices"].array().map { field throws(JSONError) in try field.string() })
         return Snapshot(input: input, capturedAt: try document["captured_at"].double(), version: try document["ctdoctor_version"].string())
     }
 
-    static func kernel(_ field: JSONField) throws(SnapshotError) -> KernelFacts {
+    static func kernel(_ field: JSONField) throws(JSONError) -> KernelFacts {
         var range: ClosedRange<UInt16>?
         let rangeField = field["ip_local_port_range"]
         if !rangeField.isNull {
-            let bounds = try rangeField.array().map { item throws(SnapshotError) in try item.integer(UInt16.self) }
+            let bounds = try rangeField.array().map { item throws(JSONError) in try item.integer(UInt16.self) }
             guard bounds.count == 2, bounds[0] <= bounds[1] else { throw rangeField.fail("expected [low, high]") }
             range = bounds[0]...bounds[1]
         }
@@ -59,17 +59,17 @@ enum SnapshotReader {
             conntrackCount: try field["nf_conntrack_count"].optionalInteger(),
             conntrackMax: try field["nf_conntrack_max"].optionalInteger(),
             portRange: range,
-            reservedPorts: Set(try field["ip_local_reserved_ports"].array().map { item throws(SnapshotError) in try item.integer(UInt16.self) }))
+            reservedPorts: Set(try field["ip_local_reserved_ports"].array().map { item throws(JSONError) in try item.integer(UInt16.self) }))
     }
 }
 
-func address(_ field: JSONField) throws(SnapshotError) -> IPAddress {
+func address(_ field: JSONField) throws(JSONError) -> IPAddress {
     let text = try field.string()
     guard let address = IPAddress(text) else { throw field.fail("\(ParseError.quote(Array(text.utf8))) is not an IP address") }
     return address
 }
 
-func family(_ field: JSONField) throws(SnapshotError) -> AddressFamily {
+func family(_ field: JSONField) throws(JSONError) -> AddressFamily {
     let text = try field.string()
     guard let family = AddressFamily.allCases.first(where: { $0.name == text }) else { throw field.fail("\(text) is not ipv4 or ipv6") }
     return family
@@ -77,7 +77,7 @@ func family(_ field: JSONField) throws(SnapshotError) -> AddressFamily {
 
 /// A `ctdoctor.sockets.v1` SOCKET record, and its processes when it has them.
 enum SocketRecord {
-    static func read(_ field: JSONField) throws(SnapshotError) -> (TCPSocket, [SocketOwner]?) {
+    static func read(_ field: JSONField) throws(JSONError) -> (TCPSocket, [SocketOwner]?) {
         let stateText = try field["state"].string()
         guard let state = TCPState(name: stateText) else { throw field["state"].fail("\(stateText) is not a TCP state") }
         let timerField = field["timer"]
@@ -85,7 +85,7 @@ enum SocketRecord {
         guard let timer = SocketTimerKind.allCases.first(where: { $0.name == timerKind }) else {
             throw timerField["kind"].fail("\(timerKind) is not a timer kind")
         }
-        func endpoint(_ endpoint: JSONField) throws(SnapshotError) -> Endpoint {
+        func endpoint(_ endpoint: JSONField) throws(JSONError) -> Endpoint {
             Endpoint(try address(endpoint["address"]), try endpoint["port"].integer())
         }
         var socket = TCPSocket(
@@ -107,7 +107,7 @@ enum SocketRecord {
                 bytesAcked: try info["bytes_acked"].integer(), bytesReceived: try info["bytes_received"].integer(),
                 bytesSent: try info["bytes_sent"].optionalInteger())
         }
-        let processes = field["processes"].isNull ? nil : try field["processes"].array().map { process throws(SnapshotError) in
+        let processes = field["processes"].isNull ? nil : try field["processes"].array().map { process throws(JSONError) in
             SocketOwner(pid: try process["pid"].integer(), command: try process["command"].string(), fd: try process["fd"].integer())
         }
         return (socket, processes)
@@ -116,7 +116,7 @@ enum SocketRecord {
 
 /// A `ctdoctor.conntrack.v1` ENTRY record.
 enum EntryRecord {
-    static func read(_ field: JSONField) throws(SnapshotError) -> ConntrackEntry {
+    static func read(_ field: JSONField) throws(JSONError) -> ConntrackEntry {
         let protocolNumber: UInt8 = try field["protocol_number"].integer()
         var state: ConntrackState?
         if let name = try field["state"].optionalString() {
@@ -146,7 +146,7 @@ enum EntryRecord {
             use: try field["use"].optionalInteger(), counters: counters)
     }
 
-    static func tuple(_ field: JSONField) throws(SnapshotError) -> ConntrackTuple {
+    static func tuple(_ field: JSONField) throws(JSONError) -> ConntrackTuple {
         var tuple = ConntrackTuple(
             source: try address(field["src"]), destination: try address(field["dst"]),
             sourcePort: try field["sport"].optionalInteger() ?? 0, destinationPort: try field["dport"].optionalInteger() ?? 0)

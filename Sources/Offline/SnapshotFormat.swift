@@ -106,7 +106,7 @@ public enum SnapshotFormat {
     /// Reads a snapshot; `source` names it in errors.
     /// - Throws: `SnapshotError` naming what is wrong and where.
     public static func decode(_ bytes: [UInt8], source: String) throws(SnapshotError) -> Snapshot {
-        do throws(SnapshotError) {
+        do throws(JSONError) {
             let document = JSONField(node: try JSONReader.parse(bytes), path: .root)
             // The schema first, so another document says what it is instead of failing
             // on its first missing key.

@@ -1,13 +1,19 @@
-import NetCore
+/// A JSON error in one line: where (a line of the text, or a key path) and what.
+public struct JSONError: Error, Sendable, CustomStringConvertible {
+    public var reason: String
+    public init(_ reason: String) { self.reason = reason }
+    public var description: String { reason }
+}
 
-/// A parsed JSON value, read back from ctdoctor's own documents (snapshots, listings).
+/// A parsed JSON value: ctdoctor's own documents read back (snapshots, listings), and
+/// container runtimes' config files.
 ///
 /// Written here rather than taken from FoundationEssentials' JSONDecoder because of
 /// what a user sees when a file is bad: on Linux that decoder reports every syntax
 /// error, a truncated file and an out-of-range number alike as "The given data was not
 /// valid JSON.", without line or key. This reader says where (line, key path) and what.
 /// Integers keep their digits, so 64-bit counters and inodes come back exact.
-enum JSONNode: Sendable, Equatable {
+public enum JSONNode: Sendable, Equatable {
     case null
     case bool(Bool)
     /// The number's text as written; read it with `integer` or `double`.
@@ -18,81 +24,86 @@ enum JSONNode: Sendable, Equatable {
 }
 
 /// Where a value sits in a document ("conntrack.entries[3].original.src"), for errors.
-struct JSONPath: CustomStringConvertible {
-    var text: String
-    static let root = JSONPath(text: "")
-    func key(_ key: String) -> JSONPath { JSONPath(text: text.isEmpty ? key : "\(text).\(key)") }
-    func index(_ index: Int) -> JSONPath { JSONPath(text: "\(text)[\(index)]") }
-    var description: String { text.isEmpty ? "the document" : text }
+public struct JSONPath: Sendable, CustomStringConvertible {
+    public var text: String
+    public static let root = JSONPath(text: "")
+    public func key(_ key: String) -> JSONPath { JSONPath(text: text.isEmpty ? key : "\(text).\(key)") }
+    public func index(_ index: Int) -> JSONPath { JSONPath(text: "\(text)[\(index)]") }
+    public var description: String { text.isEmpty ? "the document" : text }
 }
 
 /// A value and its place, with typed accessors that fail with the place in the message.
-struct JSONField {
-    var node: JSONNode?
-    var path: JSONPath
+public struct JSONField: Sendable {
+    public var node: JSONNode?
+    public var path: JSONPath
 
-    func fail(_ reason: String) -> SnapshotError { SnapshotError(source: "", reason: "\(path): \(reason)") }
+    public init(node: JSONNode?, path: JSONPath = .root) {
+        self.node = node
+        self.path = path
+    }
 
-    subscript(key: String) -> JSONField {
+    public func fail(_ reason: String) -> JSONError { JSONError("\(path): \(reason)") }
+
+    public subscript(key: String) -> JSONField {
         if case .object(let members) = node { return JSONField(node: members[key], path: path.key(key)) }
         return JSONField(node: nil, path: path.key(key))
     }
 
-    var isNull: Bool {
+    public var isNull: Bool {
         switch node {
         case nil, .null?: true
         default: false
         }
     }
 
-    func object() throws(SnapshotError) -> [String: JSONNode] {
+    public func object() throws(JSONError) -> [String: JSONNode] {
         guard case .object(let members) = node else { throw fail(node == nil ? "missing" : "expected an object") }
         return members
     }
 
-    func array() throws(SnapshotError) -> [JSONField] {
+    public func array() throws(JSONError) -> [JSONField] {
         guard case .array(let items) = node else { throw fail(node == nil ? "missing" : "expected an array") }
         return items.enumerated().map { JSONField(node: $1, path: path.index($0)) }
     }
 
-    func string() throws(SnapshotError) -> String {
+    public func string() throws(JSONError) -> String {
         guard case .string(let value) = node else { throw fail(node == nil ? "missing" : "expected a string") }
         return value
     }
 
-    func optionalString() throws(SnapshotError) -> String? { isNull ? nil : try string() }
+    public func optionalString() throws(JSONError) -> String? { isNull ? nil : try string() }
 
-    func bool() throws(SnapshotError) -> Bool {
+    public func bool() throws(JSONError) -> Bool {
         guard case .bool(let value) = node else { throw fail(node == nil ? "missing" : "expected true or false") }
         return value
     }
 
-    func optionalBool() throws(SnapshotError) -> Bool? { isNull ? nil : try bool() }
+    public func optionalBool() throws(JSONError) -> Bool? { isNull ? nil : try bool() }
 
-    func integer<T: FixedWidthInteger>(_: T.Type = T.self) throws(SnapshotError) -> T {
+    public func integer<T: FixedWidthInteger>(_: T.Type = T.self) throws(JSONError) -> T {
         guard case .number(let text) = node else { throw fail(node == nil ? "missing" : "expected a number") }
         guard let value = T(text) else { throw fail("\(text) is not an integer in \(T.min)...\(T.max)") }
         return value
     }
 
-    func optionalInteger<T: FixedWidthInteger>(_: T.Type = T.self) throws(SnapshotError) -> T? {
+    public func optionalInteger<T: FixedWidthInteger>(_: T.Type = T.self) throws(JSONError) -> T? {
         isNull ? nil : try integer(T.self)
     }
 
-    func double() throws(SnapshotError) -> Double {
+    public func double() throws(JSONError) -> Double {
         guard case .number(let text) = node, let value = Double(text) else {
             throw fail(node == nil ? "missing" : "expected a number")
         }
         return value
     }
 
-    func optionalDouble() throws(SnapshotError) -> Double? { isNull ? nil : try double() }
+    public func optionalDouble() throws(JSONError) -> Double? { isNull ? nil : try double() }
 }
 
 /// RFC 8259 JSON, bytes to `JSONNode`. Nesting is limited (hostile input must not
 /// exhaust the stack); errors give the line.
-struct JSONReader {
-    static let maximumDepth = 64
+public struct JSONReader {
+    public static let maximumDepth = 64
 
     let bytes: [UInt8]
     var offset: Int
@@ -105,7 +116,7 @@ struct JSONReader {
     }
 
     /// Parses one whole document (whitespace around it allowed).
-    static func parse(_ bytes: [UInt8], range: Range<Int>? = nil) throws(SnapshotError) -> JSONNode {
+    public static func parse(_ bytes: [UInt8], range: Range<Int>? = nil) throws(JSONError) -> JSONNode {
         var reader = JSONReader(bytes, range: range)
         let value = try reader.value(depth: 0)
         reader.skipWhitespace()
@@ -115,17 +126,17 @@ struct JSONReader {
 
     var line: Int { bytes[..<min(offset, bytes.count)].reduce(1) { $1 == 0x0A ? $0 + 1 : $0 } }
 
-    func fail(_ reason: String) -> SnapshotError {
+    func fail(_ reason: String) -> JSONError {
         offset >= end
-            ? SnapshotError(source: "", reason: "not valid JSON: it ends too early (truncated?)")
-            : SnapshotError(source: "", reason: "not valid JSON at line \(line): \(reason)")
+            ? JSONError("not valid JSON: it ends too early (truncated?)")
+            : JSONError("not valid JSON at line \(line): \(reason)")
     }
 
     mutating func skipWhitespace() {
         while offset < end, [0x20, 0x0A, 0x0D, 0x09].contains(bytes[offset]) { offset += 1 }
     }
 
-    mutating func literal(_ text: String, _ value: JSONNode) throws(SnapshotError) -> JSONNode {
+    mutating func literal(_ text: String, _ value: JSONNode) throws(JSONError) -> JSONNode {
         for byte in text.utf8 {
             guard offset < end, bytes[offset] == byte else { throw fail("expected \(text)") }
             offset += 1
@@ -141,7 +152,7 @@ struct JSONReader {
         return true
     }
 
-    mutating func value(depth: Int) throws(SnapshotError) -> JSONNode {
+    mutating func value(depth: Int) throws(JSONError) -> JSONNode {
         guard depth < Self.maximumDepth else { throw fail("nested deeper than \(Self.maximumDepth) levels") }
         skipWhitespace()
         guard offset < end else { throw fail("expected a value") }
@@ -180,7 +191,7 @@ struct JSONReader {
         }
     }
 
-    mutating func number() throws(SnapshotError) -> JSONNode {
+    mutating func number() throws(JSONError) -> JSONNode {
         let start = offset
         if bytes[offset] == UInt8(ascii: "-") { offset += 1 }
         func digits() -> Int {
@@ -201,7 +212,7 @@ struct JSONReader {
         return .number(String(decoding: bytes[start..<offset], as: UTF8.self))
     }
 
-    mutating func string() throws(SnapshotError) -> String {
+    mutating func string() throws(JSONError) -> String {
         offset += 1  // the opening quote
         var utf8: [UInt8] = []
         while true {
@@ -247,7 +258,7 @@ struct JSONReader {
         }
     }
 
-    mutating func hex4() throws(SnapshotError) -> UInt32 {
+    mutating func hex4() throws(JSONError) -> UInt32 {
         guard offset + 4 <= end, let value = UInt32(String(decoding: bytes[offset..<(offset + 4)], as: UTF8.self), radix: 16) else {
             throw fail("\\u needs four hex digits")
         }
