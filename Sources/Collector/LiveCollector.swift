@@ -79,7 +79,7 @@ public struct LiveCollector: Sendable {
         let rulesDone = DispatchSemaphore(value: 0)
         let ephemeral = local.kernel.portRange ?? KernelFacts.defaultPortRange
         let trace = self.trace
-        DispatchQueue.global().async {
+        let background = try WorkerThread(name: "app sockets and rules") {
             let start = ContinuousClock.now
             let found = (try? socketReader.sockets(
                 in: [.closeWait, .lastAck, .finWait1, .closing], withInfo: false, localPortRange: ephemeral, families: appFamilies
@@ -119,6 +119,7 @@ public struct LiveCollector: Sendable {
         let (owners, sidecarProcess) = ownersOfListeners(captured.filter { $0.state == .listen }, local: local, notices: &notices)
 
         phase("rules (waiting)") { rulesDone.wait() }
+        background.join()
         return DiagnosisInput(
             namespace: namespace.name,
             sockets: captured + appSockets.withLock { $0 },

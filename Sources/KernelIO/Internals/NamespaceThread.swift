@@ -32,21 +32,26 @@ private final class ThreadEntry: @unchecked Sendable {
     init(_ work: @escaping () -> Void) { self.work = work }
 }
 
+/// Starts a joinable thread running `work`.
+func startThread(named name: String, _ work: @escaping () -> Void) throws -> pthread_t {
+    var thread = pthread_t()
+    let context = Unmanaged.passRetained(ThreadEntry(work)).toOpaque()
+    let created = pthread_create(&thread, nil, { context in
+        let entry = Unmanaged<ThreadEntry>.fromOpaque(context!).takeRetainedValue()
+        entry.work()
+        return nil
+    }, context)
+    guard created == 0 else {
+        Unmanaged<ThreadEntry>.fromOpaque(context).release()
+        throw KernelIOError("start a thread", subject: name, errno: Errno(rawValue: created))
+    }
+    return thread
+}
+
 func runOnDedicatedThread<T>(namespacePath: String, namespaceName: String, _ body: () throws -> T) throws -> T {
     try withoutActuallyEscaping(body) { escapable in
         let job = NamespaceJob(path: namespacePath, name: namespaceName, body: escapable)
-        let entry = ThreadEntry { job.execute() }
-        var thread = pthread_t()
-        let context = Unmanaged.passRetained(entry).toOpaque()
-        let created = pthread_create(&thread, nil, { context in
-            let entry = Unmanaged<ThreadEntry>.fromOpaque(context!).takeRetainedValue()
-            entry.work()
-            return nil
-        }, context)
-        guard created == 0 else {
-            Unmanaged<ThreadEntry>.fromOpaque(context).release()
-            throw KernelIOError("start a thread for network namespace", subject: namespaceName, errno: Errno(rawValue: created))
-        }
+        let thread = try startThread(named: "network namespace \(namespaceName)") { job.execute() }
         pthread_join(thread, nil)
         return try job.outcome!.get()
     }
