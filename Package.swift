@@ -14,7 +14,7 @@ let package = Package(
             name: "CTDoctorKit",
             targets: [
                 "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Collector", "MeshLint", "Lab",
-                "Rendering", "Export", "Offline",
+                "Rendering", "Export", "Offline", "NodeSweep",
             ]
         ),
     ],
@@ -74,6 +74,10 @@ let package = Package(
             dependencies: ["NetCore", "Conntrack", "Sockets", "Diagnosis", "MeshLint"]
         ),
         .target(
+            name: "NodeSweep",
+            dependencies: ["NetCore", "KernelIO"]
+        ),
+        .target(
             name: "Offline",
             dependencies: ["NetCore", "Conntrack", "Sockets", "Diagnosis", "Rendering"]
         ),
@@ -85,7 +89,7 @@ let package = Package(
             name: "ctdoctor",
             dependencies: [
                 "NetCore", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Collector", "MeshLint", "Lab", "Rendering",
-                "Export", "Offline",
+                "Export", "Offline", "NodeSweep",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -108,7 +112,7 @@ let package = Package(
             name: "CTDoctorTests",
             dependencies: [
                 "TestSupport", "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Collector",
-                "MeshLint", "Rendering", "Export", "Offline",
+                "MeshLint", "Rendering", "Export", "Offline", "NodeSweep",
             ],
             resources: [.copy("Fixtures")]
         ),

@@ -186,9 +186,9 @@ _ctdoctor() {
 
 _ctdoctor_diagnose() {
     repeating_flags=()
-    non_repeating_flags=(--version -h --help)
+    non_repeating_flags=(--all-netns --version -h --help)
     repeating_options=(--server-first)
-    non_repeating_options=(--netns --from --conntrack-file --sockets-file --format --sidecar --idle-timeout --connect-rate --stall-after --fail-on)
+    non_repeating_options=(--netns --from --conntrack-file --sockets-file --pod --parallel --format --sidecar --idle-timeout --connect-rate --stall-after --fail-on)
     __ctdoctor_offer_flags_options 0
 
     # Offer option value completions
@@ -203,6 +203,12 @@ _ctdoctor_diagnose() {
         return
         ;;
     '--sockets-file')
+        return
+        ;;
+    '--pod')
+        return
+        ;;
+    '--parallel')
         return
         ;;
     '--format')
@@ -232,9 +238,9 @@ _ctdoctor_diagnose() {
 
 _ctdoctor_leaks() {
     repeating_flags=()
-    non_repeating_flags=(--version -h --help)
+    non_repeating_flags=(--all-netns --version -h --help)
     repeating_options=(--server-first)
-    non_repeating_options=(--netns --from --conntrack-file --sockets-file --format --sidecar --idle-timeout --connect-rate --stall-after --fail-on)
+    non_repeating_options=(--netns --from --conntrack-file --sockets-file --pod --parallel --format --sidecar --idle-timeout --connect-rate --stall-after --fail-on)
     __ctdoctor_offer_flags_options 0
 
     # Offer option value completions
@@ -249,6 +255,12 @@ _ctdoctor_leaks() {
         return
         ;;
     '--sockets-file')
+        return
+        ;;
+    '--pod')
+        return
+        ;;
+    '--parallel')
         return
         ;;
     '--format')
@@ -278,9 +290,9 @@ _ctdoctor_leaks() {
 
 _ctdoctor_collisions() {
     repeating_flags=()
-    non_repeating_flags=(--version -h --help)
+    non_repeating_flags=(--all-netns --version -h --help)
     repeating_options=(--server-first)
-    non_repeating_options=(--netns --from --conntrack-file --sockets-file --format --sidecar --idle-timeout --connect-rate --stall-after --fail-on)
+    non_repeating_options=(--netns --from --conntrack-file --sockets-file --pod --parallel --format --sidecar --idle-timeout --connect-rate --stall-after --fail-on)
     __ctdoctor_offer_flags_options 0
 
     # Offer option value completions
@@ -295,6 +307,12 @@ _ctdoctor_collisions() {
         return
         ;;
     '--sockets-file')
+        return
+        ;;
+    '--pod')
+        return
+        ;;
+    '--parallel')
         return
         ;;
     '--format')
@@ -423,9 +441,9 @@ _ctdoctor_snapshot() {
 
 _ctdoctor_export() {
     repeating_flags=()
-    non_repeating_flags=(--version -h --help)
+    non_repeating_flags=(--all-netns --version -h --help)
     repeating_options=(--server-first)
-    non_repeating_options=(--netns --from --conntrack-file --sockets-file --format --output --sidecar --idle-timeout --connect-rate --stall-after --fail-on)
+    non_repeating_options=(--netns --from --conntrack-file --sockets-file --pod --parallel --format --output --sidecar --idle-timeout --connect-rate --stall-after --fail-on)
     __ctdoctor_offer_flags_options 0
 
     # Offer option value completions
@@ -440,6 +458,12 @@ _ctdoctor_export() {
         return
         ;;
     '--sockets-file')
+        return
+        ;;
+    '--pod')
+        return
+        ;;
+    '--parallel')
         return
         ;;
     '--format')

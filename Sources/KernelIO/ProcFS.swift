@@ -46,6 +46,9 @@ public struct ProcFS: Sendable {
     }
 
     public func exists(_ path: String) -> Bool { fileExists(path) }
+
+    /// The inode `path` resolves to; nil when it cannot be stat'ed.
+    public func inode(_ path: String) -> UInt64? { inodeNumber(path) }
 }
 
 /// Reads any file into memory, for inputs given on the command line.

@@ -33,13 +33,17 @@ struct DiagnoseCommand: ParsableCommand {
 
     @OptionGroup var namespace: NamespaceOptions
     @OptionGroup var inputs: InputOptions
+    @OptionGroup var sweep: SweepOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var diagnosis: DiagnosisArguments
 
-    func validate() throws { try inputs.validate(with: namespace) }
+    func validate() throws {
+        try inputs.validate(with: namespace)
+        try sweep.validate(with: namespace, inputs: inputs)
+    }
 
     func run() throws {
-        try runDiagnosis(namespace: namespace, inputs: inputs, output: output, arguments: diagnosis, sections: .all)
+        try runDiagnosis(namespace: namespace, inputs: inputs, sweep: sweep, output: output, arguments: diagnosis, sections: .all)
     }
 }
 
@@ -61,13 +65,17 @@ struct LeaksCommand: ParsableCommand {
 
     @OptionGroup var namespace: NamespaceOptions
     @OptionGroup var inputs: InputOptions
+    @OptionGroup var sweep: SweepOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var diagnosis: DiagnosisArguments
 
-    func validate() throws { try inputs.validate(with: namespace) }
+    func validate() throws {
+        try inputs.validate(with: namespace)
+        try sweep.validate(with: namespace, inputs: inputs)
+    }
 
     func run() throws {
-        try runDiagnosis(namespace: namespace, inputs: inputs, output: output, arguments: diagnosis, sections: [.findings, .leaks])
+        try runDiagnosis(namespace: namespace, inputs: inputs, sweep: sweep, output: output, arguments: diagnosis, sections: [.findings, .leaks])
     }
 }
 
@@ -92,21 +100,29 @@ struct CollisionsCommand: ParsableCommand {
 
     @OptionGroup var namespace: NamespaceOptions
     @OptionGroup var inputs: InputOptions
+    @OptionGroup var sweep: SweepOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var diagnosis: DiagnosisArguments
 
-    func validate() throws { try inputs.validate(with: namespace) }
+    func validate() throws {
+        try inputs.validate(with: namespace)
+        try sweep.validate(with: namespace, inputs: inputs)
+    }
 
     func run() throws {
-        try runDiagnosis(namespace: namespace, inputs: inputs, output: output, arguments: diagnosis, sections: [.findings, .collisions, .kernel])
+        try runDiagnosis(namespace: namespace, inputs: inputs, sweep: sweep, output: output, arguments: diagnosis, sections: [.findings, .collisions, .kernel])
     }
 }
 
 /// Collects, diagnoses, renders; exits 1 when findings reach --fail-on.
 func runDiagnosis(
-    namespace: NamespaceOptions, inputs: InputOptions, output: OutputOptions, arguments: DiagnosisArguments,
+    namespace: NamespaceOptions, inputs: InputOptions, sweep: SweepOptions, output: OutputOptions, arguments: DiagnosisArguments,
     sections: DiagnosisRendering.Sections
 ) throws {
+    if sweep.isActive {
+        try runSweep(sweep, output: output, arguments: arguments, sections: sections)
+        return
+    }
     let options = try arguments.options()
     let failOn = try arguments.failThreshold()
     let report = try diagnose(namespace: namespace, inputs: inputs, options: options)

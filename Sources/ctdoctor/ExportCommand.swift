@@ -32,6 +32,7 @@ struct ExportCommand: ParsableCommand {
 
     @OptionGroup var namespace: NamespaceOptions
     @OptionGroup var inputs: InputOptions
+    @OptionGroup var sweep: SweepOptions
 
     @Option(help: "prometheus (text exposition) or json (ctdoctor.export.v1).")
     var format: Format = .prometheus
@@ -41,22 +42,39 @@ struct ExportCommand: ParsableCommand {
 
     @OptionGroup var diagnosis: DiagnosisArguments
 
-    func validate() throws { try inputs.validate(with: namespace) }
+    func validate() throws {
+        try inputs.validate(with: namespace)
+        try sweep.validate(with: namespace, inputs: inputs)
+    }
 
     func run() throws {
         let options = try diagnosis.options()
         let started = wallClockSeconds()
         let clock = ContinuousClock.now
-        let identity = NamespaceIdentity(netns: inputs.identity(namespace: namespace))
         var failure: (any Error)?
-        let result: NamespaceResult
-        do {
-            result = .diagnosed(identity, try diagnose(namespace: namespace, inputs: inputs, options: options))
-        } catch {
-            failure = error
-            result = .failed(identity, "\(error)")
+        var results: [NamespaceResult] = []
+        if sweep.isActive {
+            do {
+                let selection = try sweep.select()
+                var notices = selection.notices
+                for result in try ctdoctor.sweep(selection.namespaces, parallel: sweep.parallel, options: options, notices: &notices) {
+                    let identity = NamespaceIdentity(netns: result.node.netnsLabel, pod: result.node.pod.label)
+                    results.append(result.report.map { .diagnosed(identity, $0) } ?? .failed(identity, result.failure ?? "failed"))
+                }
+                notices.forEach { log.warning("\($0)") }
+            } catch {
+                failure = error
+            }
+        } else {
+            let identity = NamespaceIdentity(netns: inputs.identity(namespace: namespace))
+            do {
+                results.append(.diagnosed(identity, try diagnose(namespace: namespace, inputs: inputs, options: options)))
+            } catch {
+                failure = error
+                results.append(.failed(identity, "\(error)"))
+            }
         }
-        let run = ExportRun(startedAt: started, durationSeconds: (ContinuousClock.now - clock).inSeconds, results: [result])
+        let run = ExportRun(startedAt: started, durationSeconds: (ContinuousClock.now - clock).inSeconds, results: results)
         try write(run, failOn: try diagnosis.failThreshold())
         if let failure { throw failure }
     }

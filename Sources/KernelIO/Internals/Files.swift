@@ -116,3 +116,10 @@ func replaceFileAtomically(_ path: String, with bytes: [UInt8], permissions: Fil
         throw error
     }
 }
+
+/// The inode a path resolves to (for a namespace file: the namespace's identity).
+func inodeNumber(_ path: String) -> UInt64? {
+    var status = stat()
+    guard stat(path, &status) == 0 else { return nil }
+    return UInt64(status.st_ino)
+}

@@ -1,0 +1,85 @@
+import Foundation
+import Lab
+import TestSupport
+import Testing
+
+/// `--all-netns` and `--pod` on this machine: the lab's namespace (no process inside,
+/// found through /var/run/netns) and a "pod" whose process carries HOSTNAME.
+@Suite("node sweep", .enabled(if: Privileges.shouldRunPrivilegedTests), .serialized)
+final class SweepTests {
+    let lab: HalfCloseLab
+    let pod: TestNamespace
+    let holder: Process
+    let podName = "shop-cart-\(getpid())"
+
+    init() throws {
+        lab = try HalfCloseLab(name: "ctd-sweep-\(getpid())", closeWaitSeconds: 2, say: { _ in })
+        try lab.build()
+        pod = try TestNamespace(tag: "sweep-pod")
+        // A process inside the pod's namespace, named by HOSTNAME as Kubernetes does.
+        holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        holder.arguments = ["ip", "netns", "exec", pod.name, "env", "HOSTNAME=\(podName)", "sleep", "300"]
+        try holder.run()
+        usleep(300_000)
+    }
+
+    deinit {
+        // SIGKILL: the test runner's threads block SIGTERM, and children inherit the mask.
+        kill(holder.processIdentifier, SIGKILL)
+        holder.waitUntilExit()
+        pod.destroy()
+        lab.tearDown()
+    }
+
+    func json(_ text: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    }
+
+    @Test func everyNamespaceIsDiagnosedAndNamed() throws {
+        let result = try Shell.run([Binary.ctdoctor, "diagnose", "--all-netns", "--parallel", "3", "--format", "json"])
+        #expect(result.status == 1, "the lab's leak is a finding: \(result.standardError)")
+        let document = try json(result.standardOutput)
+        #expect(document["schema"] as? String == "ctdoctor.sweep.v1")
+        let namespaces = try #require(document["namespaces"] as? [[String: Any]])
+        let labEntry = try #require(namespaces.first { $0["netns_name"] as? String == lab.lab.name })
+        let leaks = ((labEntry["diagnosis"] as? [String: Any])?["leaks"] as? [[String: Any]]) ?? []
+        // The lab's unanswered half-close may have aged into a leak too by now: only the
+        // late answer is certain.
+        let leakedPort = try #require(lab.flows.first { $0.expected == .leaked }).appPort
+        let leakedPorts = leaks.filter { $0["class"] as? String == "leaked" }.compactMap {
+            (($0["socket"] as? [String: Any])?["peer"] as? [String: Any])?["port"] as? Int
+        }
+        #expect(leakedPorts.contains(Int(leakedPort)))
+        let podEntry = try #require(namespaces.first { $0["pod"] as? String == podName })
+        #expect((podEntry["pod_source"] as? String)?.contains("HOSTNAME") == true)
+        #expect(namespaces.contains { $0["host"] as? Bool == true })
+        let summary = try #require(document["summary"] as? [String: Any])
+        #expect((summary["leaked"] as? Int ?? 0) >= 1 && (summary["with_sidecar"] as? Int ?? 0) >= 1)
+    }
+
+    @Test func aPodIsPickedByName() throws {
+        let picked = try Shell.run([Binary.ctdoctor, "diagnose", "--pod", podName, "--format", "json"])
+        #expect(picked.status == 0, "\(picked.standardError)")
+        #expect(try json(picked.standardOutput)["schema"] as? String == "ctdoctor.diagnosis.v1", "one pod: its own report")
+        let byNetns = try Shell.run([Binary.ctdoctor, "leaks", "--pod", lab.lab.name, "--format", "json"])
+        #expect(byNetns.status == 1)
+        let missing = try Shell.run([Binary.ctdoctor, "diagnose", "--pod", "no-such-pod-\(getpid())"])
+        #expect(missing.status == 2 && missing.standardError.contains("no pod named no-such-pod-"))
+        #expect(missing.standardError.contains(podName), "names the pods it did find")
+    }
+
+    @Test func exportLabelsEachNamespaceWithItsPod() throws {
+        let result = try Shell.run([Binary.ctdoctor, "export", "--all-netns"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let parsed = try ParsedExposition(Array(result.standardOutput.utf8))
+        #expect(parsed.value("ctdoctor_namespace_diagnosed", ["pod": podName]) == 1)
+        let leaked = parsed.families["ctdoctor_half_closed_sockets"]?.samples.filter { $0.labels["class"] == "leaked" && $0.value == 1 }
+        #expect(leaked?.contains { $0.labels["netns"]?.hasPrefix("net:[") == true } == true)
+    }
+
+    @Test func sweepOptionsRefuseToMixWithOtherSources() throws {
+        let result = try Shell.run([Binary.ctdoctor, "diagnose", "--all-netns", "--netns", lab.lab.name])
+        #expect(result.status == 2 && result.standardError.contains("leave out --netns"))
+    }
+}
