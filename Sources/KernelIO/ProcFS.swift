@@ -56,6 +56,13 @@ public func readFile(_ path: String, limit: Int = 1 << 30) throws -> [UInt8] {
     try readWholeFile(path, limit: limit)
 }
 
+/// Standard input to its end, from descriptor 0 rather than by opening /dev/stdin, which
+/// a chroot or a minimal image may lack and which cannot be opened when standard input
+/// is a socket (as under some `kubectl exec -i` and ssh sessions).
+public func readStandardInput(limit: Int = 1 << 30) throws -> [UInt8] {
+    try readToEnd(0, subject: "standard input", limit: limit)
+}
+
 extension String {
     func trimmingTrailingWhitespace() -> String {
         var text = Substring(self)

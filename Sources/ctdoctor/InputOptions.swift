@@ -52,7 +52,7 @@ struct InputOptions: ParsableArguments {
 
 /// Reads a file given on the command line (- is standard input), decompressing gzip.
 func readInputFile(_ path: String) throws -> [UInt8] {
-    let bytes = try readFile(path == "-" ? "/dev/stdin" : path)
+    let bytes = try path == "-" ? readStandardInput() : readFile(path)
     guard isGzip(bytes) else { return bytes }
     do {
         return try gzipDecompress(bytes)

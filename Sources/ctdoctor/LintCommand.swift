@@ -89,7 +89,7 @@ struct LintCommand: ParsableCommand {
         for path in paths {
             for file in try Self.manifestFiles(path) {
                 files.append(file)
-                let bytes = try readFile(file == "-" ? "/dev/stdin" : file, limit: 64 << 20)
+                let bytes = try file == "-" ? readStandardInput(limit: 64 << 20) : readFile(file, limit: 64 << 20)
                 guard let text = String(validating: bytes, as: UTF8.self) else {
                     throw CommandFailure("\(file): not UTF-8 text")
                 }

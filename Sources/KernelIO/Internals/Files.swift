@@ -2,10 +2,14 @@ import CNetfilter
 import Glibc
 import SystemPackage
 
-/// Reads until EOF into one array, growing it in place so bytes are copied once.
 func readWholeFile(_ path: String, limit: Int) throws -> [UInt8] {
     let fd = try openReadOnly(path)
     defer { close(fd) }
+    return try readToEnd(fd, subject: path, limit: limit)
+}
+
+/// Reads until EOF into one array, growing it in place so bytes are copied once.
+func readToEnd(_ fd: Int32, subject path: String, limit: Int) throws -> [UInt8] {
     var buffer = [UInt8](repeating: 0, count: 64 * 1024)
     var filled = 0
     while true {
