@@ -120,6 +120,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "TestSupport", "NetCore", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Collector", "Lab", "ctdoctor",
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
     ],

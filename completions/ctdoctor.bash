@@ -443,7 +443,7 @@ _ctdoctor_export() {
     repeating_flags=()
     non_repeating_flags=(--all-netns --version -h --help)
     repeating_options=(--server-first)
-    non_repeating_options=(--netns --from --conntrack-file --sockets-file --pod --parallel --format --output --sidecar --idle-timeout --connect-rate --stall-after --fail-on)
+    non_repeating_options=(--netns --from --conntrack-file --sockets-file --pod --parallel --format --output --every --sidecar --idle-timeout --connect-rate --stall-after --fail-on)
     __ctdoctor_offer_flags_options 0
 
     # Offer option value completions
@@ -471,6 +471,9 @@ _ctdoctor_export() {
         return
         ;;
     '--output')
+        return
+        ;;
+    '--every')
         return
         ;;
     '--sidecar')

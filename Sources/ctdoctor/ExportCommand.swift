@@ -20,8 +20,13 @@ struct ExportCommand: ParsableCommand {
             alert can fire), and ctdoctor exits 2. Findings do not change the exit status: \
             exporting them is the job. JSON schema ctdoctor.export.v1.
 
+            With --every the command stays up and exports again at that interval, for a \
+            DaemonSet container without a shell: a failed run is logged and written as such, and \
+            the next one follows; SIGTERM or SIGINT ends it after the run in progress, exit 0.
+
             Examples:
               ctdoctor export --output /var/lib/node_exporter/textfile/ctdoctor.prom
+              ctdoctor export --all-netns --every 5m --output /textfile/ctdoctor.prom
               ctdoctor export --netns 4242 --format json
             """
     )
@@ -40,14 +45,45 @@ struct ExportCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Write here, atomically, instead of standard output.", valueName: "path"))
     var output: String?
 
+    @Option(help: ArgumentHelp("Stay up and export again at this interval (e.g. 5m, 300s); needs --output.", valueName: "duration"))
+    var every: String?
+
     @OptionGroup var diagnosis: DiagnosisArguments
 
     func validate() throws {
         try inputs.validate(with: namespace)
         try sweep.validate(with: namespace, inputs: inputs)
+        if every != nil {
+            _ = try interval()
+            guard output != nil else { throw ValidationError("--every rewrites a file: give --output") }
+            guard !inputs.isOffline else { throw ValidationError("--every re-reads live tables; it cannot be combined with --from or copied tables") }
+        }
+    }
+
+    func interval() throws -> Duration? {
+        guard let every else { return nil }
+        guard let seconds = Double(every) ?? KernelText.goDurationSeconds(every), seconds >= 1 else {
+            throw ValidationError("--every takes a duration of at least 1s, such as 5m or 300s, not '\(every)'")
+        }
+        return .milliseconds(Int64(seconds * 1000))
     }
 
     func run() throws {
+        guard let interval = try interval() else { return try exportOnce() }
+        Cleanup.stopGracefully()
+        while !Cleanup.isStopRequested {
+            let started = ContinuousClock.now
+            do {
+                try exportOnce()
+            } catch {
+                // Written to the file as a failed run already; the next run may succeed.
+                log.error("\(error)")
+            }
+            sleepUnlessStopped(until: started + interval)
+        }
+    }
+
+    func exportOnce() throws {
         let options = try diagnosis.options()
         let started = wallClockSeconds()
         let clock = ContinuousClock.now
@@ -95,6 +131,17 @@ struct ExportCommand: ParsableCommand {
         } else {
             try Console.writeOut(bytes: bytes)
         }
+    }
+}
+
+/// Sleeps until `deadline` or a stop signal, in slices so a signal is noticed soon.
+func sleepUnlessStopped(until deadline: ContinuousClock.Instant) {
+    while !Cleanup.isStopRequested {
+        let left = min(deadline - ContinuousClock.now, .milliseconds(200))
+        guard left > .zero else { return }
+        let (seconds, attoseconds) = left.components
+        var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+        nanosleep(&request, nil)
     }
 }
 

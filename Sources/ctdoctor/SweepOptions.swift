@@ -30,7 +30,7 @@ struct SweepOptions: ParsableArguments {
         let listing = try NodeInventory().namespaces()
         var notices: [String] = []
         if listing.unreadableProcesses > 0 {
-            notices.append("\(listing.unreadableProcesses) processes' namespaces could not be read (permission denied: other users' processes need CAP_SYS_PTRACE): namespaces only they hold are missing")
+            notices.append("\(listing.unreadableProcesses == 1 ? "1 process's namespace" : "\(listing.unreadableProcesses) processes' namespaces") could not be read (permission denied: other users' processes need CAP_SYS_PTRACE): namespaces only they hold are missing")
         }
         guard let pod else { return (listing.namespaces, notices) }
         let matching = listing.namespaces.filter { node in

@@ -98,7 +98,9 @@ func replaceFileAtomically(_ path: String, with bytes: [UInt8], permissions: Fil
     let slash = path.lastIndex(of: "/")
     let directory = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
     let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
-    let temporary = "\(directory)/.\(name).\(getpid()).tmp"
+    // Random, not just the PID: in containers every run may be PID 1, and a temporary file
+    // left by a run killed mid-write must not block the next one (nor another writer).
+    let temporary = "\(directory)/.\(name).\(getpid()).\(String(UInt64.random(in: 0...UInt64.max), radix: 36)).tmp"
     let descriptor: FileDescriptor
     do {
         descriptor = try FileDescriptor.open(
