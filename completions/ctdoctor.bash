@@ -238,9 +238,9 @@ _ctdoctor_diagnose() {
 
 _ctdoctor_leaks() {
     repeating_flags=()
-    non_repeating_flags=(--all-netns --version -h --help)
+    non_repeating_flags=(--all-netns --reap --yes --version -h --help)
     repeating_options=(--server-first)
-    non_repeating_options=(--netns --from --conntrack-file --sockets-file --pod --parallel --format --sidecar --idle-timeout --connect-rate --stall-after --fail-on)
+    non_repeating_options=(--netns --from --conntrack-file --sockets-file --pod --parallel --format --sidecar --idle-timeout --connect-rate --stall-after --fail-on --min-idle)
     __ctdoctor_offer_flags_options 0
 
     # Offer option value completions
@@ -283,6 +283,9 @@ _ctdoctor_leaks() {
         return
         ;;
     '--fail-on')
+        return
+        ;;
+    '--min-idle')
         return
         ;;
     esac

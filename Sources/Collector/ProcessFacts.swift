@@ -57,6 +57,14 @@ struct OwnerSearch {
         return (found, unreadable)
     }
 
+    /// A process this one is starting (nft, iptables-save, run inside the namespace on
+    /// another thread): between fork and exec it holds a copy of every descriptor, the
+    /// proxy's listener too in the lab, and must not be named as its owner.
+    private func isOwnHelper(_ pid: Int32) -> Bool {
+        guard let bytes = try? procfs.read("\(procfs.root)/\(pid)/stat", limit: 4096), let stat = ProcText.stat(bytes) else { return false }
+        return stat.parent == procfs.selfPID
+    }
+
     private func search(_ pids: [Int32], for inodes: Set<UInt64>) -> ([UInt64: [SocketOwner]], Int) {
         var found: [UInt64: [SocketOwner]] = [:]
         var unreadable = 0
@@ -66,7 +74,8 @@ struct OwnerSearch {
             /// Records `fd` if it is a wanted socket; true once every inode is found.
             func check(_ fd: Int32) -> Bool {
                 guard let link = try? procfs.readLink("\(directory)/\(fd)"),
-                    let inode = ProcessTable.socketInode(fromLink: link), inodes.contains(inode)
+                    let inode = ProcessTable.socketInode(fromLink: link), inodes.contains(inode),
+                    !isOwnHelper(pid)
                 else { return false }
                 if command == nil { command = commandName(pid) }
                 found[inode, default: []].append(SocketOwner(pid: pid, command: command!, fd: fd))

@@ -13,6 +13,10 @@ public struct ProcFS: Sendable {
         self.root = root
     }
 
+    /// This process's PID as this procfs numbers it (its `self` link): in another PID
+    /// namespace, or a copied tree, it differs from getpid().
+    public var selfPID: Int32? { (try? readLink("\(root)/self")).flatMap { Int32($0) } }
+
     /// The path of a per-namespace file such as "tcp" or "nf_conntrack".
     public func netPath(_ name: String) -> String { "\(root)/thread-self/net/\(name)" }
 

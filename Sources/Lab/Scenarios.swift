@@ -156,6 +156,17 @@ public final class HalfCloseLab: @unchecked Sendable {
         return problems
     }
 
+    /// Sends a line over each of the lab's ESTABLISHED connections and reads its echo
+    /// back: whether the connections a reap must leave alone still pass data.
+    public func establishedConnectionsPassData() throws -> Bool {
+        for (index, socket) in app.prefix(2).enumerated() {
+            let line = Array("still there \(index)\n".utf8)
+            try socket.send(line)
+            guard try socket.waitReadable(milliseconds: 2000), try socket.receive() == line else { return false }
+        }
+        return true
+    }
+
     public func tearDown() {
         proxy.stop()
         upstream.stop()

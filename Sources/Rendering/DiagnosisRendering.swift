@@ -114,12 +114,12 @@ public enum DiagnosisRendering {
         .object([("pid", .integer(Int64(owner.pid))), ("command", .string(owner.command)), ("fd", .integer(Int64(owner.fd)))])
     }
 
-    static func endpoint(_ endpoint: Endpoint?) -> JSONValue {
+    public static func endpoint(_ endpoint: Endpoint?) -> JSONValue {
         guard let endpoint else { return .null }
         return .object([("address", .string(endpoint.address.description)), ("port", .integer(Int64(endpoint.port)))])
     }
 
-    static func leak(_ leak: LeakRecord) -> JSONValue {
+    public static func leak(_ leak: LeakRecord) -> JSONValue {
         .object([
             ("class", .string(leak.classification.rawValue)),
             ("reason", .string(leak.reason)),

@@ -4,6 +4,9 @@ import Netlink
 /// sock_diag numbers (include/uapi/linux/sock_diag.h, inet_diag.h).
 enum SockDiag {
     static let byFamily: UInt16 = 20  // SOCK_DIAG_BY_FAMILY
+    static let destroy: UInt16 = 21  // SOCK_DESTROY
+    /// INET_DIAG_NOCOOKIE: "any socket with this tuple". Never sent for one socket.
+    static let noCookie: UInt64 = ~0
     static let tcpProtocol: UInt8 = 6  // IPPROTO_TCP
     static let attributeInfo: UInt16 = 2  // INET_DIAG_INFO
     static let requestBytecode: UInt16 = 1  // INET_DIAG_REQ_BYTECODE
@@ -55,6 +58,40 @@ public enum SockDiagCodec {
             builder.attribute(SockDiag.requestBytecode, localPortRangeBytecode(localPortRange))
         }
         return builder.finish()
+    }
+
+    /// A request naming exactly one socket — its 4-tuple and its cookie — to read it
+    /// again (SOCK_DIAG_BY_FAMILY without NLM_F_DUMP) or destroy it (SOCK_DESTROY).
+    ///
+    /// The kernel looks the tuple up in the established hash and then the listening one,
+    /// and answers ESTALE unless the cookie matches: the cookie is what keeps a request
+    /// for a connection from reaching the listener on the same port, or a newer socket
+    /// that reuses the tuple. So a socket without a cookie cannot be named (nil).
+    public static func socketRequest(_ socket: TCPSocket, destroy: Bool, sequence: UInt32) -> [UInt8]? {
+        guard let cookie = socket.cookie, cookie != 0, cookie != SockDiag.noCookie else { return nil }
+        var builder = NetlinkRequestBuilder(
+            type: destroy ? SockDiag.destroy : SockDiag.byFamily, flags: NetlinkConstant.request | NetlinkConstant.ack,
+            sequence: sequence)
+        builder.appendBytes([socket.family.rawValue, SockDiag.tcpProtocol, destroy ? 0 : 1 << (SockDiag.attributeInfo - 1), 0])
+        builder.appendLE(UInt32.max)  // states: the lookup ignores them; the caller checks
+        // struct inet_diag_sockid: sport, dport (big-endian), src[4], dst[4], if, cookie[2]
+        builder.appendBytes([UInt8(truncatingIfNeeded: socket.local.port >> 8), UInt8(truncatingIfNeeded: socket.local.port)])
+        builder.appendBytes([UInt8(truncatingIfNeeded: socket.remote.port >> 8), UInt8(truncatingIfNeeded: socket.remote.port)])
+        builder.appendBytes(addressBytes(socket.local.address))
+        builder.appendBytes(addressBytes(socket.remote.address))
+        builder.appendLE(UInt32(0))
+        builder.appendLE(UInt32(truncatingIfNeeded: cookie))
+        builder.appendLE(UInt32(truncatingIfNeeded: cookie >> 32))
+        return builder.finish()
+    }
+
+    /// An address as the 16 bytes of inet_diag_sockid's src/dst (IPv4 in the first 4).
+    static func addressBytes(_ address: IPAddress) -> [UInt8] {
+        func bigEndian(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * $0)) } }
+        switch address {
+        case .v4(let value): return (0..<4).map { UInt8(truncatingIfNeeded: value >> (24 - 8 * $0)) } + Array(repeating: 0, count: 12)
+        case .v6(let high, let low): return bigEndian(high) + bigEndian(low)
+        }
     }
 
     /// inet_diag bytecode accepting a socket whose source port is any of `ports`.

@@ -1,0 +1,99 @@
+import ArgumentParser
+import Conntrack
+import Diagnosis
+import KernelIO
+import Rendering
+import Sockets
+
+/// `leaks --reap`: destroying the sidecar sockets that are certainly leaked.
+struct ReapOptions: ParsableArguments {
+    @Flag(help: "Destroy leaked sidecar sockets (SOCK_DESTROY), after re-verifying each one; a dry run unless --yes.")
+    var reap = false
+
+    @Flag(help: "With --reap: really destroy them.")
+    var yes = false
+
+    @Option(name: .customLong("min-idle"), help: ArgumentHelp("With --reap: only sockets idle at least this long.", valueName: "duration"))
+    var minIdle = "120s"
+
+    func minimumIdleMilliseconds() throws -> UInt64 {
+        guard let seconds = Double(minIdle) ?? KernelText.goDurationSeconds(minIdle), seconds >= 0 else {
+            throw ValidationError("--min-idle takes a duration such as 120s or 5m, not '\(minIdle)'")
+        }
+        return UInt64(seconds * 1000)
+    }
+
+    func validate(sweep: SweepOptions, inputs: InputOptions) throws {
+        guard reap else {
+            if yes { throw ValidationError("--yes confirms --reap; give both") }
+            return
+        }
+        _ = try minimumIdleMilliseconds()
+        if inputs.isOffline { throw ValidationError("--reap acts on live sockets; it cannot be combined with --from or copied tables") }
+        if sweep.isActive { throw ValidationError("--reap works on one namespace at a time: use --netns") }
+    }
+}
+
+/// Diagnoses, then takes each socket classified leaked, reads it and its flow again, and
+/// destroys it only if it still qualifies (`ReapPolicy`). Each action is logged on
+/// standard error. Exit 0 when every qualifying socket was destroyed (or there was none),
+/// 1 when some remain (a dry run, or skipped), 2 when a destroy failed.
+func runReap(_ reap: ReapOptions, namespace: NamespaceOptions, output: OutputOptions, arguments: DiagnosisArguments) throws {
+    let options = try arguments.options()
+    let minimumIdle = try reap.minimumIdleMilliseconds()
+    let target = try namespace.resolve()
+    let report = Diagnosis.diagnose(try collectLive(target, options: options), options: options)
+    var outcomes: [ReapOutcome] = []
+    if let profile = report.sidecar?.profile {
+        let reaper = SocketReaper(namespace: target)
+        let lookup = ConntrackReplyLookup(namespace: target)
+        for leak in ReapPolicy.candidates(report.leaks, profile: profile) {
+            let current = try reaper.current(leak.socket)
+            let key = ReplyTupleKey(source: leak.socket.local, destination: leak.socket.remote)
+            let entryNow: ConntrackEntry?
+            do {
+                entryNow = try lookup.entries(for: [key])[key]
+            } catch {
+                throw CommandFailure("cannot re-verify the conntrack entry of \(key), so nothing is destroyed: \(error)")
+            }
+            let decision = ReapPolicy.decide(leak, now: current, entryNow: entryNow, minimumIdleMilliseconds: minimumIdle, profile: profile)
+            var outcome = ReapOutcome(decision: decision, result: .skipped, detail: decision.reason)
+            if decision.action == .destroy, let current {
+                if !reap.yes {
+                    outcome.result = .wouldDestroy
+                } else {
+                    do {
+                        outcome.result = try reaper.destroy(current) ? .destroyed : .skipped
+                        if outcome.result == .skipped { outcome.detail = "gone before it could be destroyed" }
+                    } catch {
+                        outcome.result = .failed
+                        outcome.detail = "\(error)"
+                    }
+                }
+            }
+            log.notice("\(outcome.logLine)")
+            outcomes.append(outcome)
+        }
+    }
+    let minimumIdleSeconds = minimumIdle / 1000
+    var out = OutputBuffer { try Console.writeOut(bytes: $0) }
+    switch output.format {
+    case .table:
+        out.write(ReapRendering.human(outcomes, dryRun: !reap.yes, minimumIdleSeconds: minimumIdleSeconds))
+        report.notices.forEach { log.warning("\($0)") }
+    case .json:
+        let document = ReapRendering.json(outcomes, namespace: report.namespace, dryRun: !reap.yes, minimumIdleSeconds: minimumIdleSeconds, notices: report.notices)
+        out.write { document.write(to: &$0); $0.append(0x0A) }
+    case .ndjson:
+        for outcome in outcomes {
+            out.write { ReapRendering.record(outcome, kind: "action").write(to: &$0); $0.append(0x0A) }
+        }
+        let summary = JSONValue.object([("kind", .string("summary"))] + ReapRendering.summary(outcomes, dryRun: !reap.yes, minimumIdleSeconds: minimumIdleSeconds))
+        out.write { summary.write(to: &$0); $0.append(0x0A) }
+    }
+    try out.flush()
+    if outcomes.contains(where: { $0.result == .failed }) {
+        throw CommandFailure(outcomes.first { $0.result == .failed }!.detail)
+    }
+    if outcomes.contains(where: { $0.result != .destroyed }) { throw ExitCode(ExitStatus.findings) }
+}
