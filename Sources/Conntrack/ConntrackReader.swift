@@ -210,6 +210,11 @@ public struct ConntrackReader: Sendable {
                 where error.errno == .protocolNotSupported || error.errno == .noSuchFileOrDirectory
             {
                 throw ConntrackReadError.unavailable(detail: error.description)
+            } catch let error as NetlinkKernelError where error.errno == .invalidArgument && matched() == 0 {
+                // nfnetlink's answer when no ctnetlink subsystem is registered
+                // (nf_conntrack_netlink not loaded); the /proc file may still be there.
+                return try fallback(
+                    "netlink dump refused with EINVAL (is nf_conntrack_netlink loaded?); read /proc/net/nf_conntrack instead")
             } catch let error as NetlinkFramingError {
                 throw ConntrackReadError.dumpFailed(detail: error.description)
             } catch let error as NetlinkKernelError {

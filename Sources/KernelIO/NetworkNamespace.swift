@@ -39,9 +39,11 @@ public struct NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
             guard let pid = Int32(spec), pid > 0 else { throw .noSuchProcess(pid: spec) }
             let path = "\(procRoot)/\(pid)/ns/net"
             guard fileExists("\(procRoot)/\(pid)") else { throw .noSuchProcess(pid: spec) }
+            if pathIsDenied(path) { throw .lookDenied(path: path) }
             return NetworkNamespace(path: path, name: "pid \(pid)")
         }
         if spec.contains("/") {
+            if pathIsDenied(spec) { throw .lookDenied(path: spec) }
             guard fileExists(spec) else { throw .noSuchFile(path: spec) }
             return NetworkNamespace(path: spec, name: spec)
         }
@@ -70,6 +72,8 @@ public enum NamespaceError: Error, Sendable, Equatable, CustomStringConvertible 
     case noSuchName(name: String, directory: String)
     case notANetworkNamespace(path: String)
     case permissionDenied(path: String)
+    /// EACCES on the file itself: another user's process.
+    case lookDenied(path: String)
     case enterFailed(path: String, errno: Errno)
 
     public var description: String {
@@ -86,6 +90,8 @@ public enum NamespaceError: Error, Sendable, Equatable, CustomStringConvertible 
             "\(path) is not a network namespace (setns refused it with EINVAL)"
         case .permissionDenied(let path):
             "entering network namespace \(path) needs CAP_SYS_ADMIN (setns answered EPERM); run as root"
+        case .lookDenied(let path):
+            "cannot look at \(path): permission denied (another user's process: needs CAP_SYS_PTRACE, or root)"
         case .enterFailed(let path, let errno):
             "cannot enter network namespace \(path): \(errno.description) (\(errno.symbol))"
         }

@@ -58,7 +58,8 @@ public struct NodeInventory: Sendable {
         var unreadable = 0
         // The node's namespace is PID 1's; where that cannot be read (a sandbox), the one
         // ctdoctor runs in, which on a node is the node's.
-        let hostInode = inode(ofLink: "\(procfs.root)/1/ns/net") ?? inode(ofLink: "\(procfs.root)/self/ns/net")
+        let ownInode = inode(ofLink: "\(procfs.root)/self/ns/net")
+        let hostInode = inode(ofLink: "\(procfs.root)/1/ns/net") ?? ownInode
         for entry in try procfs.list(procfs.root) {
             guard let pid = Int32(entry) else { continue }
             let link = "\(procfs.root)/\(pid)/ns/net"
@@ -80,7 +81,8 @@ public struct NodeInventory: Sendable {
             let pids = (pidsByInode[inode] ?? []).sorted()
             let name = named[inode]
             let label = name ?? "net:[\(inode)]"
-            let path = name.map { "\(namedDirectory)/\($0)" } ?? "\(procfs.root)/\(pids[0])/ns/net"
+            // ctdoctor's own namespace is read without setns, which needs CAP_SYS_ADMIN.
+            let path = inode == ownInode ? nil : name.map { "\(namedDirectory)/\($0)" } ?? "\(procfs.root)/\(pids[0])/ns/net"
             // The node's own namespace holds no pod: its hostname is the node's.
             let isHost = inode == hostInode
             namespaces.append(NodeNamespace(

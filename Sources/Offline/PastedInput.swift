@@ -60,9 +60,14 @@ public enum PastedInput {
 
     public static func sockets(_ bytes: [UInt8], source: String) throws(ParseError) -> SocketTable {
         let first = firstLine(bytes)
+        // A socket listing is never empty (/proc/net/tcp and ss print a header, and a
+        // pod has its listeners): an empty file is a failed copy, not an idle pod.
+        guard !first.isEmpty else {
+            throw ParseError(source: source, line: 1, field: "file", reason: "empty: no socket listing in it (a failed copy?)")
+        }
         if first.hasPrefix("sl ") || isProcNetTCPLine(first) {
             let sockets = try ProcNetTCPParser.parse(bytes, family: nil, source: source)
-            return SocketTable(sockets: sockets, owners: [:], format: "/proc/net/tcp", skippedLines: first.hasPrefix("sl ") ? 1 : 0)
+            return SocketTable(sockets: sockets, owners: [:], format: "/proc/net/tcp", skippedLines: headerLines(bytes))
         }
         if first.hasPrefix("{") {
             var owners: [UInt64: [SocketOwner]] = [:]
@@ -130,7 +135,13 @@ public enum PastedInput {
     public static func input(
         conntrack: ConntrackTable, conntrackPath: String, sockets: SocketTable, socketsPath: String
     ) -> DiagnosisInput {
-        var notices = [
+        var notices: [String] = []
+        if conntrack.entries.isEmpty && conntrack.skippedLines == 0 {
+            // conntrack -L prints nothing at all for an empty table, so this may be
+            // true; but then every FIN_WAIT2 proxy socket counts as leaked.
+            notices.append("\(conntrackPath) holds no conntrack entry: an empty table, or a failed copy; if the latter, every half-closed sidecar socket is wrongly classified leaked")
+        }
+        notices += [
             "diagnosing copies (\(conntrack.format) from \(conntrackPath), \(sockets.format) from \(socketsPath)): the kernel release, sysctls, counters and rules are unknown, so collision outcomes are uncertain",
         ]
         if let ownership = sockets.ownership { notices.append(ownership) }
@@ -143,6 +154,17 @@ public enum PastedInput {
             socketSource: .file(description: "\(sockets.format) in \(socketsPath)\(sockets.hasTCPInfo ? "" : ", without tcp_info")"),
             conntrack: conntrack.entries, conntrackSource: "\(conntrack.format) in \(conntrackPath)",
             owners: sockets.owners, notices: notices)
+    }
+
+    /// The /proc/net/tcp header lines in a copy: one per file that was concatenated
+    /// into it (`cat tcp tcp6`).
+    static func headerLines(_ bytes: [UInt8]) -> Int {
+        var lines = LineSplitter(bytes)
+        var count = 0
+        while let range = lines.next() {
+            if String(decoding: bytes[range].prefix(16), as: UTF8.self).trimmingPrefix(while: { $0 == " " }).hasPrefix("sl ") { count += 1 }
+        }
+        return count
     }
 
     static func firstLine(_ bytes: [UInt8]) -> String {

@@ -112,6 +112,9 @@ public enum SnapshotFormat {
             // on its first missing key.
             let found = try document["schema"].optionalString()
             guard found == schema else {
+                if let found, found.hasPrefix("ctdoctor.snapshot.v") {
+                    throw document["schema"].fail("\(found) is a snapshot format this ctdoctor does not read (it reads \(schema)): take the snapshot with the same ctdoctor version, or upgrade this one")
+                }
                 throw document["schema"].fail("\(found ?? "missing"), not \(schema): not a ctdoctor snapshot")
             }
             return try SnapshotReader.snapshot(document)

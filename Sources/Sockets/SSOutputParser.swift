@@ -60,7 +60,7 @@ public enum SSOutputParser {
                     continue
                 }
             }
-            guard tokens.count >= 5 else { throw fail("line", "expected State Recv-Q Send-Q Local Peer, got \(ParseError.quote(Array(text.utf8)))") }
+            guard tokens.count >= 5 else { throw fail("line", "expected State Recv-Q Send-Q Local Peer, got \(ParseError.quote(bytes[range]))") }
             let stateText = tokens.removeFirst()
             guard let state = TCPState(name: stateText) else {
                 throw fail("State", "\(ParseError.quote(Array(stateText.utf8))) is not a TCP state")

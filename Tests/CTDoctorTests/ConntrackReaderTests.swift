@@ -120,4 +120,31 @@ struct ConntrackReaderTests {
         let (entries, report) = try reader([transport]).entries(matching: ConntrackFilter(states: [.tcp(.closeWait), .tcp(.timeWait)]))
         #expect(entries.map(\.id) == [2, 4] && report.matched == 2)
     }
+
+    // The kernel's answers when conntrack is not loaded: nfnetlink answers EINVAL for
+    // a subsystem nobody registered (nf_conntrack_netlink), and without nf_conntrack
+    // there is no /proc/net/nf_conntrack either.
+    @Test func withoutTheModulesItSaysConntrackIsNotLoaded() throws {
+        let refused = ScriptedTransport([[.datagram(KernelReplies.error(.invalidArgument))]])
+        let missing: @Sendable () throws -> [UInt8] = {
+            throw KernelIOError("open", subject: "/proc/thread-self/net/nf_conntrack", errno: .noSuchFileOrDirectory)
+        }
+        #expect {
+            try reader([refused], fallback: missing).entries()
+        } throws: { error in
+            "\(error)".contains("is the nf_conntrack module loaded?") && "\(error)".contains("nf_conntrack")
+        }
+    }
+
+    @Test func withoutCtnetlinkButWithProcItReadsProcAndSaysWhy() throws {
+        let refused = ScriptedTransport([[.datagram(KernelReplies.error(.invalidArgument))]])
+        let line = "ipv4     2 tcp      6 50 CLOSE_WAIT src=10.66.0.5 dst=10.96.0.10 sport=40001 dport=80 src=127.0.0.1 dst=10.66.0.5 sport=15001 dport=40001 [ASSURED] mark=0 zone=0 use=2\n"
+        let (entries, report) = try reader([refused], fallback: { Array(line.utf8) }).entries()
+        #expect(entries.count == 1)
+        guard case .procFile(let reason) = report.source else {
+            Issue.record("expected the /proc fallback, got \(report.source)")
+            return
+        }
+        #expect(reason.contains("EINVAL") && reason.contains("nf_conntrack_netlink"))
+    }
 }

@@ -81,6 +81,12 @@ private func enterNetworkNamespace(path: String) throws(NamespaceError) {
     }
 }
 
+/// Whether a path is there, or is there but may not be looked at (another user's
+/// /proc/PID/ns/net without CAP_SYS_PTRACE answers EACCES, not ENOENT).
+func pathIsDenied(_ path: String) -> Bool {
+    access(path, F_OK) != 0 && errno == EACCES
+}
+
 func fileExists(_ path: String) -> Bool {
     access(path, F_OK) == 0
 }
