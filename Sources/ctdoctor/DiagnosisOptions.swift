@@ -30,7 +30,7 @@ struct DiagnosisArguments: ParsableArguments {
             options.sidecar = profile
         }
         if let idleTimeout {
-            guard let seconds = Double(idleTimeout) ?? KernelText.goDurationSeconds(idleTimeout), seconds >= 0 else {
+            guard let seconds = durationSeconds(idleTimeout), seconds >= 0 else {
                 throw ValidationError("--idle-timeout takes a duration such as 1h, 90s or 0, not '\(idleTimeout)'")
             }
             options.idleTimeoutSeconds = seconds
@@ -42,7 +42,7 @@ struct DiagnosisArguments: ParsableArguments {
             options.connectRate = connectRate
         }
         if let stallAfter {
-            guard let stall = Double(stallAfter) ?? KernelText.goDurationSeconds(stallAfter), stall > 0 else {
+            guard let stall = durationSeconds(stallAfter), stall > 0 else {
                 throw ValidationError("--stall-after takes a duration such as 5s or 30s, not '\(stallAfter)'")
             }
             options.stallAfterSeconds = stall

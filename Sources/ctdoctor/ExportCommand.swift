@@ -62,7 +62,7 @@ struct ExportCommand: ParsableCommand {
 
     func interval() throws -> Duration? {
         guard let every else { return nil }
-        guard let seconds = Double(every) ?? KernelText.goDurationSeconds(every), seconds >= 1 else {
+        guard let seconds = durationSeconds(every), seconds >= 1 else {
             throw ValidationError("--every takes a duration of at least 1s, such as 5m or 300s, not '\(every)'")
         }
         return .milliseconds(Int64(seconds * 1000))

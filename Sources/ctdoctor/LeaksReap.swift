@@ -17,7 +17,7 @@ struct ReapOptions: ParsableArguments {
     var minIdle = "120s"
 
     func minimumIdleMilliseconds() throws -> UInt64 {
-        guard let seconds = Double(minIdle) ?? KernelText.goDurationSeconds(minIdle), seconds >= 0 else {
+        guard let seconds = durationSeconds(minIdle), seconds >= 0 else {
             throw ValidationError("--min-idle takes a duration such as 120s or 5m, not '\(minIdle)'")
         }
         return UInt64(seconds * 1000)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Diagnosis
 import KernelIO
 
 /// `--netns`, shared by every live command.
@@ -24,6 +25,12 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
 struct OutputOptions: ParsableArguments {
     @Option(help: "Output format: an aligned table for people, one JSON document, or one JSON object per line.")
     var format: OutputFormat = .table
+}
+
+/// A duration given on the command line: plain seconds ("90", "0.5") or Go's notation
+/// ("1h", "90s", "1m30s"), as Istio's own settings are written.
+func durationSeconds(_ text: String) -> Double? {
+    Double(text) ?? KernelText.goDurationSeconds(text)
 }
 
 /// A port number given on the command line, refused outside 1-65535 with the value shown.
