@@ -16,7 +16,7 @@ struct Bench: ParsableCommand {
               ctdoctor-bench capture conntrack --netns NAME --output dump.bin
             """,
         subcommands: [
-            RunBenchmark.self, FillConntrack.self, HoldSockets.self, RawCount.self, Capture.self, ParseProcTCP.self,
+            RunBenchmark.self, FillConntrack.self, HoldSockets.self, RawCount.self, Capture.self, ParseProcTCP.self, Churn.self,
         ]
     )
 }

@@ -89,4 +89,9 @@ public enum Binary {
         let exe = (try? ProcFS().readLink("/proc/self/exe")) ?? CommandLine.arguments[0]
         return URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("ctdoctor").path
     }
+
+    /// The benchmark's tools (fill-conntrack, churn), built beside ctdoctor.
+    public static var bench: String {
+        URL(fileURLWithPath: ctdoctor).deletingLastPathComponent().appendingPathComponent("ctdoctor-bench").path
+    }
 }

@@ -1,0 +1,101 @@
+import ArgumentParser
+import Conntrack
+import Foundation
+import KernelIO
+import NetCore
+import Netlink
+import Synchronization
+
+/// The load the reliability test dumps under: conntrack entries created and deleted as
+/// fast as batched ctnetlink messages allow, and loopback connections opened and closed,
+/// in one namespace. Prints the rate it reached, so the test can check it loaded enough.
+struct Churn: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "churn",
+        abstract: "Create and delete conntrack entries and open and close loopback connections in a namespace, for a while; print changes per second.")
+
+    @Option(help: "Network namespace name, path or PID.") var netns: String
+    @Option(help: "How long to churn.") var seconds = 10.0
+    @Option(help: "Entries per create (and then delete) batch.") var batch = 512
+    @Option(help: "Which of several churners this is (0-15): each uses its own addresses.") var lane = 0
+
+    func run() throws {
+        let namespace = try NetworkNamespace.resolve(netns)
+        let stop = Date().addingTimeInterval(seconds)
+        let connections = ConnectionCount()
+        let socketChurn = Thread {
+            // Sockets come and go too: each loop a connection through loopback, closed.
+            guard let listener = try? namespace.run({ try StreamSocket.listen(on: Endpoint(.loopbackV4, 0)) }),
+                let port = try? listener.localEndpoint().port
+            else { return }
+            while Date() < stop {
+                guard let client = try? namespace.run({ try StreamSocket.connect(to: Endpoint(.loopbackV4, port)) }),
+                    let server = try? listener.accept()
+                else { continue }
+                client.close()
+                server.close()
+                connections.value.add(1, ordering: .relaxed)
+            }
+            listener.close()
+        }
+        socketChurn.start()
+
+        let socket = try namespace.run { try NetlinkSocket(bus: .netfilter, receiveBufferBytes: 8 << 20) }
+        var receive = [UInt8](repeating: 0, count: 1 << 16)
+        var refused = 0
+        func drain() throws {
+            while try socket.waitReadable(milliseconds: 0) {
+                let count: Int
+                do { count = try socket.receive(into: &receive) } catch { return }  // ENOBUFS: acks dropped
+                var reader = NetlinkMessageReader(receive, count: count)
+                while let message = try reader.next() {
+                    guard message.type == NetlinkConstant.error else { continue }
+                    if (try? NetlinkDump.checkErrorMessage(receive, message)) == nil { refused += 1 }
+                }
+            }
+        }
+        // The messages are built once, so the loop spends its time in the kernel: each
+        // round creates a batch and deletes it again.
+        let source = UInt32(0x0AC8_0000) | UInt32(lane & 15) << 12
+        var sequence: UInt32 = 1
+        let rounds = (0..<16).map { round -> (create: [UInt8], delete: [UInt8]) in
+            var create: [UInt8] = []
+            var delete: [UInt8] = []
+            for index in 0..<batch {
+                // Plain flows from 10.200.x.y, far from fill-conntrack's addresses, so the
+                // entries a test keeps stable are never touched.
+                let n = UInt32(round * batch + index)
+                let entry = ConntrackEntry(
+                    family: .ipv4, protocolNumber: IPProtocolName.tcp,
+                    original: ConntrackTuple(source: .v4(source | n >> 8), destination: .v4(0x0AC9_0001), sourcePort: UInt16(1024 + n % 256), destinationPort: 80),
+                    reply: ConntrackTuple(source: .v4(0x0AC9_0001), destination: .v4(source | n >> 8), sourcePort: 80, destinationPort: UInt16(1024 + n % 256)),
+                    state: .tcp(.established), status: [.seenReply, .assured], timeout: 600)
+                create += ConntrackRequest.create(entry, sequence: sequence)
+                delete += ConntrackRequest.delete(replyOf: ReplyTupleKey(replyOf: entry), sequence: sequence + 1)
+                sequence &+= 2
+            }
+            return (create, delete)
+        }
+        var sent = 0
+        var round = 0
+        let start = Date()
+        while Date() < stop {
+            let messages = rounds[round % rounds.count]
+            try socket.send(messages.create)
+            try socket.send(messages.delete)
+            sent += 2 * batch
+            round += 1
+            try drain()
+        }
+        let elapsed = Date().timeIntervalSince(start)
+        socketChurn.cancel()
+        while !socketChurn.isFinished { usleep(10_000) }
+        let changes = sent - refused
+        print("changes \(changes) refused \(refused) seconds \(String(format: "%.2f", elapsed)) rate \(Int(Double(changes) / elapsed)) connections \(connections.value.load(ordering: .relaxed))")
+    }
+}
+
+/// Connections the socket-churn thread made, read by the main one.
+final class ConnectionCount: Sendable {
+    let value = Atomic<Int>(0)
+}
