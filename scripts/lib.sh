@@ -4,12 +4,12 @@
 # Tests and lab: the tools the integration tests compare against and drive.
 # Export tests: prometheus_client's exposition parser (for Debian's /usr/bin/python3).
 # Benchmark: GNU time (peak RSS of each contender). Release tarball: binutils (strip,
-# readelf, objdump). Examples: jq.
+# readelf, objdump). Examples: jq. Least-privilege tests: strace.
 CTDOCTOR_PACKAGES=(
   pkgconf libnetfilter-conntrack-dev libmnl-dev zlib1g-dev
   iproute2 iptables conntrack procps util-linux iputils-ping python3
   python3-prometheus-client groff-base
-  time binutils jq
+  time binutils jq strace
 )
 
 # Installs whichever of the packages are missing; runs apt-get update only when needed
