@@ -95,6 +95,13 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // libFuzzer targets for every parser of outside input; scripts/fuzz builds and runs them.
+        .executableTarget(
+            name: "ctdoctor-fuzz",
+            dependencies: ["NetCore", "Netlink", "Conntrack", "Sockets", "Offline", "MeshLint"],
+            path: "Fuzz/ctdoctor-fuzz",
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
         .executableTarget(
             name: "ctdoctor-bench",
             dependencies: [
