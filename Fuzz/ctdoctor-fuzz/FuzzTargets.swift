@@ -66,7 +66,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
 @main
 enum FuzzerNotBuilt {
     static func main() {
-        print("ctdoctor-fuzz is built by scripts/fuzz (swift build --sanitize fuzzer --sanitize address -Xswiftc -DCTDOCTOR_FUZZING)")
+        print("ctdoctor-fuzz is built and run by scripts/fuzz, with libFuzzer and -DCTDOCTOR_FUZZING")
     }
 }
 #endif
