@@ -190,10 +190,7 @@ final class WithoutNetAdminTests {
         #expect((document["sources"] as? [String: Any])?["conntrack"] as? String == "/proc/net/nf_conntrack")
         #expect((document["notices"] as? [String] ?? []).contains { $0.contains("CAP_NET_ADMIN") })
         let leakedPort = Int(try #require(lab.flows.first { $0.expected == .leaked }).appPort)
-        let leaked = (document["leaks"] as? [[String: Any]] ?? []).filter { $0["class"] as? String == "leaked" }.compactMap {
-            (($0["socket"] as? [String: Any])?["peer"] as? [String: Any])?["port"] as? Int
-        }
-        #expect(leaked.contains(leakedPort))
+        #expect(DiagnosisJSON.peerPorts(in: document).contains(leakedPort))
         let reap = try Shell.run(["setpriv", "--bounding-set=-net_admin", "--inh-caps=-net_admin", Binary.ctdoctor, "leaks", "--netns", lab.lab.name, "--reap", "--yes", "--min-idle", "0"])
         #expect(reap.status == 2, "no socket is destroyed without CAP_NET_ADMIN: \(reap.standardOutput)")
         #expect(reap.standardError.contains("CAP_NET_ADMIN"), "\(reap.standardError)")

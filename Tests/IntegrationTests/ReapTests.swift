@@ -37,8 +37,7 @@ final class ReapTests {
         #expect(document["schema"] as? String == "ctdoctor.reap.v1" && document["dry_run"] as? Bool == true)
         let actions = try #require(document["actions"] as? [[String: Any]])
         let would = actions.filter { $0["result"] as? String == "would-destroy" }
-        let port = ((would.first?["leak"] as? [String: Any])?["socket"] as? [String: Any]).flatMap { ($0["peer"] as? [String: Any])?["port"] as? Int }
-        #expect(port == leakedPort)
+        #expect(DiagnosisJSON.peerPort(ofLeak: would.first?["leak"]) == leakedPort)
         #expect(result.standardError.contains("reap: would-destroy 127.0.0.1:15001 <-> 10.66.0.5:\(leakedPort)"), "every action is logged")
         #expect(try finWait2PeerPorts().contains(leakedPort), "still there")
     }
@@ -49,9 +48,7 @@ final class ReapTests {
         let result = try Shell.run([Binary.ctdoctor, "leaks", "--netns", lab.lab.name, "--reap", "--yes", "--min-idle", "1s", "--format", "json"])
         let document = try json(result.standardOutput)
         let actions = try #require(document["actions"] as? [[String: Any]])
-        let destroyed = actions.filter { $0["result"] as? String == "destroyed" }.compactMap {
-            (($0["leak"] as? [String: Any])?["socket"] as? [String: Any]).flatMap { ($0["peer"] as? [String: Any])?["port"] as? Int }
-        }
+        let destroyed = actions.filter { $0["result"] as? String == "destroyed" }.compactMap { DiagnosisJSON.peerPort(ofLeak: $0["leak"]) }
         #expect(destroyed.contains(leakedPort), "\(result.standardError)")
         #expect(result.standardError.contains("reap: destroyed 127.0.0.1:15001 <-> 10.66.0.5:\(leakedPort)"))
         let after = try finWait2PeerPorts()

@@ -77,10 +77,7 @@ final class ReleaseTarballTests {
         #expect(result.status == 1, "the leak is a finding: \(result.standardError)")
         let document = try #require(try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any])
         let leakedPort = try #require(lab.flows.first { $0.expected == .leaked }).appPort
-        let leaked = (document["leaks"] as? [[String: Any]] ?? []).filter { $0["class"] as? String == "leaked" }.compactMap {
-            (($0["socket"] as? [String: Any])?["peer"] as? [String: Any])?["port"] as? Int
-        }
-        #expect(leaked.contains(Int(leakedPort)))
+        #expect(DiagnosisJSON.peerPorts(in: document).contains(Int(leakedPort)))
         #expect((document["sources"] as? [String: Any])?["conntrack"] as? String != "proc", "netlink, through the bundled libraries")
         // No nft in the chroot: the rules are unknown, and said to be.
         let kernel = document["kernel"] as? [String: Any]

@@ -43,14 +43,10 @@ final class SweepTests {
         #expect(document["schema"] as? String == "ctdoctor.sweep.v1")
         let namespaces = try #require(document["namespaces"] as? [[String: Any]])
         let labEntry = try #require(namespaces.first { $0["netns_name"] as? String == lab.lab.name })
-        let leaks = ((labEntry["diagnosis"] as? [String: Any])?["leaks"] as? [[String: Any]]) ?? []
         // The lab's unanswered half-close may have aged into a leak too by now: only the
         // late answer is certain.
         let leakedPort = try #require(lab.flows.first { $0.expected == .leaked }).appPort
-        let leakedPorts = leaks.filter { $0["class"] as? String == "leaked" }.compactMap {
-            (($0["socket"] as? [String: Any])?["peer"] as? [String: Any])?["port"] as? Int
-        }
-        #expect(leakedPorts.contains(Int(leakedPort)))
+        #expect(DiagnosisJSON.peerPorts(in: labEntry["diagnosis"]).contains(Int(leakedPort)))
         let podEntry = try #require(namespaces.first { $0["pod"] as? String == podName })
         #expect((podEntry["pod_source"] as? String)?.contains("HOSTNAME") == true)
         #expect(namespaces.contains { $0["host"] as? Bool == true })
