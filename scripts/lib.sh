@@ -1,13 +1,16 @@
 # Shared by the scripts: Debian packages ctdoctor needs, and a Swift toolchain on PATH.
 
 # Build: the C libraries behind the CNetfilter system library (zlib: gzip snapshots).
-# Tests and lab: the tools the integration tests compare against and drive.
+# The tool: the rule listers diagnose runs (nftables' nft, iptables-save) and what the lab
+# builds with (iproute2, iptables, procps' sysctl) — KernelIO's SystemProgram.
+# Tests and lab: the tools the integration tests compare against and drive (TestSupport's
+# TestProgram; a test checks both lists against this one with dpkg -S).
 # Export tests: prometheus_client's exposition parser (for Debian's /usr/bin/python3).
 # Benchmark: GNU time (peak RSS of each contender). Release tarball: binutils (strip,
 # readelf, objdump). Examples: jq. Least-privilege tests: strace.
 CTDOCTOR_PACKAGES=(
   pkgconf libnetfilter-conntrack-dev libmnl-dev zlib1g-dev
-  iproute2 iptables conntrack procps util-linux iputils-ping python3
+  iproute2 iptables nftables conntrack procps util-linux iputils-ping python3
   python3-prometheus-client groff-base
   time binutils jq strace
 )

@@ -36,8 +36,35 @@ public func runCapturingOutput(_ arguments: [String], limit: Int = 16 << 20) thr
     try spawnCapturing(arguments, limit: limit)
 }
 
+/// Every program ctdoctor itself runs, and the Debian package that brings it. A fresh
+/// machine has only what scripts/lib.sh installs, so a test checks each package against
+/// that list, and `systemProgram(_:)` runs nothing that is not named here.
+public enum SystemProgram: String, CaseIterable, Sendable {
+    /// The rule listers diagnose runs (RuleInspector).
+    case nft
+    case iptablesSave = "iptables-save"
+    case iptablesLegacySave = "iptables-legacy-save"
+    case ip6tablesLegacySave = "ip6tables-legacy-save"
+    /// What the lab builds its namespaces with.
+    case ip
+    case iptables
+    case sysctl
+
+    /// The Debian package (bookworm) that installs the program.
+    public var debianPackage: String {
+        switch self {
+        case .nft: "nftables"
+        case .iptablesSave, .iptablesLegacySave, .ip6tablesLegacySave, .iptables: "iptables"
+        case .ip: "iproute2"
+        case .sysctl: "procps"
+        }
+    }
+}
+
 /// The path of a system program (iproute2, iptables, nft) in the system directories,
-/// nil when absent. ctdoctor runs these as root: a user's PATH never chooses them.
+/// nil when absent or not one of `SystemProgram`'s. ctdoctor runs these as root: a
+/// user's PATH never chooses them.
 public func systemProgram(_ name: String) -> String? {
-    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map { "\($0)/\(name)" }.first(where: isExecutable)
+    guard SystemProgram(rawValue: name) != nil else { return nil }
+    return ["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map { "\($0)/\(name)" }.first(where: isExecutable)
 }

@@ -17,10 +17,12 @@ public struct CommandFailed: Error, CustomStringConvertible {
     }
 }
 
-/// Runs external commands (ip, iptables, conntrack, ss) for tests.
+/// Runs external commands (ip, iptables, conntrack, ss) for tests: only those
+/// `TestProgram` declares, so none is missing on a fresh machine.
 public enum Shell {
     /// Runs `arguments` (looked up in PATH) and returns what it printed.
     public static func run(_ arguments: [String], environment: [String: String]? = nil) throws -> CommandResult {
+        try arguments.first.map(TestProgram.check)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
