@@ -99,7 +99,7 @@ public struct LiveCollector: Sendable {
 
         // The same walk brings the accepted ESTABLISHED connections; only the silent ones
         // (stall candidates) are kept.
-        let threshold = UInt64(stallAfterSeconds * 1000)
+        let threshold = UInt64(saturating: stallAfterSeconds * 1000)
         let onCapturePorts = try phase("sock_diag: FIN_WAIT2 and ESTABLISHED on capture ports (\(families.map(\.name).joined(separator: ", ")))") {
             try socketReader.sockets(in: [.finWait2, .established], localPorts: ports, families: families).0
         }
@@ -213,7 +213,7 @@ public struct LiveCollector: Sendable {
         }
         var kernel = KernelFacts()
         kernel.release = sysctl("kernel/osrelease")
-        kernel.closeWaitTimeout = sysctl("net/netfilter/nf_conntrack_tcp_timeout_close_wait").flatMap { Int($0) }
+        kernel.closeWaitTimeout = sysctl("net/netfilter/nf_conntrack_tcp_timeout_close_wait").flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil }
         kernel.ignoreInvalidRST = sysctl("net/netfilter/nf_conntrack_tcp_ignore_invalid_rst").flatMap { Int($0) }
         kernel.beLiberal = sysctl("net/netfilter/nf_conntrack_tcp_be_liberal").flatMap { Int($0) }
         kernel.conntrackCount = sysctl("net/netfilter/nf_conntrack_count").flatMap { Int($0) }

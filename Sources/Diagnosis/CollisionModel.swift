@@ -105,7 +105,8 @@ public struct CollisionPrediction: Sendable, Hashable {
             if let rate = connectRate?.perSecond, firstPassSpace > 0 {
                 let lifetimes = poisoned.filter(\.firstPass).map { $0.secondsLeft ?? .infinity }
                 let total = lifetimes.reduce(0, +)
-                exposure.expectedCollisions = total == 0 ? 0 : rate * total / Double(firstPassSpace)
+                // No connects, or no first-pass leak: none expected (not 0 × ∞, which is NaN).
+                exposure.expectedCollisions = rate == 0 || total == 0 ? 0 : rate * total / Double(firstPassSpace)
             }
             sources.append(exposure)
         }
@@ -126,19 +127,25 @@ public struct CollisionPrediction: Sendable, Hashable {
         let rate = Double(opens) / 2 / uptime
         return ConnectRate(
             perSecond: rate,
-            source: "estimated: Tcp ActiveOpens \(opens) / 2 over the proxy's \(Int(uptime)) s uptime; a long-run average, give --connect-rate for a peak")
+            source: "estimated: Tcp ActiveOpens \(opens) / 2 over the proxy's \(Int(saturating: uptime)) s uptime; a long-run average, give --connect-rate for a peak")
     }
 }
 
 /// A quantity as people read it: integers past 100, one decimal past 1, two
-/// significant digits below ("0.0035"), "unbounded" for infinity.
+/// significant digits below ("0.0035"), "unbounded" for infinity. Values from outside
+/// (a --connect-rate of 1e-300, a snapshot's counters) stay printable: below 1e-6 it says
+/// "< 0.000001", past 1e15 it uses an exponent.
 public func formatQuantity(_ value: Double) -> String {
+    if value.isNaN { return "unknown" }
     if value == 0 { return "0" }
-    if value.isInfinite { return "unbounded" }
-    if value >= 100 { return String(Int(value.rounded())) }
-    if value >= 1 { return String(Double(Int(value * 10)) / 10) }
+    if value.isInfinite { return value > 0 ? "unbounded" : "-unbounded" }
+    if value < 0 { return "-" + formatQuantity(-value) }
+    if value >= 1e15 { return "\(value)" }
+    if value >= 100 { return String(Int64(saturating: value.rounded())) }
+    if value >= 1 { return String(Double(Int64(saturating: value * 10)) / 10) }
+    if value < 1e-6 { return "< 0.000001" }
     // Two significant digits for small values.
     var scale = 1.0
     while value * scale < 10 { scale *= 10 }
-    return String(Double(Int(value * scale)) / scale)
+    return String(Double(Int64(saturating: value * scale)) / scale)
 }

@@ -49,10 +49,10 @@ public enum Diagnosis {
         if let sidecar {
             stalls = StallAnalysis.analyse(
                 sockets: input.sockets, conntrack: input.conntrack, profile: sidecar.profile, catalog: options.catalog,
-                thresholdMilliseconds: UInt64(options.stallAfterSeconds * 1000))
+                thresholdMilliseconds: UInt64(saturating: options.stallAfterSeconds * 1000))
             leaks = LeakAnalysis.analyse(
                 sockets: input.sockets, conntrack: input.conntrack, owners: input.owners, profile: sidecar.profile,
-                sidecarProcess: sidecar.process, idleTimeoutMilliseconds: UInt64(idleTimeout.seconds * 1000))
+                sidecarProcess: sidecar.process, idleTimeoutMilliseconds: UInt64(saturating: idleTimeout.seconds * 1000))
             orphans = LeakAnalysis.orphans(in: input.sockets, profile: sidecar.profile)
         }
         let rate = options.connectRate.map { ConnectRate(perSecond: $0, source: "given with --connect-rate") }
@@ -91,10 +91,10 @@ public enum Diagnosis {
     ) -> (seconds: Double, source: String) {
         if let given = options.idleTimeoutSeconds { return (given, "given with --idle-timeout") }
         if let setting = input.sidecarProcess?.idleTimeoutSetting {
-            if let seconds = KernelText.goDurationSeconds(setting) {
+            if let seconds = DurationText.goDuration(setting) {
                 return (seconds, "ISTIO_META_IDLE_TIMEOUT=\(setting) in the proxy's environment")
             }
-            notices.append("ISTIO_META_IDLE_TIMEOUT=\(setting) in the proxy's environment is not a duration; assumed Envoy's default of 1h")
+            notices.append("ISTIO_META_IDLE_TIMEOUT=\(setting) in the proxy's environment is not a duration Istio accepts (Go notation, at most 2^63 ns); assumed Envoy's default of 1h")
         }
         return (defaultIdleTimeoutSeconds, "Envoy's default (1h); a DestinationRule connectionPool.tcp.idleTimeout may differ per destination")
     }

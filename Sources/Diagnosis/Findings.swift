@@ -31,7 +31,7 @@ enum Findings {
         let leaked = leaks.filter { $0.classification == .leaked }
         let atRisk = leaks.filter { $0.classification == .atRisk }
         let closeWait = kernel.facts.closeWaitTimeout.map { "\($0) s" } ?? "unknown"
-        let idle = idleTimeout.seconds == 0 ? "disabled" : "\(Int(idleTimeout.seconds)) s"
+        let idle = idleTimeout.seconds == 0 ? "disabled" : "\(Int(saturating: idleTimeout.seconds)) s"
 
         if !leaked.isEmpty {
             let reaped = leaked.compactMap(\.reapedInMilliseconds).max().map { " The last goes away in \(humanDuration(milliseconds: $0)) when the proxy's idle timeout fires, or when the proxy restarts." } ?? " They stay until the proxy restarts (its idle timeout is disabled)."
@@ -158,7 +158,7 @@ enum Findings {
             } ?? "If the server speaks first on \(port), it is stalled in protocol detection: \(declare) Idle pooled connections look the same: give --server-first \(group.port.map(String.init) ?? "PORT") if this protocol's server speaks first."
             return Finding(
                 id: "stalled-connections", severity: .info,
-                summary: "\(plural(group.connections.count, "connection")) to \(port)\(what.map { " (\($0))" } ?? "") accepted by the sidecar carried no byte for over \(humanDuration(milliseconds: UInt64(thresholdSeconds * 1000)))",
+                summary: "\(plural(group.connections.count, "connection")) to \(port)\(what.map { " (\($0))" } ?? "") accepted by the sidecar carried no byte for over \(humanDuration(milliseconds: UInt64(saturating: thresholdSeconds * 1000)))",
                 evidence: evidence, remedy: remedy)
         }
     }
@@ -167,7 +167,7 @@ enum Findings {
         guard let fill = kernel.tableFill, fill >= 0.8 else { return [] }
         return [Finding(
             id: "conntrack-table-full", severity: fill >= 0.95 ? .error : .warning,
-            summary: "The conntrack table is \(Int(fill * 100))% full: new flows are dropped once it fills",
+            summary: "The conntrack table is \(Int(saturating: fill * 100))% full: new flows are dropped once it fills",
             evidence: ["nf_conntrack_count \(kernel.facts.conntrackCount ?? 0) of nf_conntrack_max \(kernel.facts.conntrackMax ?? 0) (the maximum is global, the count per namespace)"],
             remedy: "Raise net.netfilter.nf_conntrack_max on the node, or find what fills the table: ctdoctor conntrack --count --state ...")]
     }

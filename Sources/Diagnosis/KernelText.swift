@@ -1,5 +1,5 @@
-/// Pure parsers for the small texts diagnosis reads: sysctls, kernel releases, Go
-/// durations, rule listings.
+/// Pure parsers for the small texts diagnosis reads: sysctls, kernel releases, rule
+/// listings (durations: `DurationText`).
 public enum KernelText {
     /// A kernel release's version numbers: "6.1.0-18-amd64" → (6, 1, 0); nil when it
     /// does not start with "major.minor".
@@ -34,28 +34,6 @@ public enum KernelText {
             }
         }
         return ports
-    }
-
-    /// A Go duration as Istio reads ISTIO_META_IDLE_TIMEOUT: "1h", "90s", "1h30m",
-    /// "500ms", "0s" (disabled). Seconds, or nil if malformed.
-    public static func goDurationSeconds(_ text: String) -> Double? {
-        var rest = Substring(text.trimmed(of: " \n\t\""))
-        guard !rest.isEmpty else { return nil }
-        if rest == "0" { return 0 }
-        let units: [(String, Double)] = [("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600)]
-        var total = 0.0
-        while !rest.isEmpty {
-            let number = rest.prefix { $0.isNumber || $0 == "." }
-            guard !number.isEmpty, let value = Double(number) else { return nil }
-            rest = rest.dropFirst(number.count)
-            // Longest unit first: "ms" before "m" and "s".
-            guard let unit = units.sorted(by: { $0.0.count > $1.0.count }).first(where: { rest.hasPrefix($0.0) }) else {
-                return nil
-            }
-            total += value * unit.1
-            rest = rest.dropFirst(unit.0.count)
-        }
-        return total
     }
 
     /// Looks through `iptables-save` or `nft list ruleset` output for a rule that drops

@@ -161,9 +161,9 @@ public enum LeakAnalysis {
         }
         let reapedSeconds = reapedIn.map { Double($0) / 1000 }
         if let reapedSeconds, Double(secondsLeft) >= reapedSeconds {
-            return (.healthy, "the conntrack entry (\(secondsLeft) s left) outlives the proxy's idle timeout (\(Int(reapedSeconds)) s left)")
+            return (.healthy, "the conntrack entry (\(secondsLeft) s left) outlives the proxy's idle timeout (\(Int(saturating: reapedSeconds)) s left)")
         }
-        let proxy = reapedSeconds.map { "the proxy keeps the socket \(Int($0)) s" } ?? "the proxy's idle timeout is disabled"
+        let proxy = reapedSeconds.map { "the proxy keeps the socket \(Int(saturating: $0)) s" } ?? "the proxy's idle timeout is disabled"
         return (.atRisk, "conntrack forgets the flow in \(secondsLeft) s while \(proxy): if the app closes after that, the socket leaks")
     }
 

@@ -90,14 +90,36 @@ public struct JSONField: Sendable {
         isNull ? nil : try integer(T.self)
     }
 
+    /// A number within `range`: what JSON's types cannot say (a negative timeout, an
+    /// uptime of 1e300 s) is refused here, where the place in the document is known.
+    public func integer<T: FixedWidthInteger>(in range: ClosedRange<T>) throws(JSONError) -> T {
+        let value = try integer(T.self)
+        guard range.contains(value) else { throw fail("\(value) is outside \(range.lowerBound)...\(range.upperBound)") }
+        return value
+    }
+
+    public func optionalInteger<T: FixedWidthInteger>(in range: ClosedRange<T>) throws(JSONError) -> T? {
+        isNull ? nil : try integer(in: range)
+    }
+
+    /// A finite number: "1e400", which parses to infinity, is refused.
     public func double() throws(JSONError) -> Double {
         guard case .number(let text) = node, let value = Double(text) else {
             throw fail(node == nil ? "missing" : "expected a number")
         }
+        guard value.isFinite else { throw fail("\(text) is not a finite number") }
+        return value
+    }
+
+    public func double(in range: ClosedRange<Double>) throws(JSONError) -> Double {
+        let value = try double()
+        guard range.contains(value) else { throw fail("\(value) is outside \(range.lowerBound)...\(range.upperBound)") }
         return value
     }
 
     public func optionalDouble() throws(JSONError) -> Double? { isNull ? nil : try double() }
+
+    public func optionalDouble(in range: ClosedRange<Double>) throws(JSONError) -> Double? { isNull ? nil : try double(in: range) }
 }
 
 /// RFC 8259 JSON, bytes to `JSONNode`. Nesting is limited (hostile input must not

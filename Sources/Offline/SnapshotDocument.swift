@@ -3,6 +3,21 @@ import Diagnosis
 import NetCore
 import Sockets
 
+/// What a snapshot's numbers can be on a real kernel; anything else is refused where it
+/// stands, not carried into the diagnosis.
+enum SnapshotLimits {
+    /// Seconds since the epoch, up to the year 2100.
+    static let capturedAt = 0.0...4_102_444_800
+    /// A process cannot be older than a century.
+    static let uptimeSeconds = 0.0...3_155_760_000
+    /// Conntrack timeouts are ints of seconds (proc_dointvec_jiffies).
+    static let sysctlSeconds = 0...Int(Int32.max)
+    /// The 0/1 switches (ignore_invalid_rst, be_liberal).
+    static let flag = 0...1
+    /// nf_conntrack_count and nf_conntrack_max are unsigned ints.
+    static let tableSize = 0...Int(UInt32.max)
+}
+
 /// Reads the parts of a snapshot into model values, checking what JSON types cannot
 /// (address syntax, state names, ranges); each failure names its place in the document.
 enum SnapshotReader {
@@ -33,14 +48,14 @@ enum SnapshotReader {
             conntrack: entries, conntrackSource: try conntrackTable["source"].string(), owners: owners,
             sidecarProcess: process.isNull ? nil : SidecarProcessFacts(
                 pid: try process["pid"].integer(), command: try process["command"].string(),
-                uptimeSeconds: try process["uptime_seconds"].optionalDouble(),
+                uptimeSeconds: try process["uptime_seconds"].optionalDouble(in: SnapshotLimits.uptimeSeconds),
                 idleTimeoutSetting: try process["idle_timeout_setting"].optionalString()),
             kernel: try kernel(document["kernel"]), counters: counters,
             rules: RulesFacts(
                 invalidDrop: try rules["invalid_drop"].optionalBool(), source: try rules["source"].string(),
                 matchingRule: try rules["matching_rule"].optionalString()),
             notices: try document["notices"].array().map { field throws(JSONError) in try field.string() })
-        return Snapshot(input: input, capturedAt: try document["captured_at"].double(), version: try document["ctdoctor_version"].string())
+        return Snapshot(input: input, capturedAt: try document["captured_at"].double(in: SnapshotLimits.capturedAt), version: try document["ctdoctor_version"].string())
     }
 
     static func kernel(_ field: JSONField) throws(JSONError) -> KernelFacts {
@@ -53,11 +68,11 @@ enum SnapshotReader {
         }
         return KernelFacts(
             release: try field["release"].optionalString(),
-            closeWaitTimeout: try field["nf_conntrack_tcp_timeout_close_wait"].optionalInteger(),
-            ignoreInvalidRST: try field["nf_conntrack_tcp_ignore_invalid_rst"].optionalInteger(),
-            beLiberal: try field["nf_conntrack_tcp_be_liberal"].optionalInteger(),
-            conntrackCount: try field["nf_conntrack_count"].optionalInteger(),
-            conntrackMax: try field["nf_conntrack_max"].optionalInteger(),
+            closeWaitTimeout: try field["nf_conntrack_tcp_timeout_close_wait"].optionalInteger(in: SnapshotLimits.sysctlSeconds),
+            ignoreInvalidRST: try field["nf_conntrack_tcp_ignore_invalid_rst"].optionalInteger(in: SnapshotLimits.flag),
+            beLiberal: try field["nf_conntrack_tcp_be_liberal"].optionalInteger(in: SnapshotLimits.flag),
+            conntrackCount: try field["nf_conntrack_count"].optionalInteger(in: SnapshotLimits.tableSize),
+            conntrackMax: try field["nf_conntrack_max"].optionalInteger(in: SnapshotLimits.tableSize),
             portRange: range,
             reservedPorts: Set(try field["ip_local_reserved_ports"].array().map { item throws(JSONError) in try item.integer(UInt16.self) }))
     }

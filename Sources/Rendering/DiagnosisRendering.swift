@@ -237,7 +237,7 @@ public enum DiagnosisRendering {
         let sidecar = report.sidecar.map { "\($0.profile) — \($0.evidence)" } ?? "none found"
         out += "Namespace  \(report.namespace)\nSidecar    \(sidecar)\n"
         if report.sidecar != nil {
-            let idle = report.idleTimeout.seconds == 0 ? "disabled" : humanDuration(milliseconds: UInt64(report.idleTimeout.seconds * 1000))
+            let idle = report.idleTimeout.seconds == 0 ? "disabled" : humanDuration(milliseconds: UInt64(saturating: report.idleTimeout.seconds * 1000))
             out += "Proxy idle timeout  \(idle) (\(report.idleTimeout.source))\n"
         }
         if sections.contains(.findings) {
@@ -288,7 +288,7 @@ public enum DiagnosisRendering {
             }
         }
         if sections.contains(.stalls) && !report.stalls.isEmpty {
-            out += "\n" + style.bold("Stalled connections (accepted by the sidecar, no byte either way for \(humanDuration(milliseconds: UInt64(report.stallAfterSeconds * 1000))) or more)") + "\n"
+            out += "\n" + style.bold("Stalled connections (accepted by the sidecar, no byte either way for \(humanDuration(milliseconds: UInt64(saturating: report.stallAfterSeconds * 1000))) or more)") + "\n"
             var table = TextTable([.init("Port"), .init("Protocol"), .init("Direction"), .init("Proxy socket"), .init("Peer"), .init("Silent", .right)])
             for group in report.stalls {
                 for connection in group.connections {

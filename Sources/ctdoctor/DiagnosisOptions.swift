@@ -21,6 +21,8 @@ struct DiagnosisArguments: ParsableArguments {
     @Option(name: .customLong("fail-on"), help: ArgumentHelp("Exit 1 when a finding is at least this severe: info, warning, error or never.", valueName: "severity"))
     var failOn: String = "warning"
 
+    static let maximumConnectRate = 1e9
+
     func options() throws -> DiagnosisOptions {
         var options = DiagnosisOptions()
         if let sidecar {
@@ -36,8 +38,10 @@ struct DiagnosisArguments: ParsableArguments {
             options.idleTimeoutSeconds = seconds
         }
         if let connectRate {
-            guard connectRate >= 0, connectRate.isFinite else {
-                throw ValidationError("--connect-rate takes a rate of zero or more connects per second")
+            // A billion connects a second is past what any node's TCP stack does; the bound
+            // keeps the model's arithmetic finite.
+            guard connectRate >= 0, connectRate <= Self.maximumConnectRate else {
+                throw ValidationError("--connect-rate takes connects per second from 0 to 1e9, not \(connectRate)")
             }
             options.connectRate = connectRate
         }

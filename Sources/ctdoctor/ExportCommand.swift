@@ -3,6 +3,7 @@ import Diagnosis
 import Export
 import Glibc
 import KernelIO
+import NetCore
 import Rendering
 
 struct ExportCommand: ParsableCommand {
@@ -65,7 +66,7 @@ struct ExportCommand: ParsableCommand {
         guard let seconds = durationSeconds(every), seconds >= 1 else {
             throw ValidationError("--every takes a duration of at least 1s, such as 5m or 300s, not '\(every)'")
         }
-        return .milliseconds(Int64(seconds * 1000))
+        return .milliseconds(Int64(saturating: seconds * 1000))
     }
 
     func run() throws {

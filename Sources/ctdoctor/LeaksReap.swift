@@ -2,6 +2,7 @@ import ArgumentParser
 import Conntrack
 import Diagnosis
 import KernelIO
+import NetCore
 import Rendering
 import Sockets
 
@@ -20,7 +21,7 @@ struct ReapOptions: ParsableArguments {
         guard let seconds = durationSeconds(minIdle), seconds >= 0 else {
             throw ValidationError("--min-idle takes a duration such as 120s or 5m, not '\(minIdle)'")
         }
-        return UInt64(seconds * 1000)
+        return UInt64(saturating: seconds * 1000)
     }
 
     func validate(sweep: SweepOptions, inputs: InputOptions) throws {

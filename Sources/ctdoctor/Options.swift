@@ -1,6 +1,7 @@
 import ArgumentParser
 import Diagnosis
 import KernelIO
+import NetCore
 
 /// `--netns`, shared by every live command.
 struct NamespaceOptions: ParsableArguments {
@@ -28,9 +29,9 @@ struct OutputOptions: ParsableArguments {
 }
 
 /// A duration given on the command line: plain seconds ("90", "0.5") or Go's notation
-/// ("1h", "90s", "1m30s"), as Istio's own settings are written.
+/// ("1h", "90s", "1m30s"), as Istio's own settings are written; nil past Go's bound.
 func durationSeconds(_ text: String) -> Double? {
-    Double(text) ?? KernelText.goDurationSeconds(text)
+    DurationText.seconds(text)
 }
 
 /// A port number given on the command line, refused outside 1-65535 with the value shown.

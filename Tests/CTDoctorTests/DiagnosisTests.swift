@@ -278,12 +278,45 @@ struct KernelAuditTests {
 struct KernelTextTests {
     @Test(arguments: [("1h", 3600.0), ("90s", 90), ("1h30m", 5400), ("500ms", 0.5), ("0s", 0), ("0", 0), ("2.5m", 150), ("\"45s\"", 45)])
     func readsGoDurations(text: String, seconds: Double) {
-        #expect(KernelText.goDurationSeconds(text) == seconds)
+        #expect(DurationText.goDuration(text) == seconds)
     }
 
     @Test(arguments: ["", "1x", "h", "1h-", "ten"])
     func refusesMalformedDurations(text: String) {
-        #expect(KernelText.goDurationSeconds(text) == nil)
+        #expect(DurationText.goDuration(text) == nil)
+    }
+
+    /// What a hostile tenant or a typo puts where a duration belongs: each is refused,
+    /// and none reaches an integer conversion (which would trap).
+    @Test(arguments: [
+        "99999999999999999h", "2562048h", "9223372037s", "1e19", "1e-320", "inf", "-inf", "nan", "0x1p3", "-5", "1..5",
+        String(repeating: "9", count: 400), "+3s", "1h\u{0}",
+    ])
+    func refusesDurationsNoDeadlineCanHold(text: String) {
+        #expect(DurationText.seconds(text) == nil, "\(text)")
+    }
+
+    @Test func acceptsDurationsUpToGosBound() throws {
+        let longest = try #require(DurationText.seconds("2562047h"))
+        #expect(longest == 9_223_369_200, "\(longest - 9_223_369_200)")
+        #expect(DurationText.seconds("9223372036") == 9223372036)
+        #expect(DurationText.seconds("0.000001") == 0.000001)
+        #expect(DurationText.seconds(" 90 ") == 90)
+    }
+
+    @Test(arguments: [
+        (Double.nan, 0), (.infinity, Int64.max), (-.infinity, Int64.min), (1e300, Int64.max), (9.3e18, Int64.max),
+        (-1e300, Int64.min), (42.9, 42), (-42.9, -42), (1e-320, 0),
+    ] as [(Double, Int64)])
+    func convertsWithoutTrapping(value: Double, expected: Int64) {
+        #expect(Int64(saturating: value) == expected)
+    }
+
+    @Test(arguments: [
+        (Double.nan, 0), (.infinity, UInt64.max), (-1, 0), (1.9e19, UInt64.max), (9.3e18, 9_300_000_000_000_000_000), (3600.5, 3600),
+    ] as [(Double, UInt64)])
+    func convertsUnsignedWithoutTrapping(value: Double, expected: UInt64) {
+        #expect(UInt64(saturating: value) == expected)
     }
 
     @Test func readsPortSysctlsAndReleases() throws {
