@@ -63,4 +63,36 @@ static inline int ctd_deflate_init_gzip(z_stream *stream, int level) {
 }
 static inline int ctd_inflate_init_gzip(z_stream *stream) { return inflateInit2(stream, 15 + 16); }
 
+// Opening files that tenants control (see Files.swift). openat(2) is variadic (the mode
+// argument), which Swift cannot call; read-only opens need no mode.
+static inline int ctd_openat(int dirfd, const char *path, int flags) { return openat(dirfd, path, flags); }
+
+// openat2(2) has no glibc wrapper before 2.36's headers expose it, and syscall(2) is
+// variadic: call it here. RESOLVE_IN_ROOT makes absolute symlinks and ".." resolve
+// inside the directory `dirfd` names (a container's root), never above it.
+#include <sys/syscall.h>
+#include <linux/openat2.h>
+static inline int ctd_openat2(int dirfd, const char *path, uint64_t flags, uint64_t resolve) {
+    struct open_how how = { .flags = flags, .mode = 0, .resolve = resolve };
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+static const uint64_t ctd_resolve_in_root = RESOLVE_IN_ROOT;
+static const uint64_t ctd_resolve_no_magiclinks = RESOLVE_NO_MAGICLINKS;
+
+// O_PATH and O_NOFOLLOW are _GNU_SOURCE-only (or macros Swift sees as plain ints on some
+// glibc versions); the values are fixed ABI on every Linux architecture ctdoctor builds for.
+static const int ctd_o_path = 010000000;
+static const int ctd_o_nofollow = 0400000;
+static const int ctd_o_directory = 0200000;
+
+// Whether a descriptor is a namespace file (nsfs): a bind mount under /var/run/netns or
+// /proc/PID/ns/net. NSFS_MAGIC is in <linux/magic.h>; 1 yes, 0 no, -1 with errno.
+#include <sys/vfs.h>
+#include <linux/magic.h>
+static inline int ctd_is_nsfs(int fd) {
+    struct statfs status;
+    if (fstatfs(fd, &status) != 0) return -1;
+    return status.f_type == NSFS_MAGIC ? 1 : 0;
+}
+
 #endif

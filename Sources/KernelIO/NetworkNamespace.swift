@@ -87,7 +87,7 @@ public enum NamespaceError: Error, Sendable, Equatable, CustomStringConvertible 
         case .noSuchName(let name, let directory):
             "no network namespace named \(name) (looked for \(directory)/\(name); see `ip netns list`)"
         case .notANetworkNamespace(let path):
-            "\(path) is not a network namespace (setns refused it with EINVAL)"
+            "\(path) is not a network namespace file (a /proc/PID/ns/net or an ip netns bind mount)"
         case .permissionDenied(let path):
             "entering network namespace \(path) needs CAP_SYS_ADMIN (setns answered EPERM); run as root"
         case .lookDenied(let path):

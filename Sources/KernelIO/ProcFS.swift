@@ -24,9 +24,18 @@ public struct ProcFS: Sendable {
     public func sysctlPath(_ name: String) -> String { "\(root)/sys/\(name)" }
 
     /// Reads a whole file. Procfs files report size 0, so this reads until EOF.
-    /// - Throws: `KernelIOError` naming the path and the errno (ENOENT, EACCES, EISDIR...).
+    /// - Throws: `KernelIOError` naming the path and the errno (ENOENT, EACCES, EISDIR...),
+    ///   and for anything but a regular file (a FIFO, a device).
     public func read(_ path: String, limit: Int = 1 << 30) throws -> [UInt8] {
         try readWholeFile(path, limit: limit)
+    }
+
+    /// Reads a file of a process's own filesystem (`path` relative to its root, such as
+    /// "etc/hostname") as that process sees it: its symlinks resolve inside its root,
+    /// never into the node's, and only a regular file is read. For files a tenant
+    /// controls.
+    public func readInRoot(of pid: Int32, _ path: String, limit: Int) throws -> [UInt8] {
+        try readFileInRoot("\(root)/\(pid)/root", path, limit: limit)
     }
 
     public func readNet(_ name: String) throws -> [UInt8] {
@@ -55,7 +64,8 @@ public struct ProcFS: Sendable {
     public func inode(_ path: String) -> UInt64? { inodeNumber(path) }
 }
 
-/// Reads any file into memory, for inputs given on the command line.
+/// Reads a regular file into memory, for inputs given on the command line; a FIFO, a
+/// device or a directory is refused with what it is.
 public func readFile(_ path: String, limit: Int = 1 << 30) throws -> [UInt8] {
     try readWholeFile(path, limit: limit)
 }
@@ -80,11 +90,20 @@ public enum FileKind: Sendable, Equatable {
     case regular
     case directory
     case missing
-    /// A device, socket, FIFO… (a FIFO such as /dev/stdin reads fine).
+    /// A device, socket, FIFO…: refused as input (give - for standard input instead).
     case other
 }
 
 public func fileKind(_ path: String) -> FileKind { statKind(path) }
+
+/// A file's kind and identity (device and inode), nil when it cannot be stat'ed.
+public struct FileIdentity: Sendable, Hashable {
+    public var kind: FileKind
+    public var device: UInt64
+    public var inode: UInt64
+}
+
+public func fileIdentity(_ path: String) -> FileIdentity? { statIdentity(path) }
 
 /// The names in a directory, without "." and "..".
 public func directoryEntries(_ path: String) throws -> [String] { try listDirectory(path) }

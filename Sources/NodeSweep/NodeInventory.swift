@@ -123,7 +123,10 @@ public struct NodeInventory: Sendable {
                 identity.name = hostname
                 identity.source = "HOSTNAME of pid \(pid)"
             }
-            if identity.name == nil, let bytes = try? procfs.read("\(directory)/root/etc/hostname", limit: 4096) {
+            // The container's /etc/hostname, resolved inside its root: a symlink planted
+            // there must not read the node's files (their first word would become the
+            // pod label of every exported series).
+            if identity.name == nil, let bytes = try? procfs.readInRoot(of: pid, "etc/hostname", limit: 4096) {
                 let hostname = String(String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isWhitespace).first ?? "")
                 if !hostname.isEmpty {
                     identity.name = hostname

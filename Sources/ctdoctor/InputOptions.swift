@@ -50,12 +50,27 @@ struct InputOptions: ParsableArguments {
     }
 }
 
-/// Reads a file given on the command line (- is standard input), decompressing gzip.
+/// The most ctdoctor reads from one copied table or snapshot, before and after gzip: a
+/// 1M-entry `conntrack -L` is about 250 MB, and what the diagnosis needs of it fits in far
+/// less. Documented in README (bad input) and the man pages.
+let maximumInputBytes = 128 << 20
+
+/// Reads a file given on the command line (- is standard input), decompressing gzip;
+/// refuses what is not a regular file and what exceeds `maximumInputBytes`.
 func readInputFile(_ path: String) throws -> [UInt8] {
-    let bytes = try path == "-" ? readStandardInput() : readFile(path)
+    let name = path == "-" ? "standard input" : path
+    let tooLarge = "\(name) is larger than \(maximumInputBytes >> 20) MiB, the most ctdoctor reads from a copy: copy only what matters (conntrack -L -p tcp, ss -tan state fin-wait-2)"
+    let bytes: [UInt8]
+    do {
+        bytes = try path == "-" ? readStandardInput(limit: maximumInputBytes) : readFile(path, limit: maximumInputBytes)
+    } catch let error as KernelIOError where error.errno == .fileTooLarge {
+        throw CommandFailure(tooLarge)
+    }
     guard isGzip(bytes) else { return bytes }
     do {
-        return try gzipDecompress(bytes)
+        return try gzipDecompress(bytes, limit: maximumInputBytes)
+    } catch let error as GzipError where error.isTooLarge {
+        throw CommandFailure(tooLarge + " (once decompressed)")
     } catch {
         throw CommandFailure("\(path): \(error)")
     }

@@ -86,8 +86,9 @@ struct LintCommand: ParsableCommand {
         }
         var objects: [ManifestObject] = []
         var files: [String] = []
+        var walkNotices: [String] = []
         for path in paths {
-            for file in try Self.manifestFiles(path) {
+            for file in try Self.manifestFiles(path, notices: &walkNotices) {
                 files.append(file)
                 let bytes = try file == "-" ? readStandardInput(limit: 64 << 20) : readFile(file, limit: 64 << 20)
                 guard let text = String(validating: bytes, as: UTF8.self) else {
@@ -98,7 +99,7 @@ struct LintCommand: ParsableCommand {
         }
         let report = Linter.lint(objects, files: files, options: try options())
         let failOn = try failThreshold()
-        report.notices.forEach { log.notice("\($0)") }
+        (walkNotices + report.notices).forEach { log.notice("\($0)") }
         switch format {
         case .table: Console.writeOut(LintRendering.human(report, color: Console.colorful))
         case .json: Console.writeOut(LintRendering.json(report, failOn: failOn).text + "\n")
@@ -109,25 +110,34 @@ struct LintCommand: ParsableCommand {
         }
     }
 
-    /// A file as given, or a directory's manifests (recursively, in name order).
-    static func manifestFiles(_ path: String) throws -> [String] {
+    /// A file as given, or a directory's manifests (recursively, in name order). The walk
+    /// stays on the filesystem of the directory given and enters each directory once, so
+    /// a symlink loop or a mount of / inside the tree cannot make it endless.
+    static func manifestFiles(_ path: String, notices: inout [String]) throws -> [String] {
         if path == "-" { return ["-"] }
-        switch fileKind(path) {
-        case .missing:
-            throw CommandFailure("\(path): no such file or directory")
-        case .regular, .other:
-            return [path]
-        case .directory:
-            var found: [String] = []
-            for name in try directoryEntries(path).sorted() where !name.hasPrefix(".") {
-                let child = path.hasSuffix("/") ? path + name : "\(path)/\(name)"
-                if fileKind(child) == .directory {
-                    found += try manifestFiles(child)
-                } else if [".yaml", ".yml", ".json"].contains(where: { name.hasSuffix($0) }) {
-                    found.append(child)
+        guard let identity = fileIdentity(path) else { throw CommandFailure("\(path): no such file or directory") }
+        guard identity.kind == .directory else { return [path] }
+        var visited: Set<FileIdentity> = [identity]
+        return try walk(path, device: identity.device, visited: &visited, notices: &notices)
+    }
+
+    private static func walk(_ path: String, device: UInt64, visited: inout Set<FileIdentity>, notices: inout [String]) throws -> [String] {
+        var found: [String] = []
+        for name in try directoryEntries(path).sorted() where !name.hasPrefix(".") {
+            let child = path.hasSuffix("/") ? path + name : "\(path)/\(name)"
+            guard let identity = fileIdentity(child) else { continue }
+            if identity.kind == .directory {
+                if identity.device != device {
+                    notices.append("\(child): another filesystem, not entered")
+                } else if visited.insert(identity).inserted {
+                    found += try walk(child, device: device, visited: &visited, notices: &notices)
+                } else {
+                    notices.append("\(child): a directory already walked (a symbolic link loop?), not entered again")
                 }
+            } else if [".yaml", ".yml", ".json"].contains(where: { name.hasSuffix($0) }) {
+                found.append(child)
             }
-            return found
         }
+        return found
     }
 }

@@ -3,9 +3,93 @@ import Glibc
 import SystemPackage
 
 func readWholeFile(_ path: String, limit: Int) throws -> [UInt8] {
-    let fd = try openReadOnly(path)
+    let fd = try openRegularFile(path)
     defer { close(fd) }
     return try readToEnd(fd, subject: path, limit: limit)
+}
+
+/// Flags for every file ctdoctor reads: a FIFO planted where a file is expected must not
+/// block the open (O_NONBLOCK), and a terminal must not become the controlling one.
+private let readFlags = O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY
+
+/// Opens `path` to read it, refusing anything but a regular file: a FIFO would hang the
+/// read, /dev/zero would never end, a directory fails later with a worse message.
+/// Procfs and sysfs files are regular files.
+func openRegularFile(_ path: String) throws -> Int32 {
+    let fd = try systemCall("open", subject: path) { ctd_openat(AT_FDCWD, path, readFlags) }
+    do {
+        try requireRegularFile(fd, subject: path)
+    } catch {
+        close(fd)
+        throw error
+    }
+    return fd
+}
+
+/// What kind of file a descriptor is, in words: "a FIFO", "a character device"…
+func fileTypeName(_ mode: mode_t) -> String {
+    switch mode & S_IFMT {
+    case S_IFREG: "a regular file"
+    case S_IFDIR: "a directory"
+    case S_IFIFO: "a FIFO"
+    case S_IFCHR: "a character device"
+    case S_IFBLK: "a block device"
+    case S_IFSOCK: "a socket"
+    case S_IFLNK: "a symbolic link"
+    default: "not a regular file"
+    }
+}
+
+func requireRegularFile(_ fd: Int32, subject path: String) throws {
+    var status = stat()
+    try systemCall("stat", subject: path) { fstat(fd, &status) }
+    guard status.st_mode & S_IFMT == S_IFREG else {
+        let errno: Errno = status.st_mode & S_IFMT == S_IFDIR ? .isDirectory : .invalidArgument
+        throw KernelIOError("refusing to read", subject: "\(path) (\(fileTypeName(status.st_mode)), not a regular file)", errno: errno)
+    }
+}
+
+/// Reads `relativePath` inside the directory tree rooted at `root` (a container's root,
+/// /proc/PID/root) as that container sees it: absolute symlinks and ".." resolve inside
+/// `root`, never into ctdoctor's own filesystem (openat2 RESOLVE_IN_ROOT), magic links
+/// (/proc/self/…) are refused, and only a regular file of at most `limit` bytes is read.
+///
+/// Kernels before 5.6 have no openat2: there each component is opened without following
+/// symbolic links, so a tenant's symlink is refused rather than resolved.
+func readFileInRoot(_ root: String, _ relativePath: String, limit: Int) throws -> [UInt8] {
+    let subject = "\(root)/\(relativePath)"
+    // Opening the root itself follows /proc/PID/root, the one magic link meant here.
+    let rootFD = try systemCall("open", subject: root) { ctd_openat(AT_FDCWD, root, ctd_o_path | ctd_o_directory | O_CLOEXEC) }
+    defer { close(rootFD) }
+    let flags = UInt64(UInt32(bitPattern: readFlags))
+    var fd = ctd_openat2(rootFD, relativePath, flags, ctd_resolve_in_root | ctd_resolve_no_magiclinks)
+    if fd < 0 && lastErrno() == .noFunction {
+        fd = try openWithoutFollowing(rootFD, relativePath, subject: subject)
+    } else if fd < 0 {
+        throw KernelIOError("open", subject: subject, errno: lastErrno())
+    }
+    defer { close(fd) }
+    try requireRegularFile(fd, subject: subject)
+    return try readToEnd(fd, subject: subject, limit: limit)
+}
+
+/// The walk for kernels without openat2: one component at a time, O_NOFOLLOW each.
+private func openWithoutFollowing(_ rootFD: Int32, _ relativePath: String, subject: String) throws -> Int32 {
+    let components = relativePath.split(separator: "/").map(String.init)
+    guard !components.isEmpty, !components.contains("..") else {
+        throw KernelIOError("open", subject: subject, errno: .invalidArgument)
+    }
+    var directory = dup(rootFD)
+    for (index, component) in components.enumerated() {
+        let last = index == components.count - 1
+        let flags = last ? readFlags | ctd_o_nofollow : ctd_o_path | ctd_o_directory | ctd_o_nofollow | O_CLOEXEC
+        let next = ctd_openat(directory, component, flags)
+        let failure = lastErrno()
+        close(directory)
+        guard next >= 0 else { throw KernelIOError("open", subject: subject, errno: failure) }
+        directory = next
+    }
+    return directory
 }
 
 /// Reads until EOF into one array, growing it in place so bytes are copied once.
@@ -29,15 +113,6 @@ func readToEnd(_ fd: Int32, subject path: String, limit: Int) throws -> [UInt8] 
     }
     buffer.removeSubrange(filled...)
     return buffer
-}
-
-/// open(2) is variadic and so not importable; swift-system's wrapper retries EINTR.
-func openReadOnly(_ path: String) throws -> Int32 {
-    do {
-        return try FileDescriptor.open(path, .readOnly, options: .closeOnExec).rawValue
-    } catch let errno as Errno {
-        throw KernelIOError("open", subject: path, errno: errno)
-    }
 }
 
 func listDirectory(_ path: String) throws -> [String] {
@@ -75,6 +150,19 @@ func statKind(_ path: String) -> FileKind {
     case S_IFDIR: return .directory
     default: return .other
     }
+}
+
+/// What `path` resolves to and where it lives, for walks that must notice a directory
+/// seen before (a symlink loop) or another filesystem (a mount inside the tree).
+func statIdentity(_ path: String) -> FileIdentity? {
+    var status = stat()
+    guard stat(path, &status) == 0 else { return nil }
+    let kind: FileKind = switch status.st_mode & S_IFMT {
+    case S_IFREG: .regular
+    case S_IFDIR: .directory
+    default: .other
+    }
+    return FileIdentity(kind: kind, device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
 }
 
 /// Writes `bytes` to a new file beside `path` and renames it over `path`: a reader (a

@@ -46,7 +46,7 @@ enum Gzip {
                     throw GzipError(status == Z_BUF_ERROR ? "the gzip data is truncated" : "not valid gzip data (zlib status \(status))")
                 }
                 output += chunk[0..<produced]
-                guard output.count <= limit else { throw GzipError("decompresses to more than \(limit) bytes") }
+                guard output.count <= limit else { throw GzipError("decompresses to more than \(limit) bytes", isTooLarge: true) }
                 if produced == 0 && stream.avail_in == 0 && status != Z_STREAM_END {
                     throw GzipError("the gzip data is truncated")
                 }
@@ -56,7 +56,13 @@ enum Gzip {
     }
 }
 
-struct GzipError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+/// Why gzip data could not be read or written.
+public struct GzipError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    /// The output would exceed the caller's limit (a gzip bomb, or the wrong file).
+    public var isTooLarge: Bool
+    init(_ description: String, isTooLarge: Bool = false) {
+        self.description = description
+        self.isTooLarge = isTooLarge
+    }
 }

@@ -61,7 +61,8 @@ func runOnDedicatedThread<T>(namespacePath: String, namespaceName: String, _ bod
 private func enterNetworkNamespace(path: String) throws(NamespaceError) {
     let fd: Int32
     do {
-        fd = try FileDescriptor.open(path, .readOnly, options: .closeOnExec).rawValue
+        // Non-blocking: a FIFO planted under /var/run/netns must not hang the open.
+        fd = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec, .nonBlocking]).rawValue
     } catch {
         let errno = error as? Errno ?? .ioError
         switch errno {
@@ -71,6 +72,8 @@ private func enterNetworkNamespace(path: String) throws(NamespaceError) {
         }
     }
     defer { close(fd) }
+    // Only a namespace file (nsfs) is handed to setns: anything else is refused by name.
+    guard ctd_is_nsfs(fd) == 1 else { throw .notANetworkNamespace(path: path) }
     guard setns(fd, ctd_clone_newnet) == 0 else {
         let errno = lastErrno()
         switch errno {
