@@ -70,6 +70,14 @@ extension Errno {
         case .addressInUse: "EADDRINUSE"
         case .timedOut: "ETIMEDOUT"
         case .tooManyOpenFiles: "EMFILE"
+        case .noSpace: "ENOSPC"
+        case .brokenPipe: "EPIPE"
+        case .fileTooLarge: "EFBIG"
+        case .ioError: "EIO"
+        case .tooManySymbolicLinkLevels: "ELOOP"
+        case .noFunction: "ENOSYS"
+        case .wouldBlock: "EAGAIN"
+        case .fileExists: "EEXIST"
         default: "errno \(rawValue)"
         }
     }

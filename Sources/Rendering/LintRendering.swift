@@ -1,5 +1,6 @@
 import Diagnosis
 import MeshLint
+import NetCore
 
 /// Lint results as a compiler would print them, as JSON (`ctdoctor.lint.v1`), and as
 /// SARIF 2.1.0 for code-scanning tools.
@@ -17,9 +18,9 @@ public enum LintRendering {
                 if currentFile != nil { out += "\n" }
                 currentFile = finding.file
             }
-            out += "\(finding.file):\(finding.line): " + style.severity(finding.severity, finding.severity.name) + " "
-            out += style.bold("\(finding.rule.id) \(finding.rule.name)") + ": \(finding.message)\n"
-            out += "    fix: \(finding.fix)\n"
+            out += "\(finding.file.terminalSafe):\(finding.line): " + style.severity(finding.severity, finding.severity.name) + " "
+            out += style.bold("\(finding.rule.id) \(finding.rule.name)") + ": \(finding.message.terminalSafe)\n"
+            out += "    fix: \(finding.fix.terminalSafe)\n"
         }
         let counts = Severity.allCases.reversed().map { severity in
             (severity, report.findings.filter { $0.severity == severity }.count)

@@ -1,3 +1,5 @@
+import NetCore
+
 /// A plain-text table whose columns are as wide as their widest cell, like ss(8).
 public struct TextTable: Sendable {
     public enum Alignment: Sendable { case left, right }
@@ -22,9 +24,12 @@ public struct TextTable: Sendable {
     }
 
     /// The rendered table: a header line, then one line per row, each ending in "\n".
-    /// The last column is not padded, so lines carry no trailing blanks.
+    /// The last column is not padded, so lines carry no trailing blanks. Cells hold
+    /// outside text (process and pod names): control characters are escaped, so a row
+    /// stays one line and cannot drive the terminal.
     public func render() -> String {
         var widths = columns.map { $0.title.count }
+        let rows = rows.map { $0.map(\.terminalSafe) }
         for row in rows {
             for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) }
         }

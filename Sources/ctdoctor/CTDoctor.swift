@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import Logging
+import NetCore
 import SystemPackage
 
 /// The root command: lists the subcommands; each lives in its own file.
@@ -50,18 +51,29 @@ enum Main {
             finish(with: error)
         }
         Cleanup.runAll()
+        exitIfOutputFailed()
+    }
+
+    /// A run whose output could not be written has failed, whatever it found.
+    static func exitIfOutputFailed() {
+        guard let errno = Console.outputFailure.withLock({ $0 }) else { return }
+        if errno == .brokenPipe { Console.exit(128 + SIGPIPE) }
+        Console.writeError("ctdoctor: error: cannot write to standard output: \(errno.description) (\(errno.symbol))\n")
+        Console.exit(ExitStatus.error)
     }
 
     /// Maps every way a run can end to the documented exit statuses: ArgumentParser's
     /// own codes (64 for usage errors) are not ours.
     static func finish(with error: any Error) -> Never {
         Cleanup.runAll()
+        exitIfOutputFailed()
         if let exit = error as? ExitCode { Console.exit(exit.rawValue) }
         // The reader of our output went away (`| head`): stop quietly, as SIGPIPE would.
         if let closed = error as? Errno, closed == .brokenPipe { Console.exit(128 + SIGPIPE) }
         let code = CTDoctor.exitCode(for: error)
         if code == .success {
             Console.writeOut(CTDoctor.fullMessage(for: error) + "\n")
+            exitIfOutputFailed()
             Console.exit(ExitStatus.success)
         }
         if code == .validationFailure {
@@ -72,8 +84,9 @@ enum Main {
         Console.exit(ExitStatus.error)
     }
 
-    /// Errors print as one line, whatever their description holds.
+    /// Errors print as one line, whatever their description holds: line breaks become
+    /// spaces and other control characters (a file name's, a process name's) escapes.
     static func oneLine(_ error: any Error) -> String {
-        String(describing: error).split(whereSeparator: \.isNewline).joined(separator: " ")
+        String(describing: error).split(whereSeparator: \.isNewline).joined(separator: " ").terminalSafe
     }
 }

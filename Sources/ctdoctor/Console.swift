@@ -1,5 +1,7 @@
 import Glibc
 import Logging
+import NetCore
+import Synchronization
 import SystemPackage
 
 /// Standard output and error, written with swift-system (no Foundation).
@@ -9,11 +11,28 @@ enum Console {
 
     /// Writes bytes to standard output; the sink of every streaming renderer.
     static func writeOut(bytes: [UInt8]) throws {
-        _ = try FileDescriptor.standardOutput.writeAll(bytes)
+        do {
+            _ = try FileDescriptor.standardOutput.writeAll(bytes)
+        } catch {
+            // Recorded for the exit (see `outputFailure`); the throw stops the renderer.
+            outputFailure.withLock { if $0 == nil { $0 = error as? Errno ?? .ioError } }
+            throw error
+        }
     }
 
+    /// The first failed write to standard output (a full disk, /dev/full, a closed
+    /// descriptor): the run then ends with exit 2 and says so, rather than reporting
+    /// success over output nobody received.
+    static let outputFailure = Mutex<Errno?>(nil)
+
     private static func write(_ bytes: [UInt8], to descriptor: FileDescriptor) {
-        _ = try? descriptor.writeAll(bytes)
+        do {
+            _ = try descriptor.writeAll(bytes)
+        } catch {
+            guard descriptor == .standardOutput else { return }
+            let errno = error as? Errno ?? .ioError
+            outputFailure.withLock { if $0 == nil { $0 = errno } }
+        }
     }
 
     static func exit(_ status: Int32) -> Never { Glibc.exit(status) }
@@ -43,8 +62,9 @@ struct ConsoleLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
+    /// One record per line: a notice quoting a process name or a file's bytes is escaped.
     func log(event: LogEvent) {
-        Console.writeError("ctdoctor: \(event.level): \(event.message)\n")
+        Console.writeError("ctdoctor: \(event.level): \(event.message.description.terminalSafe)\n")
     }
 }
 

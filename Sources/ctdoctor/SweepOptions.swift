@@ -2,6 +2,7 @@ import ArgumentParser
 import Collector
 import Diagnosis
 import KernelIO
+import NetCore
 import NodeSweep
 import Rendering
 
@@ -141,10 +142,10 @@ enum SweepRendering {
             guard let report = result.report, report.sidecar != nil,
                 !DiagnosisRendering.relevantFindings(report, sections).isEmpty
             else { continue }
-            out += "\n── \(result.node.displayName) (\(result.node.netnsLabel))\n"
+            out += "\n── \(result.node.displayName.terminalSafe) (\(result.node.netnsLabel))\n"
             out += DiagnosisRendering.human(report, sections: sections, color: false)
         }
-        if !notices.isEmpty { out += "\nNotices\n" + notices.map { "  - \($0)\n" }.joined() }
+        if !notices.isEmpty { out += "\nNotices\n" + notices.map { "  - \($0.terminalSafe)\n" }.joined() }
         return out
     }
 }
