@@ -96,6 +96,22 @@ struct OwnerSearch {
         return (found, unreadable)
     }
 
+    /// Which of `inodes` process `pid` holds a descriptor for, reading all of its
+    /// descriptors; nil when they cannot be read (another user's, without
+    /// CAP_SYS_PTRACE) or it has exited.
+    func inodes(heldBy pid: Int32, among inodes: Set<UInt64>) -> Set<UInt64>? {
+        let directory = "\(procfs.root)/\(pid)/fd"
+        guard let descriptors = try? procfs.list(directory) else { return nil }
+        var held = Set<UInt64>()
+        for name in descriptors {
+            guard let link = try? procfs.readLink("\(directory)/\(name)"),
+                let inode = ProcessTable.socketInode(fromLink: link), inodes.contains(inode)
+            else { continue }
+            held.insert(inode)
+        }
+        return held
+    }
+
     func commandName(_ pid: Int32) -> String {
         (try? procfs.read("\(procfs.root)/\(pid)/comm", limit: 64)).map {
             String(decoding: $0, as: UTF8.self).filter { $0 != "\n" }

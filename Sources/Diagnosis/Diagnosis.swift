@@ -54,6 +54,11 @@ public enum Diagnosis {
                 sockets: input.sockets, conntrack: input.conntrack, owners: input.owners, profile: sidecar.profile,
                 sidecarProcess: sidecar.process, idleTimeoutMilliseconds: UInt64(saturating: idleTimeout.seconds * 1000))
             orphans = LeakAnalysis.orphans(in: input.sockets, profile: sidecar.profile)
+            let foreign = LeakAnalysis.foreign(in: input.sockets, profile: sidecar.profile)
+            if !foreign.isEmpty {
+                let shown = foreign.prefix(3).map { "\($0.local) <-> \($0.remote) uid \($0.uid)" }.joined(separator: ", ")
+                notices.append("\(plural(foreign.count, "FIN_WAIT2 socket")) on capture ports \(foreign.count == 1 ? "is" : "are") not the proxy's (another local address or owner uid than its listener: a process bound the port to connect out), so not judged: \(shown)\(foreign.count > 3 ? ", …" : "")")
+            }
         }
         let rate = options.connectRate.map { ConnectRate(perSecond: $0, source: "given with --connect-rate") }
             ?? CollisionPrediction.estimateRate(counters: input.counters, sidecar: input.sidecarProcess)

@@ -193,7 +193,8 @@ enum Findings {
         if let app = leak.appSocket { text += ", app socket \(app.state.name)" }
         if let idle = leak.idleMilliseconds { text += ", idle \(humanDuration(milliseconds: idle))" }
         if let owner = leak.owner {
-            text += leak.ownerInferred ? ", proxy \(owner.command) (pid \(owner.pid))" : ", held by \(owner.command) (pid \(owner.pid), fd \(owner.fd))"
+            // Inferred: the capture listener's owner; the socket's own holder was not read.
+            text += leak.ownerInferred ? ", on the capture listener of \(owner.command) (pid \(owner.pid))" : ", held by \(owner.command) (pid \(owner.pid), fd \(owner.fd))"
         }
         return text
     }

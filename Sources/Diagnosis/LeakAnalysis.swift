@@ -29,11 +29,25 @@ public enum LeakClass: String, Sendable, Hashable, Comparable {
     }
 }
 
+/// How a FIN_WAIT2 socket on a capture port is known to be the proxy's, and not a
+/// socket another process bound to that port to connect out.
+public enum SocketProvenance: String, Sendable, Hashable {
+    /// Its local address and port are a capture listener's (or fall under a wildcard
+    /// listener's) and its owner uid is the listener's: what accept() hands out, since
+    /// an accepted socket inherits the listener's uid.
+    case acceptedFromListener = "accepted-from-listener"
+    /// The input holds no capture listener on that port to compare with (a
+    /// grep-filtered paste): presumed the proxy's, never acted on.
+    case listenerNotSeen = "listener-not-seen"
+}
+
 /// One proxy socket left in FIN_WAIT2 after forwarding a half-close, and its flow.
 public struct LeakRecord: Sendable, Hashable {
     /// The proxy's socket (local: the capture port).
     public var socket: TCPSocket
     public var direction: CaptureDirection
+    /// Why the socket counts as the proxy's (reap acts only on `acceptedFromListener`).
+    public var provenance: SocketProvenance
     public var classification: LeakClass
     /// Why this class, in one sentence.
     public var reason: String
@@ -82,16 +96,19 @@ public enum LeakAnalysis {
         let byReplyTuple = Dictionary(
             conntrack.filter { $0.protocolNumber == IPProtocolName.tcp }.map { (ReplyTupleKey(replyOf: $0), $0) },
             uniquingKeysWith: { first, _ in first })
-        let suspects = suspects(in: sockets, profile: profile)
+        let listeners = captureListeners(in: sockets, profile: profile)
+        let suspects = suspects(in: sockets, profile: profile).compactMap { socket in
+            provenance(of: socket, listeners: listeners).map { (socket, $0) }
+        }
         // Only the suspects' peers matter; a busy pod has thousands of other app sockets
         // in these states, so index just the ports asked about.
-        let peerPorts = Set(suspects.map(\.remote.port))
+        let peerPorts = Set(suspects.map(\.0.remote.port))
         let appSockets = Dictionary(
             sockets.lazy.filter { appSideStates.contains($0.state) && peerPorts.contains($0.local.port) }
                 .map { (normalized($0.local), $0) },
             uniquingKeysWith: { first, _ in first })
 
-        let records = suspects.map { socket in
+        let records = suspects.map { socket, provenance in
             let direction: CaptureDirection = socket.local.port == profile.outboundPort ? .outbound : .inbound
             let key = ReplyTupleKey(source: socket.local, destination: socket.remote)
             let found = byReplyTuple[key]
@@ -107,6 +124,7 @@ public enum LeakAnalysis {
             return LeakRecord(
                 socket: socket,
                 direction: direction,
+                provenance: provenance,
                 classification: classification,
                 reason: reason,
                 entry: entry,
@@ -130,6 +148,34 @@ public enum LeakAnalysis {
     /// 0: the proxy closed them) are reaped by the kernel's tcp_fin_timeout instead.
     public static func suspects(in sockets: [TCPSocket], profile: SidecarProfile) -> [TCPSocket] {
         sockets.filter { $0.state == .finWait2 && profile.captures($0.local.port) && $0.inode != 0 }
+    }
+
+    /// The capture listeners, by port.
+    static func captureListeners(in sockets: [TCPSocket], profile: SidecarProfile) -> [UInt16: [TCPSocket]] {
+        Dictionary(grouping: sockets.filter { $0.state == .listen && profile.captures($0.local.port) }, by: \.local.port)
+    }
+
+    /// Whether `socket` came out of a capture listener: nil when a listener on its port
+    /// is known and the socket cannot be its (another local address, another owner uid):
+    /// a socket some process bound to 127.0.0.1:15006 to connect out is no proxy socket,
+    /// however it looks.
+    static func provenance(of socket: TCPSocket, listeners: [UInt16: [TCPSocket]]) -> SocketProvenance? {
+        guard let candidates = listeners[socket.local.port], !candidates.isEmpty else { return .listenerNotSeen }
+        let local = normalized(socket.local).address
+        let accepted = candidates.contains { listener in
+            let bound = normalized(listener.local).address
+            let covers = bound == local
+                || (bound.isUnspecified && (bound.family == local.family || listener.family == .ipv6))
+            return covers && listener.uid == socket.uid
+        }
+        return accepted ? .acceptedFromListener : nil
+    }
+
+    /// FIN_WAIT2 sockets on a capture port that are not the proxy's: another process's
+    /// sockets bound to that port. Not leaks, and never reaped.
+    public static func foreign(in sockets: [TCPSocket], profile: SidecarProfile) -> [TCPSocket] {
+        let listeners = captureListeners(in: sockets, profile: profile)
+        return suspects(in: sockets, profile: profile).filter { provenance(of: $0, listeners: listeners) == nil }
     }
 
     /// Orphaned FIN_WAIT2 sockets on capture ports (not leaks: the kernel reaps them).

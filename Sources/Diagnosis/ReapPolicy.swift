@@ -30,17 +30,29 @@ public enum ReapPolicy {
 
     /// The leaks worth re-verifying: classified leaked on a capture port.
     public static func candidates(_ leaks: [LeakRecord], profile: SidecarProfile) -> [LeakRecord] {
-        leaks.filter { $0.classification == .leaked && profile.capturePorts.contains($0.socket.local.port) }
+        leaks.filter {
+            $0.classification == .leaked && $0.provenance == .acceptedFromListener && profile.capturePorts.contains($0.socket.local.port)
+        }
     }
 
     /// The decision for one candidate, given the socket as it is now (nil: gone) and
     /// its flow's conntrack entry now (nil: still forgotten).
+    /// - Parameter heldByProxy: whether the proxy process holds the socket's inode (from
+    ///   its descriptors), nil when they could not be read.
     public static func decide(
         _ leak: LeakRecord, now current: TCPSocket?, entryNow: ConntrackEntry?, minimumIdleMilliseconds: UInt64,
-        profile: SidecarProfile
+        profile: SidecarProfile, heldByProxy: Bool?
     ) -> ReapDecision {
         func skip(_ reason: String) -> ReapDecision { ReapDecision(leak: leak, action: .skip, reason: reason) }
         guard leak.classification == .leaked else { return skip("classified \(leak.classification.rawValue), not leaked") }
+        guard leak.provenance == .acceptedFromListener else {
+            return skip("not shown to come from the capture listener (\(leak.provenance.rawValue))")
+        }
+        switch heldByProxy {
+        case false?: return skip("held by another process than the proxy")
+        case nil: return skip("the proxy's descriptors could not be read, so that it holds the socket is not proven")
+        case true?: break
+        }
         guard profile.capturePorts.contains(leak.socket.local.port) else {
             return skip("local port \(leak.socket.local.port) is not a capture port of \(profile.mesh.rawValue)")
         }

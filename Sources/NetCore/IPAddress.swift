@@ -69,6 +69,14 @@ public enum IPAddress: Sendable, Hashable, Comparable {
         }
     }
 
+    /// 0.0.0.0 or ::, what a listener bound to every address shows.
+    public var isUnspecified: Bool {
+        switch self {
+        case .v4(let value): value == 0
+        case .v6(let high, let low): high == 0 && low == 0
+        }
+    }
+
     /// The IPv4 address inside an IPv4-mapped IPv6 address (::ffff:a.b.c.d), if it is one.
     public var unmappedV4: IPAddress? {
         if case .v6(0, let low) = self, low >> 32 == 0xFFFF {

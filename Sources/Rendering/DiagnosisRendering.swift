@@ -141,6 +141,7 @@ public enum DiagnosisRendering {
             ("reaped_in_ms", .integer(leak.reapedInMilliseconds)),
             ("process", leak.owner.map(process) ?? .null),
             ("process_inferred", .bool(leak.ownerInferred)),
+            ("provenance", .string(leak.provenance.rawValue)),
         ])
     }
 
@@ -233,12 +234,12 @@ public enum DiagnosisRendering {
 
     public static func human(_ report: DiagnosisReport, sections: Sections = .all, color: Bool) -> String {
         let style = Style(enabled: color)
-        var out = style.bold("VERDICT") + "  " + style.severity(report.worstSeverity, report.verdict) + "\n\n"
+        var out = style.bold("VERDICT") + "  " + style.severity(report.worstSeverity, report.verdict.terminalSafe) + "\n\n"
         let sidecar = report.sidecar.map { "\($0.profile) — \($0.evidence)" } ?? "none found"
-        out += "Namespace  \(report.namespace)\nSidecar    \(sidecar)\n"
+        out += "Namespace  \(report.namespace.terminalSafe)\nSidecar    \(sidecar.terminalSafe)\n"
         if report.sidecar != nil {
             let idle = report.idleTimeout.seconds == 0 ? "disabled" : humanDuration(milliseconds: UInt64(saturating: report.idleTimeout.seconds * 1000))
-            out += "Proxy idle timeout  \(idle) (\(report.idleTimeout.source))\n"
+            out += "Proxy idle timeout  \(idle) (\(report.idleTimeout.source.terminalSafe))\n"
         }
         if sections.contains(.findings) {
             out += "\n" + style.bold("Findings") + "\n"
@@ -247,14 +248,14 @@ public enum DiagnosisRendering {
             var remedies: [String: String] = [:]
             for finding in shown {
                 let label = finding.severity.name.uppercased().padding(to: 7)
-                out += "  " + style.severity(finding.severity, label) + "  " + style.bold(finding.id) + "  " + finding.summary + "\n"
-                for line in finding.evidence { out += "           · \(line)\n" }
+                out += "  " + style.severity(finding.severity, label) + "  " + style.bold(finding.id) + "  " + finding.summary.terminalSafe + "\n"
+                for line in finding.evidence { out += "           · \(line.terminalSafe)\n" }
                 // A remedy shared by several findings is spelled out once.
                 if let first = remedies[finding.remedy] {
                     out += "           fix: as for \(first) above\n"
                 } else {
                     remedies[finding.remedy] = finding.id
-                    out += "           fix: \(finding.remedy)\n"
+                    out += "           fix: \(finding.remedy.terminalSafe)\n"
                 }
             }
         }
@@ -265,7 +266,7 @@ public enum DiagnosisRendering {
             } else {
                 var table = TextTable([
                     .init("Class"), .init("Proxy socket"), .init("Peer"), .init("Dialled"), .init("App socket"),
-                    .init("Conntrack"), .init("Idle", .right), .init("Reaped in", .right), .init("Held by"),
+                    .init("Conntrack"), .init("Idle", .right), .init("Reaped in", .right), .init("Process"),
                 ])
                 for leak in report.leaks {
                     table.append([
@@ -278,7 +279,7 @@ public enum DiagnosisRendering {
                             ?? leak.entry.map { "\($0.state?.name ?? "?") \($0.timeout.map { "\($0)s" } ?? "")" } ?? "gone",
                         leak.idleMilliseconds.map { humanDuration(milliseconds: $0) } ?? "?",
                         leak.reapedInMilliseconds.map { humanDuration(milliseconds: $0) } ?? "never",
-                        leak.owner.map { "\($0.command)/\($0.pid)\(leak.ownerInferred ? " (proxy)" : "")" } ?? "?",
+                        leak.owner.map { "\(leak.ownerInferred ? "listener: " : "")\($0.command)/\($0.pid)" } ?? "?",
                     ])
                 }
                 out += table.render().split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
@@ -327,7 +328,7 @@ public enum DiagnosisRendering {
             let audit = report.kernel
             let facts = audit.facts
             out += "\n" + style.bold("Kernel") + "\n"
-            out += "  release \(facts.release ?? "unknown"); challenge-ACK fix (v6.2): \(audit.challengeAckFix.rawValue)\n"
+            out += "  release \((facts.release ?? "unknown").terminalSafe); challenge-ACK fix (v6.2): \(audit.challengeAckFix.rawValue)\n"
             out += "  a collision here: " + style.bold(audit.outcome.rawValue) + " — \(audit.reason)\n"
             out += "  nf_conntrack_tcp_timeout_close_wait \(facts.closeWaitTimeout.map { "\($0) s" } ?? "unknown")"
             out += " · nf_conntrack_tcp_ignore_invalid_rst \(facts.ignoreInvalidRST.map(String.init) ?? "absent")"
@@ -336,13 +337,13 @@ public enum DiagnosisRendering {
                 out += "  conntrack \(count) / \(max) entries (\(formatPercent(Double(count) / Double(Swift.max(max, 1)))))\n"
             }
             let drop = audit.rules.invalidDrop.map { $0 ? "present: \(audit.rules.matchingRule ?? "")" : "none" } ?? "unknown"
-            out += "  INVALID-drop rule: \(drop) (\(audit.rules.source))\n"
+            out += "  INVALID-drop rule: \(drop.terminalSafe) (\(audit.rules.source.terminalSafe))\n"
         }
         if !report.notices.isEmpty {
             out += "\n" + style.bold("Notices") + "\n"
-            for notice in report.notices { out += "  - \(notice)\n" }
+            for notice in report.notices { out += "  - \(notice.terminalSafe)\n" }
         }
-        out += "\nRead: sockets via \(report.input.socketSource.name), conntrack via \(report.input.conntrackSource).\n"
+        out += "\nRead: sockets via \(report.input.socketSource.name.terminalSafe), conntrack via \(report.input.conntrackSource.terminalSafe).\n"
         return out
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Collector
 import Conntrack
 import Diagnosis
 import KernelIO
@@ -48,7 +49,12 @@ func runReap(_ reap: ReapOptions, namespace: NamespaceOptions, output: OutputOpt
     if let profile = report.sidecar?.profile {
         let reaper = SocketReaper(namespace: target)
         let lookup = ConntrackReplyLookup(namespace: target)
-        for leak in ReapPolicy.candidates(report.leaks, profile: profile) {
+        let candidates = ReapPolicy.candidates(report.leaks, profile: profile)
+        // The proxy's own descriptors, read once: a socket it does not hold is not its.
+        let held = report.sidecar?.process.flatMap {
+            LiveCollector(namespace: target).sockets(heldBy: $0.pid, among: Set(candidates.map(\.socket.inode)))
+        }
+        for leak in candidates {
             let current = try reaper.current(leak.socket)
             let key = ReplyTupleKey(source: leak.socket.local, destination: leak.socket.remote)
             let entryNow: ConntrackEntry?
@@ -57,7 +63,9 @@ func runReap(_ reap: ReapOptions, namespace: NamespaceOptions, output: OutputOpt
             } catch {
                 throw CommandFailure("cannot re-verify the conntrack entry of \(key), so nothing is destroyed: \(error)")
             }
-            let decision = ReapPolicy.decide(leak, now: current, entryNow: entryNow, minimumIdleMilliseconds: minimumIdle, profile: profile)
+            let decision = ReapPolicy.decide(
+                leak, now: current, entryNow: entryNow, minimumIdleMilliseconds: minimumIdle, profile: profile,
+                heldByProxy: held.map { $0.contains(leak.socket.inode) })
             var outcome = ReapOutcome(decision: decision, result: .skipped, detail: decision.reason)
             if decision.action == .destroy, let current {
                 if !reap.yes {

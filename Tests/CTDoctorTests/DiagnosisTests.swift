@@ -114,6 +114,9 @@ struct LeakClassificationTests {
         var pod = Pod()
         pod.proxyAddress = .loopbackV6
         pod.app = IPAddress("fd00::5")!
+        // IPv6 connections come from the proxy's [::] listener (an IPv4 0.0.0.0 one cannot
+        // accept them).
+        pod.sockets.append(TCPSocket(family: .ipv6, state: .listen, local: Endpoint(.v6(high: 0, low: 0), 15001), remote: Endpoint(.v6(high: 0, low: 0), 0), inode: pod.next()))
         pod.halfClosed(appPort: 41000, state: nil)
         pod.halfClosed(appPort: 41002, state: .closeWait, secondsLeft: 12)
         let classes = pod.diagnose().leaks.map(\.classification)

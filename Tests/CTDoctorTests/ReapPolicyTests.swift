@@ -32,14 +32,15 @@ struct ReapPolicyTests {
 
     @Test func aSocketStillLeakedAndIdleLongEnoughIsDestroyed() throws {
         let leak = try leaked(report())
-        let decision = ReapPolicy.decide(leak, now: leak.socket, entryNow: nil, minimumIdleMilliseconds: 120_000, profile: .istio)
+        let decision = ReapPolicy.decide(leak, now: leak.socket, entryNow: nil, minimumIdleMilliseconds: 120_000, profile: .istio, heldByProxy: true)
         #expect(decision.action == .destroy && decision.reason.contains("idle 300 s"))
+        #expect(leak.provenance == .acceptedFromListener)
     }
 
     @Test func everyChangeSinceTheClassificationIsRefused() throws {
         let leak = try leaked(report())
         func decide(_ now: TCPSocket?, entry: ConntrackEntry? = nil, minimum: UInt64 = 120_000) -> ReapDecision {
-            ReapPolicy.decide(leak, now: now, entryNow: entry, minimumIdleMilliseconds: minimum, profile: .istio)
+            ReapPolicy.decide(leak, now: now, entryNow: entry, minimumIdleMilliseconds: minimum, profile: .istio, heldByProxy: true)
         }
         #expect(decide(nil).reason.contains("gone"))
         var reused = leak.socket
@@ -67,9 +68,53 @@ struct ReapPolicyTests {
     @Test func atRiskAndHealthySocketsAreRefusedEvenWhenAskedDirectly() throws {
         let report = report()
         for leak in report.leaks where leak.classification != .leaked {
-            let decision = ReapPolicy.decide(leak, now: leak.socket, entryNow: nil, minimumIdleMilliseconds: 0, profile: .istio)
+            let decision = ReapPolicy.decide(leak, now: leak.socket, entryNow: nil, minimumIdleMilliseconds: 0, profile: .istio, heldByProxy: true)
             #expect(decision.action == .skip && decision.reason.contains("not leaked"))
         }
+    }
+
+    /// A socket another process bound to a capture port to connect out (here
+    /// 10.66.0.5:15001 while the proxy listens on 127.0.0.1:15001, or with another uid
+    /// beside a wildcard listener) sits in FIN_WAIT2 with no entry under the reply tuple
+    /// diagnosis looks up — exactly like a leak. It is neither a leak nor a candidate.
+    @Test func aForeignSocketOnACapturePortIsNeitherALeakNorACandidate() throws {
+        var pod = Pod()
+        pod.halfClosed(appPort: 40001, state: nil, idle: 300_000)
+        let listener = try #require(pod.sockets.firstIndex { $0.state == .listen && $0.local.port == 15001 })
+        pod.sockets[listener].local = Endpoint(.loopbackV4, 15001)
+        pod.sockets[listener].uid = 1337
+        for index in pod.sockets.indices where pod.sockets[index].state == .finWait2 { pod.sockets[index].uid = 1337 }
+        let foreignBound = TCPSocket(
+            family: .ipv4, state: .finWait2, local: Endpoint(IPAddress("10.66.0.5")!, 15001), remote: Endpoint(IPAddress("10.66.0.9")!, 7000),
+            uid: 1337, inode: 90001, info: TCPInfo(lastDataSentMilliseconds: 300_000, lastDataReceivedMilliseconds: 300_000, lastAckReceivedMilliseconds: 300_000))
+        let otherUser = TCPSocket(
+            family: .ipv4, state: .finWait2, local: Endpoint(.loopbackV4, 15001), remote: Endpoint(IPAddress("127.0.0.1")!, 7001),
+            uid: 0, inode: 90002, info: foreignBound.info)
+        pod.sockets += [foreignBound, otherUser]
+        let report = Diagnosis.diagnose(pod.input())
+        #expect(report.leaks.map(\.socket.inode).allSatisfy { $0 != 90001 && $0 != 90002 }, "\(report.leaks.map(\.socket))")
+        #expect(report.leaks.contains { $0.classification == .leaked && $0.provenance == .acceptedFromListener })
+        #expect(report.notices.contains { $0.contains("2 FIN_WAIT2 sockets on capture ports are not the proxy's") }, "\(report.notices)")
+        #expect(ReapPolicy.candidates(report.leaks, profile: .istio).allSatisfy { $0.socket.inode != 90001 && $0.socket.inode != 90002 })
+    }
+
+    /// Without a listener row (a grep-filtered paste) a socket is presumed the proxy's
+    /// for the diagnosis, but never a reap candidate; and one the proxy does not hold,
+    /// or whose holder cannot be read, is skipped.
+    @Test func reapActsOnlyOnWhatItCanProve() throws {
+        var pod = Pod()
+        pod.halfClosed(appPort: 40001, state: nil, idle: 300_000)
+        pod.sockets.removeAll { $0.state == .listen }
+        let unverified = Diagnosis.diagnose(pod.input(), options: DiagnosisOptions(sidecar: .istio))
+        let leak = try #require(unverified.leaks.first)
+        #expect(leak.classification == .leaked && leak.provenance == .listenerNotSeen)
+        #expect(ReapPolicy.candidates(unverified.leaks, profile: .istio).isEmpty)
+        #expect(ReapPolicy.decide(leak, now: leak.socket, entryNow: nil, minimumIdleMilliseconds: 0, profile: .istio, heldByProxy: true).action == .skip)
+        let proven = try leaked(report())
+        let other = ReapPolicy.decide(proven, now: proven.socket, entryNow: nil, minimumIdleMilliseconds: 0, profile: .istio, heldByProxy: false)
+        #expect(other.action == .skip && other.reason.contains("another process"))
+        let unreadable = ReapPolicy.decide(proven, now: proven.socket, entryNow: nil, minimumIdleMilliseconds: 0, profile: .istio, heldByProxy: nil)
+        #expect(unreadable.action == .skip && unreadable.reason.contains("not proven"))
     }
 
     @Test func theRequestNamesOneSocketByTupleAndCookie() throws {
