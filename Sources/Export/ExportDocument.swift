@@ -17,6 +17,7 @@ public enum ExportDocument {
                     ("netns", .string(result.identity.netns)),
                     ("pod", .string(result.identity.pod)),
                     ("error", .string(result.failure)),
+                    ("error_reason", .string(result.failureReason?.rawValue)),
                     ("diagnosis", result.report.map { DiagnosisRendering.json($0, failOn: failOn) } ?? .null),
                 ])
             })),

@@ -13,18 +13,31 @@ public struct NamespaceIdentity: Sendable, Hashable {
     }
 }
 
+/// Why a namespace could not be diagnosed, as a bounded label value for alerting; the
+/// full message goes to the JSON export.
+public enum FailureReason: String, Sendable, Hashable, CaseIterable {
+    /// The namespace or its tables could not be opened (capabilities, another user's).
+    case permissionDenied = "permission_denied"
+    /// Its processes exited, or its file vanished, while it was read.
+    case namespaceGone = "namespace_gone"
+    /// A kernel interface answered with an error (netlink, sock_diag).
+    case kernelError = "kernel_error"
+    case other
+}
+
 /// One namespace's diagnosis, or the one-line reason it could not be made.
 public struct NamespaceResult: Sendable {
     public var identity: NamespaceIdentity
     public var report: DiagnosisReport?
     public var failure: String?
+    public var failureReason: FailureReason?
 
     public static func diagnosed(_ identity: NamespaceIdentity, _ report: DiagnosisReport) -> Self {
-        Self(identity: identity, report: report, failure: nil)
+        Self(identity: identity, report: report, failure: nil, failureReason: nil)
     }
 
-    public static func failed(_ identity: NamespaceIdentity, _ failure: String) -> Self {
-        Self(identity: identity, report: nil, failure: failure)
+    public static func failed(_ identity: NamespaceIdentity, _ failure: String, reason: FailureReason) -> Self {
+        Self(identity: identity, report: nil, failure: failure, failureReason: reason)
     }
 }
 

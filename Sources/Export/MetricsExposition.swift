@@ -30,6 +30,9 @@ public enum MetricsExposition {
     public static let namespaceDiagnosed = ExportedMetric(
         name: "ctdoctor_namespace_diagnosed", labels: [],
         help: "1 when this network namespace was diagnosed, 0 when collecting its facts failed.")
+    public static let namespaceFailure = ExportedMetric(
+        name: "ctdoctor_namespace_failure_info", labels: ["reason"],
+        help: "1 for a namespace that could not be diagnosed, by reason: permission_denied, namespace_gone, kernel_error, other.")
     public static let sidecar = ExportedMetric(
         name: "ctdoctor_sidecar_info", labels: ["mesh"],
         help: "1 for the sidecar found in the namespace (mesh: istio, linkerd, custom, or none).")
@@ -71,7 +74,7 @@ public enum MetricsExposition {
         help: "1 when a kernel or configuration risk holds: close_wait_shorter_than_idle_timeout, collision_fails, no_challenge_ack_fix, invalid_drop_rule.")
 
     public static let all: [ExportedMetric] = [
-        runSuccess, lastRun, runDuration, namespaceDiagnosed, sidecar, halfClosed, poisonedPorts, collisionProbability,
+        runSuccess, lastRun, runDuration, namespaceDiagnosed, namespaceFailure, sidecar, halfClosed, poisonedPorts, collisionProbability,
         expectedCollisions, liveCollisions, stalled, findings, conntrackEntries, conntrackLimit, closeWaitTimeout,
         idleTimeout, risk,
     ]
@@ -92,6 +95,7 @@ public enum MetricsExposition {
         for result in run.results {
             let namespace = [("netns", result.identity.netns), ("pod", result.identity.pod ?? "")]
             set(namespaceDiagnosed, namespace, result.report == nil ? 0 : 1)
+            if let reason = result.failureReason { set(namespaceFailure, namespace + [("reason", reason.rawValue)], 1) }
             if let report = result.report { add(report, namespace, set) }
         }
         var bytes: [UInt8] = []

@@ -96,7 +96,7 @@ struct ExportCommand: ParsableCommand {
                 var notices = selection.notices
                 for result in try ctdoctor.sweep(selection.namespaces, parallel: sweep.parallel, options: options, notices: &notices) {
                     let identity = NamespaceIdentity(netns: result.node.netnsLabel, pod: result.node.pod.label)
-                    results.append(result.report.map { .diagnosed(identity, $0) } ?? .failed(identity, result.failure ?? "failed"))
+                    results.append(result.report.map { .diagnosed(identity, $0) } ?? .failed(identity, result.failure ?? "failed", reason: result.failureReason ?? .other))
                 }
                 notices.forEach { log.warning("\($0)") }
             } catch {
@@ -108,7 +108,7 @@ struct ExportCommand: ParsableCommand {
                 results.append(.diagnosed(identity, try diagnose(namespace: namespace, inputs: inputs, options: options)))
             } catch {
                 failure = error
-                results.append(.failed(identity, "\(error)"))
+                results.append(.failed(identity, "\(error)", reason: failureReason(of: error)))
             }
         }
         let run = ExportRun(startedAt: started, durationSeconds: (ContinuousClock.now - clock).inSeconds, results: results)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Collector
 import Diagnosis
+import Export
 import KernelIO
 import NetCore
 import NodeSweep
@@ -53,6 +54,28 @@ struct SweepResult: Sendable {
     var node: NodeNamespace
     var report: DiagnosisReport?
     var failure: String?
+    var failureReason: FailureReason?
+}
+
+/// The bounded reason an error stands for, for the export's failure label.
+func failureReason(of error: any Error) -> FailureReason {
+    switch error {
+    case let error as NamespaceError:
+        switch error {
+        case .permissionDenied, .lookDenied: return .permissionDenied
+        case .noSuchProcess, .noSuchFile, .noSuchName: return .namespaceGone
+        case .notANetworkNamespace, .emptySpec: return .other
+        case .enterFailed: return .kernelError
+        }
+    case let error as KernelIOError:
+        switch error.errno {
+        case .permissionDenied, .notPermitted: return .permissionDenied
+        case .noSuchFileOrDirectory, .noSuchProcess: return .namespaceGone
+        default: return .kernelError
+        }
+    default:
+        return .other
+    }
 }
 
 /// Diagnoses the selected namespaces, `parallel` at a time. Namespaces whose every
@@ -65,7 +88,7 @@ func sweep(_ namespaces: [NodeNamespace], parallel: Int, options: DiagnosisOptio
             return SweepResult(node: node, report: Diagnosis.diagnose(input, options: options))
         } catch {
             if let path = node.namespace.path, fileKind(path) == .missing { return nil }
-            return SweepResult(node: node, failure: "\(error)")
+            return SweepResult(node: node, failure: "\(error)", failureReason: failureReason(of: error))
         }
     }
     let vanished = results.filter { $0 == nil }.count

@@ -65,12 +65,14 @@ struct ExportTests {
 
     @Test func aFailedNamespaceSaysSoAndNothingElse() throws {
         let parsed = try ParsedExposition(MetricsExposition.render(run([
-            .failed(NamespaceIdentity(netns: "gone"), "no network namespace named gone"),
+            .failed(NamespaceIdentity(netns: "gone"), "no network namespace named gone", reason: .namespaceGone),
             .diagnosed(NamespaceIdentity(netns: "ok"), troubledPod()),
         ])))
         #expect(parsed.value("ctdoctor_run_success") == 0)
         #expect(parsed.value("ctdoctor_namespace_diagnosed", ["netns": "gone"]) == 0)
         #expect(parsed.value("ctdoctor_namespace_diagnosed", ["netns": "ok"]) == 1)
+        #expect(parsed.value("ctdoctor_namespace_failure_info", ["netns": "gone", "reason": "namespace_gone"]) == 1)
+        #expect(parsed.families["ctdoctor_namespace_failure_info"]?.samples.count == 1, "only the failed namespace has one")
         #expect(parsed.families["ctdoctor_half_closed_sockets"]?.samples.allSatisfy { $0.labels["netns"] == "ok" } == true)
     }
 
