@@ -13,10 +13,11 @@ struct Bench: ParsableCommand {
             Examples:
               ctdoctor-bench run                      # the full benchmark (root; ~2 minutes)
               ctdoctor-bench run --entries 10000 --sockets 10000 --repeats 3
+              ctdoctor-bench lint --objects 10000 --objects 100000   # lint as manifests grow
               ctdoctor-bench capture conntrack --netns NAME --output dump.bin
             """,
         subcommands: [
-            RunBenchmark.self, FillConntrack.self, HoldSockets.self, RawCount.self, Capture.self, ParseProcTCP.self, Churn.self,
+            RunBenchmark.self, LintBenchmark.self, FillConntrack.self, HoldSockets.self, RawCount.self, Capture.self, ParseProcTCP.self, Churn.self,
         ]
     )
 }

@@ -67,6 +67,11 @@ struct RunBenchmark: ParsableCommand {
                 diagnose.wall / raw.wall, diagnose.user * 1000, Double(diagnose.rssKiB) / 1024))
         }
         print("Target: diagnose <= 0.1x the raw full dump on the largest tables, and flat as they grow.")
+        print("")
+        let lintDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("ctdoctor-lint-bench-\(getpid())")
+        try FileManager.default.createDirectory(at: lintDirectory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: lintDirectory) }
+        print(LintBenchmark.report(try LintBenchmark.rows([10_000, 100_000], binary: binary, directory: lintDirectory, repeats: min(repeats, 3))), terminator: "")
         print("Reproduce: swift build -c release --static-swift-stdlib && sudo .build/release/ctdoctor-bench run")
         if keep {
             print("namespace \(lab.name) kept; press Enter to tear it down")

@@ -160,13 +160,14 @@ public enum LeakAnalysis {
     /// a socket some process bound to 127.0.0.1:15006 to connect out is no proxy socket,
     /// however it looks.
     static func provenance(of socket: TCPSocket, listeners: [UInt16: [TCPSocket]]) -> SocketProvenance? {
-        guard let candidates = listeners[socket.local.port], !candidates.isEmpty else { return .listenerNotSeen }
+        // Only a listener of the socket's own family could have accepted it: an IPv4
+        // listener says nothing of an IPv6 socket whose listener row the input lacks.
+        let candidates = (listeners[socket.local.port] ?? []).filter { $0.family == socket.family }
+        guard !candidates.isEmpty else { return .listenerNotSeen }
         let local = normalized(socket.local).address
         let accepted = candidates.contains { listener in
             let bound = normalized(listener.local).address
-            let covers = bound == local
-                || (bound.isUnspecified && (bound.family == local.family || listener.family == .ipv6))
-            return covers && listener.uid == socket.uid
+            return (bound == local || bound.isUnspecified) && listener.uid == socket.uid
         }
         return accepted ? .acceptedFromListener : nil
     }

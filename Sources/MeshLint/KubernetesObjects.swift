@@ -89,6 +89,23 @@ public struct ManifestSet: Sendable {
     public var destinationRules: [DestinationRule] = []
     public var objectCount = 0
 
+    // Indexes, so that lint is linear in objects: matching every Service against every
+    // workload took 16 s for 16k objects and minutes for 64k.
+    /// Workloads by (namespace, pod label, value): a Service's candidates are those of
+    /// its rarest selector pair.
+    private var workloadsByLabel: [LabelKey: [Int]] = [:]
+    private var namespacesByName: [String: Int] = [:]
+    /// PeerAuthentications by their namespace.
+    private var peerAuthenticationsByNamespace: [String: [Int]] = [:]
+    /// DestinationRules by the first label of their host (the Service name).
+    private var destinationRulesByName: [String: [Int]] = [:]
+
+    struct LabelKey: Hashable {
+        var namespace: String
+        var key: String
+        var value: String
+    }
+
     public init(_ objects: [ManifestObject]) {
         objectCount = objects.count
         for object in objects {
@@ -174,20 +191,47 @@ public struct ManifestSet: Sendable {
                 continue
             }
         }
+        for (index, workload) in workloads.enumerated() {
+            for (key, value) in workload.podLabels {
+                workloadsByLabel[LabelKey(namespace: workload.object.namespace, key: key, value: value), default: []].append(index)
+            }
+        }
+        for (index, namespace) in namespaces.enumerated() where namespacesByName[namespace.object.name] == nil {
+            namespacesByName[namespace.object.name] = index
+        }
+        for (index, policy) in peerAuthentications.enumerated() {
+            peerAuthenticationsByNamespace[policy.object.namespace, default: []].append(index)
+        }
+        for (index, rule) in destinationRules.enumerated() {
+            let name = rule.host.split(separator: ".", maxSplits: 1).first.map(String.init) ?? ""
+            destinationRulesByName[name, default: []].append(index)
+        }
     }
 
     /// The workloads a Service selects: same namespace (or both unstated), and every
     /// selector label on the pod template. A Service without a selector selects none.
     public func workloads(selectedBy service: Service) -> [Workload] {
         guard !service.selector.isEmpty else { return [] }
-        return workloads.filter { workload in
-            workload.object.namespace == service.object.namespace
-                && service.selector.allSatisfy { workload.podLabels[$0.key] == $0.value }
+        let namespace = service.object.namespace
+        let candidates = service.selector.map { workloadsByLabel[LabelKey(namespace: namespace, key: $0.key, value: $0.value)] ?? [] }
+        guard let rarest = candidates.min(by: { $0.count < $1.count }) else { return [] }
+        return rarest.map { workloads[$0] }.filter { workload in
+            service.selector.allSatisfy { workload.podLabels[$0.key] == $0.value }
         }
     }
 
     public func namespace(named name: String) -> NamespaceObject? {
-        namespaces.first { $0.object.name == name }
+        namespacesByName[name].map { namespaces[$0] }
+    }
+
+    /// The PeerAuthentications of a namespace, in input order.
+    func peerAuthentications(in namespace: String) -> [PeerAuthentication] {
+        (peerAuthenticationsByNamespace[namespace] ?? []).map { peerAuthentications[$0] }
+    }
+
+    /// The DestinationRules whose host starts with `name` ("mysql", "mysql.db.svc…").
+    func destinationRules(forServiceNamed name: String) -> [DestinationRule] {
+        (destinationRulesByName[name] ?? []).map { destinationRules[$0] }
     }
 }
 

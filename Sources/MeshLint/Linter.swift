@@ -299,12 +299,13 @@ struct Context {
     /// The mode for a workload's port: a selecting policy's port level or mode, then the
     /// namespace's, then the mesh's (policies in istio-system without a selector).
     func effectiveMode(_ workload: Workload, port: Int) -> (PeerAuthentication, String, Int)? {
-        let selecting = set.peerAuthentications.filter { policy in
+        let local = set.peerAuthentications(in: workload.object.namespace)
+        let selecting = local.filter { policy in
             guard let selector = policy.selector, !selector.isEmpty else { return false }
-            return policy.object.namespace == workload.object.namespace && selector.allSatisfy { workload.podLabels[$0.key] == $0.value }
+            return selector.allSatisfy { workload.podLabels[$0.key] == $0.value }
         }
-        let namespaceWide = set.peerAuthentications.filter { ($0.selector ?? [:]).isEmpty && $0.object.namespace == workload.object.namespace }
-        let meshWide = set.peerAuthentications.filter { ($0.selector ?? [:]).isEmpty && $0.object.namespace == "istio-system" }
+        let namespaceWide = local.filter { ($0.selector ?? [:]).isEmpty }
+        let meshWide = set.peerAuthentications(in: "istio-system").filter { ($0.selector ?? [:]).isEmpty }
         for policy in selecting + namespaceWide + meshWide {
             if let portMode = policy.portModes[port] { return (policy, portMode.mode, portMode.line) }
             if let mode = policy.mode, mode != "UNSET" { return (policy, mode, policy.object.line) }
@@ -313,7 +314,7 @@ struct Context {
     }
 
     func mutualRule(for service: Service, port: Int) -> DestinationRule? {
-        set.destinationRules.first { rule in
+        set.destinationRules(forServiceNamed: service.object.name).first { rule in
             let labels = rule.host.split(separator: ".")
             guard labels.first.map(String.init) == service.object.name else { return false }
             if labels.count > 1 && !service.object.namespace.isEmpty && String(labels[1]) != service.object.namespace { return false }

@@ -34,8 +34,16 @@ public enum ManifestParser {
     /// aliases can otherwise expand a small file into millions of objects.
     public static let objectLimit = 100_000
 
+    /// How many nodes the documents may hold once aliases are expanded, per byte of
+    /// input (plus a floor for small files). Written-out YAML needs at least two bytes a
+    /// node, so honest manifests stay far below; a billion-laughs file, whose aliases
+    /// multiply at every level, meets the cap after work proportional to its size.
+    public static let expandedNodesPerByte = 16
+    public static let expandedNodesFloor = 100_000
+
     public static func parse(_ text: String, file: String) throws(ManifestError) -> [ManifestObject] {
         var objects: [ManifestObject] = []
+        var budget = ExpansionBudget(remaining: text.utf8.count * expandedNodesPerByte + expandedNodesFloor)
         let documents: YamlSequence<Node>
         do {
             documents = try Yams.compose_all(yaml: text)
@@ -47,6 +55,7 @@ public enum ManifestParser {
             let document: Node? = iterator.next()
             if let error = iterator.error { throw describe(error, file: file) }
             guard let document else { break }
+            try budget.spend(on: document, file: file)
             try collect(YAMLNode(document), file: file, into: &objects)
         }
         return objects
@@ -77,6 +86,39 @@ public enum ManifestParser {
             file: file, line: node.line, kind: kind, apiVersion: node["apiVersion"]?.string ?? "",
             name: metadata?["name"]?.string ?? metadata?["generateName"]?.string ?? "(unnamed)",
             namespace: metadata?["namespace"]?.string ?? "", root: node))
+    }
+
+    /// Counts a document's nodes as the linter would walk them (aliases expanded),
+    /// stopping as soon as the budget is spent.
+    struct ExpansionBudget {
+        var remaining: Int
+        let initial: Int
+
+        init(remaining: Int) {
+            self.remaining = remaining
+            initial = remaining
+        }
+
+        mutating func spend(on document: Node, file: String) throws(ManifestError) {
+            var stack = [document]
+            while let node = stack.popLast() {
+                remaining -= 1
+                guard remaining >= 0 else {
+                    throw ManifestError(
+                        file: file, line: document.mark?.line ?? 0, column: document.mark?.column ?? 0,
+                        message: "its aliases expand to more than \(initial) nodes (\(expandedNodesPerByte) per byte of input): a YAML alias bomb?")
+                }
+                switch node {
+                case .scalar, .alias: continue
+                case .mapping(let mapping):
+                    for (key, value) in mapping {
+                        stack.append(key)
+                        stack.append(value)
+                    }
+                case .sequence(let sequence): stack.append(contentsOf: sequence)
+                }
+            }
+        }
     }
 
     /// Yams errors are several lines with a snippet; ctdoctor's are one.

@@ -146,6 +146,20 @@ final class BadInputMatrixTests {
         #expect((rss ?? .max) < 256 * 1024, "peak memory stays small: \(rss ?? -1) KiB")
     }
 
+    /// Aliases where the linter walks: a List whose items are Lists of nine aliases each,
+    /// six levels deep (531,441 Deployments from 700 bytes). Refused by the expansion cap
+    /// at once, instead of parsed into objects and matched pairwise.
+    @Test func aListOfAliasedListsIsRefusedByTheExpansionCap() throws {
+        var yaml = "apiVersion: v1\nkind: List\nitems:\n"
+        yaml += "  - &d0 {apiVersion: apps/v1, kind: Deployment, metadata: {name: x}, spec: {template: {spec: {containers: [{name: c, image: mysql, ports: [{containerPort: 3306}]}]}}}}\n"
+        for level in 1...6 {
+            yaml += "  - &d\(level) {apiVersion: v1, kind: List, items: [" + Array(repeating: "*d\(level - 1)", count: 9).joined(separator: ",") + "]}\n"
+        }
+        try write("nested-bomb.yaml", yaml)
+        let result = try Shell.run(["timeout", "60", Binary.ctdoctor, "lint", path("nested-bomb.yaml")])
+        expectOneLineError(result, "aliases expand to more than")
+    }
+
     @Test(.enabled(if: Privileges.shouldRunPrivilegedTests))
     func anUnreadableFileNamesTheFileAndThePermission() throws {
         try write("secret", [Self.header, Self.finWait2].joined(separator: "\n") + "\n")
