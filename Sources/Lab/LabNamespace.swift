@@ -1,3 +1,4 @@
+import Glibc
 import KernelIO
 import NetCore
 
@@ -51,6 +52,36 @@ public final class LabNamespace: @unchecked Sendable {
     }
 
     deinit { remove() }
+
+    /// The PID in a lab namespace's name (`ctd-lab-SCENARIO-PID`, SCENARIO one of
+    /// `scenarios`): the ctdoctor that made it. nil for any other name, however alike.
+    public static func ownerPID(ofLabNamed name: String, scenarios: [String]) -> Int32? {
+        for scenario in scenarios {
+            let prefix = "ctd-lab-\(scenario)-"
+            guard name.hasPrefix(prefix) else { continue }
+            let digits = name.dropFirst(prefix.count)
+            guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let pid = Int32(digits), pid > 0 else { return nil }
+            return pid
+        }
+        return nil
+    }
+
+    /// Deletes lab namespaces whose ctdoctor is gone (killed with SIGKILL, so its
+    /// teardown never ran): its PID no longer exists, or now belongs to another program.
+    /// - Returns: the names removed.
+    public static func removeStale(
+        scenarios: [String], procfs: ProcFS = ProcFS(), directory: String = NetworkNamespace.namedNamespaceDirectory
+    ) -> [String] {
+        guard let names = try? procfs.list(directory) else { return [] }
+        var removed: [String] = []
+        for name in names.sorted() {
+            guard let pid = ownerPID(ofLabNamed: name, scenarios: scenarios), pid != getpid() else { continue }
+            let command = (try? procfs.read("\(procfs.root)/\(pid)/comm", limit: 64)).map { String(decoding: $0, as: UTF8.self) }
+            if command?.hasPrefix("ctdoctor") == true { continue }
+            if let ip = systemProgram("ip"), (try? runCapturingOutput([ip, "netns", "del", name]))??.exitStatus == 0 { removed.append(name) }
+        }
+        return removed
+    }
 
     /// Runs a fixed command line inside the namespace.
     public func exec(_ command: [String]) throws {

@@ -85,6 +85,12 @@ public enum PastedInput {
             throw ParseError(source: source, line: 1, field: "file", reason: "this is netstat output, which lacks what ctdoctor needs: capture `ss -tanpoi` instead")
         }
         let parsed = try SSOutputParser.parse(bytes, source: source)
+        // No row and no header: nothing in it was a socket listing (lines that all start
+        // with blanks read as continuation lines). Not an empty namespace.
+        if parsed.lines.isEmpty && !parsed.sawHeader {
+            let (line, text) = parsed.firstUnexplained ?? (1, ArraySlice(Array(first.utf8)))
+            throw ParseError(source: source, line: line, field: "file", reason: "not a socket listing: no line is a row of ss or /proc/net/tcp (\(ParseError.quote(text)))")
+        }
         let (sockets, owners, ownership) = ownedSockets(parsed.lines)
         return SocketTable(
             sockets: sockets, owners: owners, format: "ss output", skippedLines: parsed.skippedLines, ownership: ownership)

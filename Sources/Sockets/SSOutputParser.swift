@@ -19,6 +19,13 @@ public enum SSOutputParser {
         public var lines: [SSLine]
         /// Header lines and lines of protocols other than TCP.
         public var skippedLines: Int
+        /// Whether ss's header ("State Recv-Q…" or "Netid State…") was among them: an
+        /// output with a header and no row is a listing that matched nothing, one with
+        /// neither is not ss output at all.
+        public var sawHeader: Bool
+        /// The first line that was skipped without being a header or another protocol's
+        /// row (an indented line with no socket before it), for the error that says so.
+        public var firstUnexplained: (line: Int, text: ArraySlice<UInt8>)?
     }
 
     static let netids: Set<String> = [
@@ -29,6 +36,8 @@ public enum SSOutputParser {
     public static func parse(_ bytes: [UInt8], source: String) throws(ParseError) -> Result {
         var lines: [SSLine] = []
         var skipped = 0
+        var sawHeader = false
+        var firstUnexplained: (line: Int, text: ArraySlice<UInt8>)?
         var previousWasTCP = false
         var splitter = LineSplitter(bytes)
         while let range = splitter.next() {
@@ -45,12 +54,14 @@ public enum SSOutputParser {
                     lines[lines.count - 1].socket.info = tcpInfo(tokens)
                 } else {
                     skipped += 1
+                    if firstUnexplained == nil { firstUnexplained = (lineNumber, bytes[range]) }
                 }
                 continue
             }
             previousWasTCP = false
             if first == "State" || first == "Netid" {
                 skipped += 1
+                sawHeader = true
                 continue
             }
             if netids.contains(String(first)) {
@@ -89,7 +100,7 @@ public enum SSOutputParser {
             lines.append(SSLine(socket: socket, owners: owners))
             previousWasTCP = true
         }
-        return Result(lines: lines, skippedLines: skipped)
+        return Result(lines: lines, skippedLines: skipped, sawHeader: sawHeader, firstUnexplained: firstUnexplained)
     }
 
     /// The tcp_info fields of an `ss -i` line. ss prints lastsnd, lastrcv, lastack and the

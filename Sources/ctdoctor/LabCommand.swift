@@ -81,6 +81,9 @@ struct LabCommand: ParsableCommand {
         }
         let narrate = output.format == .table
         let say: @Sendable (String) -> Void = { line in if narrate { Console.writeOut("lab: \(line)\n") } }
+        for stale in LabNamespace.removeStale(scenarios: Scenario.allCases.map(\.rawValue)) {
+            log.notice("removed the stale lab namespace \(stale): the ctdoctor that made it is gone")
+        }
         let name = "ctd-lab-\(scenario.rawValue)-\(getpid())"
         var options = try diagnosis.options()
         let outcome: Outcome

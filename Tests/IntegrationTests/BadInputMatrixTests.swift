@@ -51,6 +51,7 @@ final class BadInputMatrixTests {
         ("non-hex address", header + "\n" + finWait2.replacing("0100007F:3A99", with: "01ZZ007F:3A99") + "\n", "local_address"),
         ("port over 65535", header + "\n" + finWait2.replacing("0100007F:3A99", with: "0100007F:13A99") + "\n", "port"),
         ("one 10 MB line", String(repeating: "A", count: 10 << 20) + "\n", ":1: "),
+        ("lines that all start with blanks", "   hello world\n   State of the node\n\t42 sockets\n", "not a socket listing"),
         ("binary garbage", String(decoding: (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7919 &+ 13) }, as: UTF8.self), ":1: "),
     ]
 

@@ -118,6 +118,34 @@ struct LabCommandTests {
         #expect(!(try Shell.check(["ip", "netns", "list"])).contains(name), "the lab removed its namespace")
     }
 
+    /// A lab killed with SIGKILL never tears down: the next lab removes namespaces whose
+    /// ctdoctor is gone (a PID that no longer exists, or that another program holds now),
+    /// and leaves every other namespace alone.
+    @Test func aLabRemovesTheNamespacesOfLabsThatWereKilled() throws {
+        let sleeper = Process()
+        sleeper.executableURL = URL(fileURLWithPath: "/usr/bin/sleep")
+        sleeper.arguments = ["60"]
+        try sleeper.run()
+        defer { kill(sleeper.processIdentifier, SIGKILL); sleeper.waitUntilExit() }
+        let stale = ["ctd-lab-half-close-99999999", "ctd-lab-collision-\(sleeper.processIdentifier)"]
+        // Lab-like names that are not a lab's: a test namespace, a PID that is not a number.
+        let other = try TestNamespace(tag: "lab-neighbour")
+        defer { other.destroy() }
+        let nearMiss = "ctd-lab-half-close-1x"
+        try Shell.check(["ip", "netns", "add", nearMiss])
+        defer { _ = try? Shell.run(["ip", "netns", "del", nearMiss]) }
+        for name in stale { try Shell.check(["ip", "netns", "add", name]) }
+        defer { for name in stale { _ = try? Shell.run(["ip", "netns", "del", name]) } }
+        let result = try Shell.run([Binary.ctdoctor, "lab", "server-first", "--format", "json"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let listed = try Shell.check(["ip", "netns", "list"])
+        for name in stale {
+            #expect(!listed.contains(name), "\(name) removed")
+            #expect(result.standardError.contains("removed the stale lab namespace \(name)"))
+        }
+        #expect(listed.contains(other.name) && listed.contains(nearMiss), "namespaces that are not a lab's stay: \(listed)")
+    }
+
     @Test func aNamespaceWithoutASidecarHasNothingToReport() throws {
         let bare = try TestNamespace(tag: "nosidecar")
         defer { bare.destroy() }

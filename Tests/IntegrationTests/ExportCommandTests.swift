@@ -25,6 +25,23 @@ struct ExportCommandTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["ctdoctor.prom"], "no temporary file left")
     }
 
+    /// A run killed mid-write (SIGKILL, an OOM kill) leaves its temporary file; the next
+    /// run removes those old enough to be certainly orphaned, and no other file.
+    @Test func theNextRunRemovesTemporaryFilesThatKilledRunsLeft() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let target = directory.appendingPathComponent("ctdoctor.prom").path
+        let orphan = directory.appendingPathComponent(".ctdoctor.prom.1.k3x9.tmp").path
+        let writing = directory.appendingPathComponent(".ctdoctor.prom.7.q2w4.tmp").path
+        let unrelated = directory.appendingPathComponent(".other.prom.1.k3x9.tmp").path
+        for file in [orphan, writing, unrelated] { try Data("half".utf8).write(to: URL(fileURLWithPath: file)) }
+        try Shell.check(["touch", "-d", "2 hours ago", orphan, unrelated])
+        let result = try Shell.run([Binary.ctdoctor, "export", "--netns", "ctd-no-such-namespace", "--output", target])
+        #expect(result.status == 2)
+        let left = Set(try FileManager.default.contentsOfDirectory(atPath: directory.path))
+        #expect(left == ["ctdoctor.prom", ".ctdoctor.prom.7.q2w4.tmp", ".other.prom.1.k3x9.tmp"], "\(left)")
+    }
+
     @Test func refusesToWriteThroughASymbolicLinkOrOverADirectory() throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -14,7 +14,7 @@ public enum TestProgram {
         "python3": "python3", "groff": "groff-base", "jq": "jq", "readelf": "binutils",
         // Essential packages, present on every Debian system.
         "sh": "dash", "bash": "bash", "env": "coreutils", "cp": "coreutils", "mknod": "coreutils", "timeout": "coreutils",
-        "true": "coreutils", "sleep": "coreutils", "mkfifo": "coreutils", "chroot": "coreutils", "tar": "tar", "gzip": "gzip",
+        "true": "coreutils", "sleep": "coreutils", "touch": "coreutils", "mkfifo": "coreutils", "chroot": "coreutils", "tar": "tar", "gzip": "gzip",
     ]
 
     /// The package behind `program` (a name or a path outside the repository); nil when

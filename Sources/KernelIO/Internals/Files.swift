@@ -186,6 +186,7 @@ func replaceFileAtomically(_ path: String, with bytes: [UInt8], permissions: Fil
     let slash = path.lastIndex(of: "/")
     let directory = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
     let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+    removeOrphanedTemporaries(of: name, in: directory)
     // Random, not just the PID: in containers every run may be PID 1, and a temporary file
     // left by a run killed mid-write must not block the next one (nor another writer).
     let temporary = "\(directory)/.\(name).\(getpid()).\(String(UInt64.random(in: 0...UInt64.max), radix: 36)).tmp"
@@ -208,6 +209,27 @@ func replaceFileAtomically(_ path: String, with bytes: [UInt8], permissions: Fil
     } catch {
         unlink(temporary)
         throw error
+    }
+}
+
+/// How old a temporary file beside a target must be before it counts as orphaned: a
+/// write takes milliseconds, so one this old belongs to a run killed mid-write (SIGKILL,
+/// an OOM kill, a node reboot), which no later run would otherwise remove.
+let orphanedTemporaryAge: Int = 600
+
+/// Removes `.NAME.*.tmp` files in `directory` older than `orphanedTemporaryAge`: regular
+/// files only, never through a symbolic link.
+func removeOrphanedTemporaries(of name: String, in directory: String) {
+    guard let entries = try? listDirectory(directory) else { return }
+    let prefix = ".\(name)."
+    let now = time(nil)
+    for entry in entries where entry.hasPrefix(prefix) && entry.hasSuffix(".tmp") {
+        let path = "\(directory)/\(entry)"
+        var status = stat()
+        guard lstat(path, &status) == 0, status.st_mode & S_IFMT == S_IFREG,
+            now - status.st_mtim.tv_sec > orphanedTemporaryAge
+        else { continue }
+        unlink(path)
     }
 }
 
