@@ -98,7 +98,7 @@ let package = Package(
         // libFuzzer targets for every parser of outside input; scripts/fuzz builds and runs them.
         .executableTarget(
             name: "ctdoctor-fuzz",
-            dependencies: ["NetCore", "Netlink", "Conntrack", "Sockets", "Offline", "MeshLint"],
+            dependencies: ["NetCore", "Netlink", "Conntrack", "Sockets", "Diagnosis", "Collector", "NodeSweep", "Offline", "MeshLint"],
             path: "Fuzz/ctdoctor-fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),

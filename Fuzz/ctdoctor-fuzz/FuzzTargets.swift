@@ -1,7 +1,10 @@
+import Collector
 import Conntrack
+import Diagnosis
 import MeshLint
 import NetCore
 import Netlink
+import NodeSweep
 import Offline
 import Sockets
 
@@ -22,6 +25,12 @@ enum FuzzTarget: String, CaseIterable {
     case sockDiagDump = "sock-diag-dump"
     case snapshot
     case manifest
+    /// Durations and numbers from options, snapshots and a tenant's environment, carried
+    /// through the diagnosis that converts them (it trapped on 99999999999999999h).
+    case numbers
+    /// What a node sweep reads of a tenant's process: environ, stat, comm-like names,
+    /// cgroup paths, a runtime's config.json, /etc/hostname.
+    case tenantFiles = "tenant-files"
 
     func run(_ bytes: [UInt8]) {
         switch self {
@@ -39,7 +48,39 @@ enum FuzzTarget: String, CaseIterable {
             if let objects = try? ManifestParser.parse(String(decoding: bytes, as: UTF8.self), file: "fuzz.yaml") {
                 _ = Linter.lint(objects, files: ["fuzz.yaml"])
             }
+        case .numbers: Self.numbers(String(decoding: bytes, as: UTF8.self))
+        case .tenantFiles: Self.tenantFiles(bytes)
         }
+    }
+
+    static func numbers(_ text: String) {
+        let seconds = DurationText.seconds(text)
+        _ = DurationText.goDuration(text)
+        let value = Double(text) ?? seconds ?? 0
+        _ = formatQuantity(value)
+        _ = (Int64(saturating: value), UInt64(saturating: value * 1000), Int32(saturating: value))
+        // A proxy whose environment holds the text, over a pod with one leak.
+        let listener = TCPSocket(family: .ipv4, state: .listen, local: Endpoint(.v4(0), 15001), remote: Endpoint(.v4(0), 0), inode: 1)
+        let leak = TCPSocket(
+            family: .ipv4, state: .finWait2, local: Endpoint(.loopbackV4, 15001), remote: Endpoint(.v4(0x0A42_0005), 40001), inode: 2,
+            info: TCPInfo(lastDataSentMilliseconds: 1000, lastDataReceivedMilliseconds: 1000, lastAckReceivedMilliseconds: 1000))
+        let input = DiagnosisInput(
+            namespace: "fuzz", sockets: [listener, leak], socketSource: .sockDiag, conntrack: [], conntrackSource: "fuzz",
+            owners: [1: [SocketOwner(pid: 7, command: "envoy", fd: 3)]],
+            sidecarProcess: SidecarProcessFacts(pid: 7, command: "envoy", uptimeSeconds: value.isFinite ? abs(value) : nil, idleTimeoutSetting: text),
+            kernel: KernelFacts(), counters: ["TcpActiveOpens": UInt64(saturating: value)], rules: RulesFacts(), notices: [])
+        _ = Diagnosis.diagnose(input, options: DiagnosisOptions(connectRate: value.isFinite && value >= 0 ? min(value, 1e9) : nil))
+    }
+
+    static func tenantFiles(_ bytes: [UInt8]) {
+        _ = ProcText.environmentValue("ISTIO_META_IDLE_TIMEOUT", in: bytes)
+        _ = ProcText.stat(bytes)
+        _ = ProcText.uptime(bytes)
+        _ = PodIdentity.hostname(fromEnviron: bytes)
+        _ = PodIdentity.podUID(fromCgroup: bytes)
+        _ = PodIdentity.containerID(fromCgroup: bytes)
+        _ = PodIdentity.name(fromRuntimeConfig: bytes)
+        _ = String(decoding: bytes, as: UTF8.self).terminalSafe
     }
 }
 
