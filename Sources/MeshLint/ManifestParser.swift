@@ -46,7 +46,9 @@ public enum ManifestParser {
         var budget = ExpansionBudget(remaining: text.utf8.count * expandedNodesPerByte + expandedNodesFloor)
         let documents: YamlSequence<Node>
         do {
-            documents = try Yams.compose_all(yaml: text)
+            // The basic resolver: lint reads scalars as text, and the default one runs a
+            // regular expression over every scalar to tag it (most of lint's time).
+            documents = try Yams.compose_all(yaml: text, .basic)
         } catch {
             throw describe(error, file: file)
         }
