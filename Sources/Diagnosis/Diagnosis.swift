@@ -84,6 +84,13 @@ public enum Diagnosis {
             input: input)
     }
 
+    /// The command holding a capture listener, whichever profile it belongs to.
+    static func sidecarProcessName(_ input: DiagnosisInput) -> String? {
+        input.sockets.lazy.filter { socket in
+            socket.state == .listen && SidecarProfile.known.contains { $0.captures(socket.local.port) }
+        }.compactMap { input.owners[$0.inode]?.first?.command }.first
+    }
+
     static func sidecarOwner(_ input: DiagnosisInput, _ profile: SidecarProfile) -> SocketOwner? {
         input.sockets.filter { $0.state == .listen && profile.captures($0.local.port) }
             .lazy.compactMap { input.owners[$0.inode]?.first }.first
@@ -100,6 +107,13 @@ public enum Diagnosis {
                 return (seconds, "ISTIO_META_IDLE_TIMEOUT=\(setting) in the proxy's environment")
             }
             notices.append("ISTIO_META_IDLE_TIMEOUT=\(setting) in the proxy's environment is not a duration Istio accepts (Go notation, at most 2^63 ns); assumed Envoy's default of 1h")
+        }
+        if let owner = input.sidecarProcess?.command ?? sidecarProcessName(input),
+            SidecarProfile.mesh(ofProcess: owner) == nil || owner.hasPrefix("linkerd2-proxy")
+        {
+            // Only Envoy is known to default to 1 h; anything else is a guess, said as one.
+            notices.append("the proxy is \(owner), not Envoy: its idle timeout is unknown, 1 h assumed (give --idle-timeout)")
+            return (defaultIdleTimeoutSeconds, "assumed: Envoy's default (1h), but the proxy is \(owner); give --idle-timeout")
         }
         return (defaultIdleTimeoutSeconds, "Envoy's default (1h); a DestinationRule connectionPool.tcp.idleTimeout may differ per destination")
     }

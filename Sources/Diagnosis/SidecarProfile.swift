@@ -61,7 +61,9 @@ public struct SidecarProfile: Sendable, Hashable, CustomStringConvertible {
     /// Process names that identify a mesh's proxy (comm is at most 15 bytes).
     static func mesh(ofProcess command: String) -> Mesh? {
         switch command {
-        case "envoy", "pilot-agent": .istio
+        // ztunnel: Istio ambient's node proxy, which holds the capture sockets inside
+        // each pod's namespace.
+        case "envoy", "pilot-agent", "ztunnel": .istio
         case "linkerd2-proxy", "linkerd2-proxy-": .linkerd
         default: nil
         }
@@ -95,7 +97,11 @@ public struct SidecarDetection: Sendable, Hashable {
         }
         guard let best else { return nil }
         let ports = best.ports.map(String.init).joined(separator: " and ")
-        let who = best.owner.map { " held by \($0.command) (pid \($0.pid))" } ?? ""
+        var who = best.owner.map { " held by \($0.command) (pid \($0.pid))" } ?? ""
+        // Named as what it is: a process on a capture port that is no known proxy.
+        if let owner = best.owner, SidecarProfile.mesh(ofProcess: owner.command) == nil {
+            who += ", which is not Envoy, pilot-agent, linkerd2-proxy or ztunnel (a custom proxy, or another program on the port)"
+        }
         return SidecarDetection(
             profile: best.profile, evidence: "listening on \(ports)\(who)", process: best.owner, wasGiven: false)
     }

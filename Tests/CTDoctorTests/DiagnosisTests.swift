@@ -175,6 +175,21 @@ struct LeakClassificationTests {
         #expect(fallback.idleTimeout.seconds == 3600 && fallback.notices.contains { $0.contains("soon") })
     }
 
+    /// A process on the capture ports that is no known proxy is named as what it is,
+    /// and Envoy's one-hour default is marked as an assumption, not stated as its own.
+    @Test func anUnknownProxyIsNamedAndItsIdleTimeoutMarkedAssumed() {
+        var pod = Pod(process: "haproxy")
+        pod.halfClosed(appPort: 45000, state: nil)
+        let report = pod.diagnose()
+        #expect(report.sidecar?.evidence.contains("haproxy (pid 42), which is not Envoy") == true, "\(report.sidecar?.evidence ?? "")")
+        #expect(report.idleTimeout.source.hasPrefix("assumed") && report.idleTimeout.source.contains("haproxy"))
+        #expect(report.notices.contains { $0.contains("the proxy is haproxy, not Envoy") })
+        let given = pod.diagnose(DiagnosisOptions(idleTimeoutSeconds: 300))
+        #expect(given.idleTimeout.source == "given with --idle-timeout")
+        let envoy = Pod().diagnose()
+        #expect(!envoy.idleTimeout.source.hasPrefix("assumed") && !(envoy.sidecar?.evidence.contains("not Envoy") ?? true))
+    }
+
     @Test func latentRisksAreInformationUntilSomethingHalfCloses() {
         let quiet = Pod().diagnose()
         let latent = quiet.findings.first { $0.id == "close-wait-timeout" }
