@@ -5,14 +5,15 @@
 # builds with (iproute2, iptables, procps' sysctl) — KernelIO's SystemProgram.
 # Tests and lab: the tools the integration tests compare against and drive (TestSupport's
 # TestProgram; a test checks both lists against this one with dpkg -S).
-# Export tests: prometheus_client's exposition parser (for Debian's /usr/bin/python3).
+# Export tests: prometheus_client's exposition parser (for Debian's /usr/bin/python3) and
+# Prometheus' own promtool (check metrics).
 # Benchmark: GNU time (peak RSS of each contender). Release tarball: binutils (strip,
 # readelf, objdump). Examples: jq. Least-privilege tests: strace.
 CTDOCTOR_PACKAGES=(
   pkgconf libnetfilter-conntrack-dev libmnl-dev zlib1g-dev
   iproute2 iptables nftables conntrack procps util-linux iputils-ping python3
   python3-prometheus-client groff-base
-  time binutils jq strace
+  time binutils jq strace prometheus
 )
 
 # Installs whichever of the packages are missing; runs apt-get update only when needed

@@ -100,7 +100,32 @@ public enum MetricsExposition {
         }
         var bytes: [UInt8] = []
         registry.emit(into: &bytes)
-        return bytes
+        return inStableOrder(bytes)
+    }
+
+    /// The exposition with its families sorted by name and each family's samples sorted:
+    /// the registry emits in hash order, which changes from run to run, so a diff of two
+    /// textfiles (or a golden test) would show noise. Written here because
+    /// swift-prometheus offers no ordering.
+    static func inStableOrder(_ bytes: [UInt8]) -> [UInt8] {
+        var families: [(name: Substring, header: [Substring], samples: [Substring])] = []
+        let text = String(decoding: bytes, as: UTF8.self)
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("# HELP ") {
+                let name = line.dropFirst(7).prefix { $0 != " " }
+                families.append((name, [line], []))
+            } else if line.hasPrefix("#") || families.isEmpty {
+                if families.isEmpty { families.append(("", [], [])) }
+                families[families.count - 1].header.append(line)
+            } else {
+                families[families.count - 1].samples.append(line)
+            }
+        }
+        var out = ""
+        for family in families.sorted(by: { $0.name < $1.name }) {
+            for line in family.header + family.samples.sorted() { out += line + "\n" }
+        }
+        return Array(out.utf8)
     }
 
     static func add(

@@ -77,7 +77,11 @@ enum Main {
             Console.exit(ExitStatus.success)
         }
         if code == .validationFailure {
-            Console.writeError(CTDoctor.fullMessage(for: error) + "\n")
+            // One line, as every other error: ArgumentParser's own message adds the usage
+            // block, which scripts reading standard error would have to strip.
+            let message = CTDoctor.message(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? "invalid usage"
+            let trimmed = message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message
+            Console.writeError("ctdoctor: error: \(trimmed.terminalSafe) (see ctdoctor --help)\n")
             Console.exit(ExitStatus.error)
         }
         Console.writeError("ctdoctor: error: \(oneLine(error))\n")

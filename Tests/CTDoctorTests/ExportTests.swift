@@ -63,6 +63,24 @@ struct ExportTests {
         }
     }
 
+    /// Families sorted by name, samples sorted within each, every family with HELP:
+    /// the same run renders the same bytes, whatever order the registry kept.
+    @Test func theFileIsInAStableOrderWithHelpForEveryMetric() throws {
+        let results: [NamespaceResult] = [
+            .diagnosed(NamespaceIdentity(netns: "b"), troubledPod()), .diagnosed(NamespaceIdentity(netns: "a"), troubledPod()),
+            .failed(NamespaceIdentity(netns: "c"), "gone", reason: .namespaceGone),
+        ]
+        let first = MetricsExposition.render(run(results))
+        for _ in 0..<5 { #expect(MetricsExposition.render(run(results)) == first) }
+        let lines = String(decoding: first, as: UTF8.self).split(separator: "\n")
+        let names = lines.filter { $0.hasPrefix("# HELP ") }.map { String($0.dropFirst(7).prefix { $0 != " " }) }
+        #expect(names == names.sorted() && !names.isEmpty)
+        let sampled = Set(lines.filter { !$0.hasPrefix("#") }.map { String($0.prefix { $0 != "{" && $0 != " " }) })
+        #expect(sampled.isSubset(of: Set(names)), "every metric has HELP: \(sampled.subtracting(names))")
+        let parsed = try ParsedExposition(first)
+        #expect(parsed.families.values.allSatisfy { !$0.help.isEmpty })
+    }
+
     @Test func aFailedNamespaceSaysSoAndNothingElse() throws {
         let parsed = try ParsedExposition(MetricsExposition.render(run([
             .failed(NamespaceIdentity(netns: "gone"), "no network namespace named gone", reason: .namespaceGone),

@@ -19,12 +19,19 @@ struct CommandLineTests {
         (["sockets", "--state", "NOPE"], "is not a TCP state"),
         (["conntrack", "--format", "xml"], "format"),
         (["frobnicate"], "Unexpected argument"),
+        (["diagnose", "--idle-timeout", "99999999999999999h"], "--idle-timeout takes a duration"),
+        (["diagnose", "--connect-rate", "1e19"], "--connect-rate takes connects per second from 0 to 1e9"),
+        (["export", "--every", "1e-320"], "--every"),
+        (["leaks", "--reap", "--min-idle", "inf"], "--min-idle takes a duration"),
+        (["diagnose", "--stall-after", "nan"], "--stall-after takes a duration"),
     ])
-    func usageErrorsExitTwo(arguments: [String], message: String) throws {
+    func usageErrorsExitTwoOnOneLine(arguments: [String], message: String) throws {
         let result = try Shell.run([Binary.ctdoctor] + arguments)
         #expect(result.status == 2)
         #expect(result.standardOutput.isEmpty)
         #expect(result.standardError.contains(message), "\(result.standardError)")
+        // README's format: one line, `ctdoctor: error: …`, no usage block to strip.
+        #expect(result.standardError.hasPrefix("ctdoctor: error: ") && result.standardError.split(separator: "\n").count == 1, "\(result.standardError)")
     }
 
     @Test func versionPrints() throws {

@@ -23,7 +23,13 @@ public struct ParsedExposition {
         try self.init(file: file.path)
     }
 
+    /// Parses `file` with prometheus_client, after Prometheus' own `promtool check
+    /// metrics` (Debian's prometheus) has accepted it: lint problems fail too.
     public init(file: String) throws {
+        let checked = try Shell.run(["sh", "-c", "promtool check metrics < \"$0\"", file])
+        guard checked.status == 0 else {
+            throw CommandFailed(command: ["promtool", "check", "metrics", file], result: checked)
+        }
         let result = try Shell.run(["/usr/bin/python3", Self.tool, file])
         guard result.status == 0 else {
             throw CommandFailed(command: ["parse-exposition.py", file], result: result)

@@ -11,7 +11,7 @@ public enum TestProgram {
         // Privilege, tracing and measuring.
         "setpriv": "util-linux", "unshare": "util-linux", "nsenter": "util-linux", "strace": "strace", "time": "time",
         // Checkers of what ctdoctor writes.
-        "python3": "python3", "groff": "groff-base", "jq": "jq", "readelf": "binutils",
+        "python3": "python3", "groff": "groff-base", "jq": "jq", "readelf": "binutils", "promtool": "prometheus",
         // Essential packages, present on every Debian system.
         "sh": "dash", "bash": "bash", "env": "coreutils", "cp": "coreutils", "mknod": "coreutils", "timeout": "coreutils",
         "true": "coreutils", "sleep": "coreutils", "touch": "coreutils", "mkfifo": "coreutils", "chroot": "coreutils", "tar": "tar", "gzip": "gzip",
