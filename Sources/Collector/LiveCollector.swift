@@ -107,9 +107,10 @@ public struct LiveCollector: Sendable {
         let silent = onCapturePorts.filter { StallAnalysis.isSilent($0, thresholdMilliseconds: threshold) }
         let captured = listening + halfClosed + silent
         let suspects = halfClosed.filter { $0.inode != 0 }
-        let (entries, conntrackSource) = try phase("conntrack lookups (\(suspects.count + silent.count))") {
+        let (found, conntrackSource) = try phase("conntrack lookups (\(suspects.count + silent.count))") {
             try lookUpFlows(of: suspects + silent, notices: &notices)
         }
+        let entries = found ?? []
         phase("app sockets (waiting)") { appDone.wait() }
 
         // Only the capture listeners' owners are looked up: every socket a listener
@@ -131,7 +132,8 @@ public struct LiveCollector: Sendable {
             kernel: local.kernel,
             counters: local.counters,
             rules: rules.withLock { $0 } ?? RulesFacts(),
-            notices: notices)
+            notices: notices,
+            conntrackReadable: found != nil)
     }
 
     /// The owners of the capture listeners, and the facts of the process holding them
@@ -186,7 +188,9 @@ public struct LiveCollector: Sendable {
 
     /// The conntrack entries of the suspects' flows: by reply-tuple GETs, or — where the
     /// kernel refuses those — by a full dump.
-    func lookUpFlows(of suspects: [TCPSocket], notices: inout [String]) throws -> ([ConntrackEntry], String) {
+    /// The suspects' flows; nil when conntrack cannot be read at all (no CAP_NET_ADMIN and
+    /// not root, as in `kubectl exec` into a sidecar container), which is said.
+    func lookUpFlows(of suspects: [TCPSocket], notices: inout [String]) throws -> ([ConntrackEntry]?, String) {
         guard !suspects.isEmpty else { return ([], "netlink lookups by reply tuple (none needed)") }
         let keys = suspects.map { ReplyTupleKey(source: $0.local, destination: $0.remote) }
         do {
@@ -198,7 +202,14 @@ public struct LiveCollector: Sendable {
             notices.append("conntrack lookups need CAP_NET_ADMIN; read the whole table through the /proc fallback instead")
         }
         let reader = ConntrackReader(namespace: namespace, procfs: procfs)
-        let (entries, report) = try reader.entries(matching: ConntrackFilter(protocolNumber: IPProtocolName.tcp))
+        let entries: [ConntrackEntry]
+        let report: ConntrackReadReport
+        do {
+            (entries, report) = try reader.entries(matching: ConntrackFilter(protocolNumber: IPProtocolName.tcp))
+        } catch ConntrackReadError.permissionDenied {
+            notices.append("conntrack is unreadable here (netlink needs CAP_NET_ADMIN, /proc/net/nf_conntrack root): half-closed sockets idle past the close_wait timeout are reported leaked by inference, younger ones unknown")
+            return (nil, "unreadable (no CAP_NET_ADMIN, not root)")
+        }
         if case .procFile(let reason) = report.source { notices.append(reason) }
         return (entries, report.source == .netlink ? "netlink dump" : "/proc/net/nf_conntrack")
     }

@@ -52,7 +52,8 @@ public enum Diagnosis {
                 thresholdMilliseconds: UInt64(saturating: options.stallAfterSeconds * 1000))
             leaks = LeakAnalysis.analyse(
                 sockets: input.sockets, conntrack: input.conntrack, owners: input.owners, profile: sidecar.profile,
-                sidecarProcess: sidecar.process, idleTimeoutMilliseconds: UInt64(saturating: idleTimeout.seconds * 1000))
+                sidecarProcess: sidecar.process, idleTimeoutMilliseconds: UInt64(saturating: idleTimeout.seconds * 1000),
+                conntrackReadable: input.conntrackReadable, closeWaitSeconds: input.kernel.closeWaitTimeout)
             orphans = LeakAnalysis.orphans(in: input.sockets, profile: sidecar.profile)
             let foreign = LeakAnalysis.foreign(in: input.sockets, profile: sidecar.profile)
             if !foreign.isEmpty {
@@ -140,11 +141,19 @@ public enum Diagnosis {
         let stallNote = serverFirstStalls.first.map { group in
             "\(plural(serverFirstStalls.reduce(0) { $0 + $1.connections.count }, "connection")) stalled in the sidecar on server-first port \(group.port.map(String.init) ?? "?") (\(group.application!.name))"
         }
+        let unknown = leaks.filter { $0.classification == .unknown }
+        let inferred = leaked.contains { $0.basis == .idleTime } ? " (inferred from idle times: conntrack is unreadable here)" : ""
         if !leaked.isEmpty {
             let ports = collisions.sources.reduce(0) { $0 + $1.poisoned.count }
+            if !inferred.isEmpty {
+                return "\(plural(leaked.count, "sidecar socket")) leaked in FIN_WAIT2\(inferred), poisoning \(plural(ports, "ephemeral port")); \(plural(unknown.count, "younger one")) unknown; \(outcome)."
+            }
             return "\(plural(leaked.count, "sidecar socket")) leaked in FIN_WAIT2, poisoning \(plural(ports, "ephemeral port")); \(outcome)\(stallNote.map { "; \($0)" } ?? "")."
         }
         if let stallNote { return stallNote + ": the sidecar waits for the client's bytes, the client for the server's greeting." }
+        if !unknown.isEmpty {
+            return "\(plural(unknown.count, "half-closed sidecar socket")) whose conntrack entry cannot be read here (no CAP_NET_ADMIN): none idle past the close_wait timeout yet, so none is certainly leaked."
+        }
         if !atRisk.isEmpty {
             return "No leaks yet: \(plural(atRisk.count, "half-closed flow")) will outlive \(atRisk.count == 1 ? "its" : "their") conntrack \(atRisk.count == 1 ? "entry" : "entries") (the next leak if the app closes late)."
         }

@@ -17,6 +17,10 @@ public struct DiagnosisInput: Sendable {
     public var conntrack: [ConntrackEntry]
     /// Where `conntrack` came from: "netlink lookups", "netlink dump", "/proc/net/nf_conntrack"...
     public var conntrackSource: String
+    /// False where conntrack could not be read at all (a pod without CAP_NET_ADMIN, not
+    /// root): `conntrack` is then empty for want of access, not because flows are gone,
+    /// and leaks are inferred from idle times instead.
+    public var conntrackReadable: Bool
     /// Owners of the sockets that were looked up (at least the capture listeners).
     public var owners: [UInt64: [SocketOwner]]
     /// The sidecar process's facts, when found.
@@ -41,8 +45,10 @@ public struct DiagnosisInput: Sendable {
         kernel: KernelFacts = KernelFacts(),
         counters: [String: UInt64] = [:],
         rules: RulesFacts = RulesFacts(),
-        notices: [String] = []
+        notices: [String] = [],
+        conntrackReadable: Bool = true
     ) {
+        self.conntrackReadable = conntrackReadable
         self.namespace = namespace
         self.sockets = sockets
         self.socketSource = socketSource

@@ -22,9 +22,12 @@ public enum LeakClass: String, Sendable, Hashable, Comparable {
     case atRisk = "at-risk"
     /// The entry outlives the socket, or the close is already under way.
     case healthy
+    /// Conntrack could not be read, and the socket has been idle too briefly for its
+    /// entry to have certainly expired.
+    case unknown
 
     public static func < (lhs: LeakClass, rhs: LeakClass) -> Bool {
-        let order: [LeakClass] = [.leaked, .atRisk, .healthy]
+        let order: [LeakClass] = [.leaked, .atRisk, .unknown, .healthy]
         return order.firstIndex(of: lhs)! < order.firstIndex(of: rhs)!
     }
 }
@@ -41,6 +44,16 @@ public enum SocketProvenance: String, Sendable, Hashable {
     case listenerNotSeen = "listener-not-seen"
 }
 
+/// What a classification stands on.
+public enum ClassificationBasis: String, Sendable, Hashable {
+    /// The flow's conntrack entry was looked up.
+    case conntrack
+    /// Conntrack was unreadable: inferred from tcp_info's idle time against the
+    /// close_wait timeout (no packet either way for longer means no packet refreshed the
+    /// entry, so it has expired).
+    case idleTime = "idle-time"
+}
+
 /// One proxy socket left in FIN_WAIT2 after forwarding a half-close, and its flow.
 public struct LeakRecord: Sendable, Hashable {
     /// The proxy's socket (local: the capture port).
@@ -49,6 +62,7 @@ public struct LeakRecord: Sendable, Hashable {
     /// Why the socket counts as the proxy's (reap acts only on `acceptedFromListener`).
     public var provenance: SocketProvenance
     public var classification: LeakClass
+    public var basis: ClassificationBasis
     /// Why this class, in one sentence.
     public var reason: String
     /// The flow's conntrack entry, nil once forgotten.
@@ -91,7 +105,9 @@ public enum LeakAnalysis {
         owners: [UInt64: [SocketOwner]],
         profile: SidecarProfile,
         sidecarProcess: SocketOwner?,
-        idleTimeoutMilliseconds: UInt64
+        idleTimeoutMilliseconds: UInt64,
+        conntrackReadable: Bool = true,
+        closeWaitSeconds: Int? = nil
     ) -> [LeakRecord] {
         let byReplyTuple = Dictionary(
             conntrack.filter { $0.protocolNumber == IPProtocolName.tcp }.map { (ReplyTupleKey(replyOf: $0), $0) },
@@ -120,12 +136,15 @@ public enum LeakAnalysis {
             let idle = socket.info.map { UInt64($0.idleMilliseconds) }
             let reapedIn: UInt64? =
                 idleTimeoutMilliseconds == 0 ? nil : idleTimeoutMilliseconds - min(idleTimeoutMilliseconds, idle ?? 0)
-            let (classification, reason) = classify(entry: entry, colliding: colliding, reapedIn: reapedIn, appSocket: appSocket)
+            let (classification, reason) = conntrackReadable
+                ? classify(entry: entry, colliding: colliding, reapedIn: reapedIn, appSocket: appSocket)
+                : classifyByIdleTime(idle, closeWaitSeconds: closeWaitSeconds)
             return LeakRecord(
                 socket: socket,
                 direction: direction,
                 provenance: provenance,
                 classification: classification,
+                basis: conntrackReadable ? .conntrack : .idleTime,
                 reason: reason,
                 entry: entry,
                 collidingEntry: colliding,
@@ -212,6 +231,26 @@ public enum LeakAnalysis {
         }
         let proxy = reapedSeconds.map { "the proxy keeps the socket \(Int(saturating: $0)) s" } ?? "the proxy's idle timeout is disabled"
         return (.atRisk, "conntrack forgets the flow in \(secondsLeft) s while \(proxy): if the app closes after that, the socket leaks")
+    }
+
+    /// Seconds past the close_wait timeout before an idle socket's entry counts as
+    /// certainly expired: the timer starts at the flow's last packet, which tcp_info's
+    /// idle time measures from the socket's side a moment later.
+    public static let idleInferenceMarginSeconds = 5
+
+    /// Without conntrack: a half-closed flow whose last packet either way is older than
+    /// the close_wait timeout (+ the margin) has lost its entry, because only a packet
+    /// would have refreshed it; anything younger cannot be told.
+    static func classifyByIdleTime(_ idle: UInt64?, closeWaitSeconds: Int?) -> (LeakClass, String) {
+        guard let closeWaitSeconds else {
+            return (.unknown, "conntrack is unreadable here and so is the close_wait timeout: nothing to compare the idle time with")
+        }
+        guard let idle else { return (.unknown, "conntrack is unreadable here and the socket has no tcp_info: its idle time is unknown") }
+        let threshold = UInt64(closeWaitSeconds + idleInferenceMarginSeconds) * 1000
+        if idle > threshold {
+            return (.leaked, "inferred from idle time: no packet either way for \(humanDuration(milliseconds: idle)), longer than the close_wait timeout (\(closeWaitSeconds) s) + \(idleInferenceMarginSeconds) s, so no packet refreshed its conntrack entry and it has expired")
+        }
+        return (.unknown, "conntrack is unreadable here, and the socket has been idle \(humanDuration(milliseconds: idle)), not yet past the close_wait timeout (\(closeWaitSeconds) s) + \(idleInferenceMarginSeconds) s")
     }
 
     static func normalized(_ endpoint: Endpoint) -> Endpoint {

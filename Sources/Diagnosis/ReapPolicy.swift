@@ -45,6 +45,7 @@ public enum ReapPolicy {
     ) -> ReapDecision {
         func skip(_ reason: String) -> ReapDecision { ReapDecision(leak: leak, action: .skip, reason: reason) }
         guard leak.classification == .leaked else { return skip("classified \(leak.classification.rawValue), not leaked") }
+        guard leak.basis == .conntrack else { return skip("leaked by inference from idle time; conntrack not read") }
         guard leak.provenance == .acceptedFromListener else {
             return skip("not shown to come from the capture listener (\(leak.provenance.rawValue))")
         }

@@ -38,7 +38,7 @@ public enum MetricsExposition {
         help: "1 for the sidecar found in the namespace (mesh: istio, linkerd, custom, or none).")
     public static let halfClosed = ExportedMetric(
         name: "ctdoctor_half_closed_sockets", labels: ["class"],
-        help: "Sidecar sockets in FIN_WAIT2 on a capture port, by class: leaked (conntrack forgot the flow), at_risk, healthy.")
+        help: "Sidecar sockets in FIN_WAIT2 on a capture port, by class: leaked (conntrack forgot the flow), at_risk, healthy, unknown (conntrack unreadable, idle too briefly to infer).")
     public static let poisonedPorts = ExportedMetric(
         name: "ctdoctor_poisoned_ports", labels: ["pass"],
         help: "Ephemeral ports held by leaked sidecar sockets, by the parity connect() tries them in: first or second.")
@@ -133,7 +133,7 @@ public enum MetricsExposition {
         _ set: (ExportedMetric, [(String, String)], Double) -> Void
     ) {
         set(sidecar, namespace + [("mesh", report.sidecar.map { $0.profile.mesh.rawValue } ?? "none")], 1)
-        for leakClass in [LeakClass.leaked, .atRisk, .healthy] {
+        for leakClass in [LeakClass.leaked, .atRisk, .healthy, .unknown] {
             let count = report.leaks.filter { $0.classification == leakClass }.count
             set(halfClosed, namespace + [("class", leakClass.rawValue.replacingOccurrences(of: "-", with: "_"))], Double(count))
         }

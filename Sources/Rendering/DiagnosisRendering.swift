@@ -142,6 +142,7 @@ public enum DiagnosisRendering {
             ("process", leak.owner.map(process) ?? .null),
             ("process_inferred", .bool(leak.ownerInferred)),
             ("provenance", .string(leak.provenance.rawValue)),
+            ("basis", .string(leak.basis.rawValue)),
         ])
     }
 

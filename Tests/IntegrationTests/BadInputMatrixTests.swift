@@ -211,3 +211,44 @@ final class WithoutNetAdminTests {
         #expect(reap.standardError.contains("CAP_NET_ADMIN"), "\(reap.standardError)")
     }
 }
+
+/// A plain pod: `kubectl exec -c istio-proxy` runs as UID 1337 with no capability, so
+/// conntrack is unreadable (netlink needs CAP_NET_ADMIN, /proc/net/nf_conntrack root).
+/// sock_diag with tcp_info and the sysctls still answer: a half-closed socket idle past
+/// the close_wait timeout (+ margin) is leaked by inference, a younger one unknown.
+@Suite("diagnose in a plain pod", .enabled(if: Privileges.shouldRunPrivilegedTests), .serialized)
+final class PlainPodTests {
+    let lab: HalfCloseLab
+
+    init() throws {
+        lab = try HalfCloseLab(name: "ctd-plainpod-\(getpid())", closeWaitSeconds: 2, say: { _ in })
+        try lab.build()
+        // The late-closed flow's proxy socket has been idle ~3.5 s; wait until it is past
+        // close_wait (2 s) + the 5 s margin, while the fresh one is not yet.
+        usleep(5_000_000)
+    }
+
+    deinit { lab.tearDown() }
+
+    @Test func leaksAreInferredFromIdleTimeAsAnUnprivilegedUser() throws {
+        let result = try Shell.run([
+            "ip", "netns", "exec", lab.lab.name, "setpriv", "--reuid=1337", "--regid=1337", "--clear-groups", "--inh-caps=-all",
+            "--bounding-set=-all", Binary.ctdoctor, "diagnose", "--format", "json",
+        ])
+        #expect(result.status == 1, "a leak is a finding, not an error: \(result.standardError)")
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any])
+        #expect((document["sources"] as? [String: Any])?["conntrack"] as? String == "unreadable (no CAP_NET_ADMIN, not root)")
+        #expect((document["notices"] as? [String] ?? []).contains { $0.contains("conntrack is unreadable here") })
+        let leaks = document["leaks"] as? [[String: Any]] ?? []
+        func record(_ port: UInt16) -> [String: Any]? {
+            leaks.first { (($0["socket"] as? [String: Any])?["peer"] as? [String: Any])?["port"] as? Int == Int(port) }
+        }
+        let late = try #require(lab.flows.first { $0.expected == .leaked })
+        let fresh = try #require(lab.flows.first { $0.expected == .atRisk })
+        #expect(record(late.appPort)?["class"] as? String == "leaked", "\(leaks)")
+        #expect(record(late.appPort)?["basis"] as? String == "idle-time")
+        #expect((record(late.appPort)?["reason"] as? String)?.contains("inferred from idle time") == true)
+        #expect(record(fresh.appPort)?["class"] as? String == "unknown", "too young to tell: \(leaks)")
+        #expect((document["verdict"] as? String)?.contains("inferred from idle times") == true, "\(document["verdict"] ?? "")")
+    }
+}
