@@ -39,6 +39,7 @@ public enum Diagnosis {
         let sidecar: SidecarDetection? = options.sidecar.map {
             SidecarDetection(profile: $0, evidence: "given with --sidecar", process: sidecarOwner(input, $0), wasGiven: true)
         } ?? SidecarDetection.detect(listeners: input.sockets.filter { $0.state == .listen }, owners: input.owners)
+            ?? inferredFromCopy(input)
 
         let idleTimeout = resolveIdleTimeout(options: options, input: input, notices: &notices)
         let kernel = KernelAudit.audit(facts: input.kernel, rules: input.rules, idleTimeoutSeconds: idleTimeout.seconds)
@@ -92,6 +93,12 @@ public enum Diagnosis {
         }.compactMap { input.owners[$0.inode]?.first?.command }.first
     }
 
+    /// Only copies are inferred from: a live namespace always shows the proxy's listener.
+    static func inferredFromCopy(_ input: DiagnosisInput) -> SidecarDetection? {
+        guard case .file = input.socketSource else { return nil }
+        return SidecarDetection.infer(fromConnections: input.sockets, owners: input.owners)
+    }
+
     static func sidecarOwner(_ input: DiagnosisInput, _ profile: SidecarProfile) -> SocketOwner? {
         input.sockets.filter { $0.state == .listen && profile.captures($0.local.port) }
             .lazy.compactMap { input.owners[$0.inode]?.first }.first
@@ -124,7 +131,7 @@ public enum Diagnosis {
         kernel: KernelAudit, findings: [Finding]
     ) -> String {
         guard sidecar != nil else {
-            return "No sidecar capture listener in this namespace: nothing to diagnose (give --sidecar if it uses other ports)."
+            return "No sidecar capture listener in this namespace: nothing to diagnose (give --sidecar istio|linkerd|ports:OUT,IN if the proxy uses other ports or the copy lacks its LISTEN rows)."
         }
         let leaked = leaks.filter { $0.classification == .leaked }
         let atRisk = leaks.filter { $0.classification == .atRisk }

@@ -79,6 +79,26 @@ public struct SidecarDetection: Sendable, Hashable {
     public var process: SocketOwner?
     public var wasGiven: Bool
 
+    /// For copies filtered with grep (`ss -tanp | grep 15001`), which carry no LISTEN row:
+    /// the sidecar inferred from accepted or half-closed sockets on a known profile's
+    /// capture ports, or from a proxy process named among the owners.
+    public static func infer(fromConnections sockets: [TCPSocket], owners: [UInt64: [SocketOwner]]) -> SidecarDetection? {
+        var best: (profile: SidecarProfile, count: Int, ports: Set<UInt16>, process: SocketOwner?)?
+        for profile in SidecarProfile.known {
+            let onPorts = sockets.filter { [.finWait2, .established].contains($0.state) && profile.captures($0.local.port) }
+            let process = sockets.lazy.compactMap { owners[$0.inode]?.first }.first { SidecarProfile.mesh(ofProcess: $0.command) == profile.mesh }
+            let score = onPorts.count + (process == nil ? 0 : 1_000_000)
+            guard score > 0, score > best?.count ?? 0 else { continue }
+            best = (profile, score, Set(onPorts.map(\.local.port)), process)
+        }
+        guard let best else { return nil }
+        var evidence = "inferred: no LISTEN row in the copy (filtered with grep?)"
+        if !best.ports.isEmpty { evidence += ", but sockets on \(best.ports.sorted().map(String.init).joined(separator: " and "))" }
+        if let process = best.process { evidence += ", held by \(process.command) (pid \(process.pid))" }
+        evidence += "; give --sidecar istio|linkerd|ports:OUT,IN to say so"
+        return SidecarDetection(profile: best.profile, evidence: evidence, process: best.process, wasGiven: false)
+    }
+
     /// Finds the sidecar from listening sockets on the known capture ports and, when
     /// their owners are known, the proxy's process name.
     public static func detect(listeners: [TCPSocket], owners: [UInt64: [SocketOwner]]) -> SidecarDetection? {

@@ -20,6 +20,8 @@ public enum PastedInput {
         /// Which form was recognised, for the report.
         public var format: String
         public var skippedLines: Int
+        /// What the capture added around the table (prompts, watch headers…).
+        public var removed = PasteCleaner.Removed()
     }
 
     public struct SocketTable: Sendable {
@@ -27,13 +29,21 @@ public enum PastedInput {
         public var owners: [UInt64: [SocketOwner]]
         public var format: String
         public var skippedLines: Int
+        public var removed = PasteCleaner.Removed()
         /// What the listing cannot tell about which sockets a process holds, if anything.
         public var ownership: String? = nil
         /// Whether the listing carried tcp_info (idle times, byte counts).
         public var hasTCPInfo: Bool { sockets.contains { $0.info != nil } }
     }
 
-    public static func conntrack(_ bytes: [UInt8], source: String) throws(ParseError) -> ConntrackTable {
+    public static func conntrack(_ pasted: [UInt8], source: String) throws(ParseError) -> ConntrackTable {
+        let (bytes, removed) = PasteCleaner.clean(pasted)
+        var table = try recognisedConntrack(bytes, source: source)
+        table.removed = removed
+        return table
+    }
+
+    static func recognisedConntrack(_ bytes: [UInt8], source: String) throws(ParseError) -> ConntrackTable {
         let first = firstLine(bytes)
         if first.hasPrefix("<") {
             return ConntrackTable(entries: try ConntrackXMLParser.parse(bytes, source: source), format: "conntrack -o xml", skippedLines: 0)
@@ -58,12 +68,21 @@ public enum PastedInput {
         return ConntrackTable(entries: parsed.entries, format: format, skippedLines: parsed.skippedLines)
     }
 
-    public static func sockets(_ bytes: [UInt8], source: String) throws(ParseError) -> SocketTable {
+    public static func sockets(_ pasted: [UInt8], source: String) throws(ParseError) -> SocketTable {
+        let (bytes, removed) = PasteCleaner.clean(pasted)
+        var table = try recognisedSockets(bytes, source: source, wasEmpty: firstLine(pasted).isEmpty)
+        table.removed = removed
+        return table
+    }
+
+    static func recognisedSockets(_ bytes: [UInt8], source: String, wasEmpty: Bool) throws(ParseError) -> SocketTable {
         let first = firstLine(bytes)
         // A socket listing is never empty (/proc/net/tcp and ss print a header, and a
         // pod has its listeners): an empty file is a failed copy, not an idle pod.
         guard !first.isEmpty else {
-            throw ParseError(source: source, line: 1, field: "file", reason: "empty: no socket listing in it (a failed copy?)")
+            throw ParseError(
+                source: source, line: 1, field: "file",
+                reason: wasEmpty ? "empty: no socket listing in it (a failed copy?)" : "no socket listing in it, only prompts, headers or comments (a failed copy?)")
         }
         if first.hasPrefix("sl ") || isProcNetTCPLine(first) {
             let sockets = try ProcNetTCPParser.parse(bytes, family: nil, source: source)
@@ -151,6 +170,9 @@ public enum PastedInput {
             "diagnosing copies (\(conntrack.format) from \(conntrackPath), \(sockets.format) from \(socketsPath)): the kernel release, sysctls, counters and rules are unknown, so collision outcomes are uncertain",
         ]
         if let ownership = sockets.ownership { notices.append(ownership) }
+        for (table, path) in [(conntrack.removed, conntrackPath), (sockets.removed, socketsPath)] where table.total > 0 {
+            notices.append("took out of \(path) what its capture added: \(table.description)")
+        }
         if conntrack.skippedLines + sockets.skippedLines > 0 {
             notices.append("skipped \(conntrack.skippedLines) non-entry lines in \(conntrackPath) and \(sockets.skippedLines) in \(socketsPath) (headers, summaries, other protocols)")
         }

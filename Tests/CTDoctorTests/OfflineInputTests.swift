@@ -201,3 +201,64 @@ struct SnapshotTests {
         #expect(throws: (any Error).self) { try gzipDecompress(Array(gzip.prefix(gzip.count - 20))) }
     }
 }
+
+/// Tables as people paste them: each fixture wraps a captured table the way a capture
+/// does (watch, a prompt with its command, cat -n, comments, notes, CRLF), and must read
+/// as the same table, with what was taken out counted.
+@Suite("pastes as people capture them")
+struct PastedCaptureTests {
+    @Test(arguments: [
+        ("pasted/busybox-cat-n-proc-tcp.txt", "captured/proc-net-tcp.txt", "1 shell prompt, 17 line-number prefixes"),
+        ("pasted/kubectl-ss-notes.txt", "captured/ss-tanpo.txt", "1 shell prompt, 1 comment, 1 note after a row"),
+    ])
+    func aWrappedSocketTableReadsAsTheTableItWraps(pasted: String, original: String, removed: String) throws {
+        let wrapped = try PastedInput.sockets(try Fixture.bytes(pasted), source: pasted)
+        let plain = try PastedInput.sockets(try Fixture.bytes(original), source: original)
+        #expect(wrapped.sockets == plain.sockets)
+        #expect(wrapped.format == plain.format)
+        #expect(wrapped.removed.description == removed, "\(wrapped.removed.description)")
+        #expect(plain.removed.total == 0, "a plain capture loses nothing")
+    }
+
+    @Test func aPromptedCRLFConntrackCopyWithItsSummaryReadsWhole() throws {
+        let wrapped = try PastedInput.conntrack(try Fixture.bytes("pasted/prompt-conntrack-crlf.txt"), source: "pasted")
+        let plain = try PastedInput.conntrack(try Fixture.bytes("captured/conntrack-L.txt"), source: "plain")
+        #expect(wrapped.entries == plain.entries && wrapped.entries.count == 11)
+        #expect(wrapped.removed.description == "1 shell prompt, 1 conntrack summary line")
+    }
+
+    /// `watch 'ss -tanpo | grep 15001'`: no header, no LISTEN row. The sidecar is
+    /// inferred from the sockets on 15001 and envoy's name; never "nothing to diagnose".
+    @Test func aGrepFilteredCopyWithoutListenersStillFindsTheSidecar() throws {
+        let sockets = try PastedInput.sockets(try Fixture.bytes("pasted/watch-ss-grep.txt"), source: "watch.txt")
+        #expect(sockets.removed.description == "1 watch header")
+        #expect(!sockets.sockets.contains { $0.state == .listen } && sockets.sockets.contains { $0.state == .finWait2 })
+        let conntrack = try PastedInput.conntrack(try Fixture.bytes("captured/conntrack-L.txt"), source: "ct.txt")
+        let input = PastedInput.input(conntrack: conntrack, conntrackPath: "ct.txt", sockets: sockets, socketsPath: "watch.txt")
+        let report = Diagnosis.diagnose(input)
+        let sidecar = try #require(report.sidecar, "\(report.verdict)")
+        #expect(sidecar.profile == .istio)
+        #expect(sidecar.evidence.contains("no LISTEN row") && sidecar.evidence.contains("envoy") && sidecar.evidence.contains("--sidecar istio|linkerd"))
+        #expect(!report.leaks.isEmpty && report.leaks.allSatisfy { $0.provenance == .listenerNotSeen })
+        #expect(input.notices.contains("took out of watch.txt what its capture added: 1 watch header"))
+    }
+
+    @Test(arguments: [
+        ("Every 2.0s: ss -tan      host: Tue Dec  1 10:00:00 2026", true),
+        ("Every 0.5s: conntrack -L", true),
+        ("Every day: a note", false),
+    ])
+    func recognisesWatchHeaders(line: String, expected: Bool) {
+        #expect(PasteCleaner.isWatchHeader(Substring(line)) == expected)
+    }
+
+    @Test(arguments: [
+        ("root@node-1:~# ss -tanpo", true), ("$ conntrack -L", true), ("bash-5.1# cat /proc/net/tcp", true),
+        ("/ # ss -tan", true), ("user@host:~$ sudo conntrack -L -p tcp", true), ("PS C:\\> kubectl exec pod -- ss", true),
+        ("ESTAB 0 0 127.0.0.1:15001 10.1.0.5:44514", false), ("tcp 6 431999 ESTABLISHED src=1.2.3.4", false),
+        ("# a note about the pod", false),
+    ])
+    func recognisesPromptsByTheCommandTyped(line: String, expected: Bool) {
+        #expect(PasteCleaner.isPrompt(line) == expected)
+    }
+}
