@@ -45,10 +45,15 @@ public enum ProtocolEvidence: Sendable, Hashable, CustomStringConvertible {
 /// Which protocols speak first, by port, by name and by container image.
 ///
 /// Server-first: SMTP (25, 587, 2525), MySQL and MariaDB (3306; ProxySQL 6032/6033),
-/// NATS (4222, and cluster routes on 6222), FTP (21), POP3 (110), IMAP (143), VNC/RFB
-/// (5900), Telnet (23). Client-first, although often listed beside them: HTTP, TLS (so
-/// SMTPS 465, IMAPS 993, POP3S 995), PostgreSQL, Redis, MongoDB, Memcache, Kafka,
-/// Cassandra, DNS over TCP. See shared/notes/field-facts.md.
+/// Galera group communication (4567), NATS clients (4222), FTP (21), POP3 (110), IMAP
+/// (143), VNC/RFB (5900), Telnet (23). Client-first, although often listed beside them:
+/// HTTP, TLS and every implicit-TLS port (SMTPS 465, IMAPS 993, POP3S 995, LDAPS 636,
+/// FTPS 990, AMQPS 5671), MySQL's X protocol (33060), PostgreSQL, Redis, MongoDB,
+/// Memcache, Kafka, Cassandra, DNS over TCP. NATS cluster routes (6222) are neither: both
+/// ends send INFO at once, so the accepting side's sniffing gets bytes and goes on.
+/// Directions from each server's source (nats-server's route and client handshakes,
+/// mysqld's greeting and mysqlx's client-first capability exchange, Galera's gcomm
+/// handshake) and the RFCs (5321, 3501, 1939, 8314).
 public struct ProtocolCatalog: Sendable {
     public static let smtp = ApplicationProtocol("SMTP", .server)
     public static let mysql = ApplicationProtocol("MySQL", .server)
@@ -67,27 +72,65 @@ public struct ProtocolCatalog: Sendable {
     public static let kafka = ApplicationProtocol("Kafka", .client)
     public static let cassandra = ApplicationProtocol("Cassandra", .client)
     public static let dns = ApplicationProtocol("DNS", .client)
+    /// Implicit TLS: the client's ClientHello comes first, whatever protocol runs inside.
+    public static let smtps = ApplicationProtocol("SMTPS (implicit TLS)", .client)
+    public static let imaps = ApplicationProtocol("IMAPS (implicit TLS)", .client)
+    public static let pop3s = ApplicationProtocol("POP3S (implicit TLS)", .client)
+    public static let ldaps = ApplicationProtocol("LDAPS (implicit TLS)", .client)
+    public static let ftps = ApplicationProtocol("FTPS (implicit TLS)", .client)
+    public static let amqps = ApplicationProtocol("AMQPS (implicit TLS)", .client)
+    /// MySQL's X protocol: the client starts (TLS is negotiated inside it, not first).
+    public static let mysqlx = ApplicationProtocol("MySQL X Protocol", .client)
+    /// Galera's group communication: the joining node's peer greets first.
+    public static let galera = ApplicationProtocol("Galera replication", .server)
 
     public static let builtInPorts: [UInt16: ApplicationProtocol] = [
-        25: smtp, 587: smtp, 2525: smtp, 3306: mysql, 6032: mysql, 6033: mysql, 4222: nats, 6222: nats,
+        25: smtp, 587: smtp, 2525: smtp, 3306: mysql, 6032: mysql, 6033: mysql, 4222: nats,
         21: ftp, 110: pop3, 143: imap, 5900: vnc, 23: telnet,
-        80: http, 8080: http, 443: tls, 465: tls, 993: tls, 995: tls, 5432: postgres, 6379: redis,
+        80: http, 8080: http, 443: tls, 465: smtps, 993: imaps, 995: pop3s, 636: ldaps, 990: ftps, 5671: amqps,
+        33060: mysqlx, 4567: galera, 5432: postgres, 6379: redis,
         27017: mongo, 11211: memcache, 9092: kafka, 9042: cassandra, 53: dns,
     ]
 
-    /// Words in port and container names; the longest that occurs wins ("mariadb" over "db").
-    public static let nameKeywords: [(String, ApplicationProtocol)] = [
-        ("smtp", smtp), ("mysql", mysql), ("mariadb", mysql), ("proxysql", mysql), ("nats", nats), ("ftp", ftp),
-        ("pop3", pop3), ("imap", imap), ("vnc", vnc), ("telnet", telnet), ("postgres", postgres), ("redis", redis),
-        ("mongo", mongo), ("memcache", memcache), ("kafka", kafka), ("cassandra", cassandra),
+    /// Words in port and container names, matched as whole tokens (split at '-', '_',
+    /// '.'), never as substrings: "imap" is not in "imaps", whose client speaks first.
+    public static let nameKeywords: [String: ApplicationProtocol] = [
+        "smtp": smtp, "submission": smtp, "mysql": mysql, "mariadb": mysql, "proxysql": mysql, "nats": nats, "ftp": ftp,
+        "pop3": pop3, "imap": imap, "vnc": vnc, "rfb": vnc, "telnet": telnet, "postgres": postgres, "postgresql": postgres,
+        "redis": redis, "mongo": mongo, "mongodb": mongo, "memcache": memcache, "memcached": memcache, "kafka": kafka,
+        "cassandra": cassandra, "smtps": smtps, "submissions": smtps, "imaps": imaps, "pop3s": pop3s, "ldaps": ldaps,
+        "ftps": ftps, "amqps": amqps, "mysqlx": mysqlx, "galera": galera,
     ]
 
-    /// Container images and the ports they serve their protocol on.
-    public static let images: [(String, ApplicationProtocol, [UInt16])] = [
-        ("mysql", mysql, [3306]), ("mariadb", mysql, [3306]), ("percona", mysql, [3306]),
-        ("proxysql", mysql, [6032, 6033]), ("postfix", smtp, [25, 587]), ("exim", smtp, [25, 587]),
-        ("mailhog", smtp, [1025]), ("mailpit", smtp, [1025]), ("nats", nats, [4222, 6222]),
-        ("vsftpd", ftp, [21]), ("pure-ftpd", ftp, [21]), ("dovecot", imap, [143, 110]),
+    /// A server image: the ports it serves its server-first protocol on by default, and
+    /// the flags and environment variables that move the listening port (read from the
+    /// container's command, args and env).
+    public struct ServerImage: Sendable {
+        public var repository: String
+        public var application: ApplicationProtocol
+        public var ports: [UInt16]
+        /// "--port" matches `--port=3307` and `--port 3307`; "-P" also `-P3307`.
+        public var portFlags: [String] = []
+        public var portVariables: [String] = []
+    }
+
+    /// Container images and the ports they serve their protocol on. mysqld reads
+    /// --port/-P and, when neither is given, MYSQL_TCP_PORT (MySQL reference manual,
+    /// "Environment Variables"); nats-server -p/--port (its client port; 6222, the
+    /// cluster port, is answered by both sides at once, so it does not stall).
+    public static let images: [ServerImage] = [
+        ServerImage(repository: "mysql", application: mysql, ports: [3306], portFlags: ["--port", "-P"], portVariables: ["MYSQL_TCP_PORT"]),
+        ServerImage(repository: "mariadb", application: mysql, ports: [3306], portFlags: ["--port", "-P"], portVariables: ["MYSQL_TCP_PORT"]),
+        ServerImage(repository: "percona", application: mysql, ports: [3306], portFlags: ["--port", "-P"], portVariables: ["MYSQL_TCP_PORT"]),
+        ServerImage(repository: "proxysql", application: mysql, ports: [6032, 6033]),
+        ServerImage(repository: "postfix", application: smtp, ports: [25, 587]),
+        ServerImage(repository: "exim", application: smtp, ports: [25, 587]),
+        ServerImage(repository: "mailhog", application: smtp, ports: [1025]),
+        ServerImage(repository: "mailpit", application: smtp, ports: [1025], portFlags: ["--smtp"]),
+        ServerImage(repository: "nats", application: nats, ports: [4222], portFlags: ["--port", "-p"]),
+        ServerImage(repository: "vsftpd", application: ftp, ports: [21]),
+        ServerImage(repository: "pure-ftpd", application: ftp, ports: [21]),
+        ServerImage(repository: "dovecot", application: imap, ports: [143, 110]),
     ]
 
     /// Ports given with --server-first PORT[/NAME].
@@ -111,17 +154,52 @@ public struct ProtocolCatalog: Sendable {
     }
 
     public func byName(_ name: String) -> (ApplicationProtocol, ProtocolEvidence)? {
-        let lower = name.lowercased()
-        let match = Self.nameKeywords.filter { lower.contains($0.0) }.max { $0.0.count < $1.0.count }
+        let tokens = name.lowercased().split { $0 == "-" || $0 == "_" || $0 == "." || $0 == " " }.map(String.init)
+        // The longest keyword among the tokens ("mariadb" over "db").
+        let match = tokens.compactMap { token in Self.nameKeywords[token].map { (token, $0) } }.max { $0.0.count < $1.0.count }
         return match.map { ($0.1, .name(name)) }
     }
 
-    /// The protocol of an image ("docker.io/library/mysql:8.0", "bitnami/mariadb@sha256:…").
-    public func byImage(_ image: String) -> (ApplicationProtocol, [UInt16], ProtocolEvidence)? {
+    /// The protocol of an image ("docker.io/library/mysql:8.0", "bitnami/mariadb@sha256:…")
+    /// and the ports it serves it on: the defaults, unless the container's command and
+    /// args (`--port=3307`, `-P 3307`, also inside `sh -c "…"`) or its env move them.
+    public func byImage(
+        _ image: String, arguments: [String] = [], environment: [String: String] = [:]
+    ) -> (ApplicationProtocol, [UInt16], ProtocolEvidence)? {
         let withoutDigest = image.split(separator: "@").first.map(String.init) ?? image
         let lastComponent = withoutDigest.split(separator: "/").last.map(String.init) ?? withoutDigest
         let repository = lastComponent.split(separator: ":").first.map(String.init) ?? lastComponent
-        guard let match = Self.images.first(where: { repository == $0.0 || repository.hasPrefix($0.0 + "-") }) else { return nil }
-        return (match.1, match.2, .image(image))
+        guard let match = Self.images.first(where: { repository == $0.repository || repository.hasPrefix($0.repository + "-") }) else {
+            return nil
+        }
+        if let (port, how) = Self.configuredPort(match, arguments: arguments, environment: environment) {
+            return (match.application, [port], .image("\(image) with \(how)"))
+        }
+        return (match.application, match.ports, .image(image))
+    }
+
+    /// The port a server's flags or environment set, with how it was set.
+    static func configuredPort(_ server: ServerImage, arguments: [String], environment: [String: String]) -> (UInt16, String)? {
+        // `sh -c "mysqld --port=3307"` is one argument: split every one at blanks.
+        let words = arguments.flatMap { $0.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).map(String.init) }
+        for (index, word) in words.enumerated() {
+            for flag in server.portFlags {
+                var value: Substring?
+                if word == flag, index + 1 < words.count {
+                    value = Substring(words[index + 1])
+                } else if word.hasPrefix(flag + "=") {
+                    value = word.dropFirst(flag.count + 1)
+                } else if flag.count == 2, word.hasPrefix(flag), word.count > 2 {
+                    value = word.dropFirst(2)  // -P3307
+                }
+                if let value, let port = UInt16(value.filter { $0 != "\"" && $0 != "'" }), port > 0 {
+                    return (port, "\(flag) \(port)")
+                }
+            }
+        }
+        for variable in server.portVariables {
+            if let text = environment[variable], let port = UInt16(text), port > 0 { return (port, "\(variable)=\(port)") }
+        }
+        return nil
     }
 }

@@ -28,6 +28,10 @@ public struct Container: Sendable {
     public var image: String
     public var ports: [ContainerPort]
     public var line: Int
+    /// command followed by args, as the container runs them.
+    public var arguments: [String] = []
+    /// env entries with a literal value (valueFrom cannot be read from a manifest).
+    public var environment: [String: String] = [:]
 }
 
 /// A Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob or Pod: what its pods
@@ -149,7 +153,13 @@ public struct ManifestSet: Sendable {
                             ports: (container["ports"]?.items ?? []).compactMap { port in
                                 port["containerPort"]?.int.map { ContainerPort(name: port["name"]?.string, number: $0, line: port.line) }
                             },
-                            line: container.line)
+                            line: container.line,
+                            arguments: ((container["command"]?.items ?? []) + (container["args"]?.items ?? [])).compactMap(\.string),
+                            environment: Dictionary(
+                                (container["env"]?.items ?? []).compactMap { entry in
+                                    entry["name"]?.string.flatMap { name in entry["value"]?.string.map { (name, $0) } }
+                                },
+                                uniquingKeysWith: { first, _ in first }))
                     }))
             case "Namespace":
                 namespaces.append(NamespaceObject(

@@ -157,6 +157,15 @@ struct Context {
         return .istio
     }
 
+    /// Whether a protocol's clients can open with TLS (an implicit-TLS port), so the
+    /// client speaks first. MySQL and SMTP/IMAP/POP3/FTP with STARTTLS negotiate TLS only
+    /// after the server's greeting; NATS greets with INFO before any TLS unless its
+    /// server sets handshake_first.
+    static func clientsCanStartTLS(_ application: ApplicationProtocol) -> Bool {
+        ![ProtocolCatalog.mysql, ProtocolCatalog.smtp, ProtocolCatalog.imap, ProtocolCatalog.pop3, ProtocolCatalog.ftp, ProtocolCatalog.nats, ProtocolCatalog.galera]
+            .contains(application)
+    }
+
     // MARK: What a port serves
 
     /// Names that describe a side channel, not the protocol: an exporter next to MySQL
@@ -178,7 +187,10 @@ struct Context {
             }
         }
         for (_, container, containerPort) in targets {
-            if let (application, ports, evidence) = options.catalog.byImage(container.image), ports.contains(UInt16(clamping: containerPort.number)) {
+            if let (application, ports, evidence) = options.catalog.byImage(
+                container.image, arguments: container.arguments, environment: container.environment),
+                ports.contains(UInt16(clamping: containerPort.number))
+            {
                 return ServedProtocol(application: application, evidence: evidence)
             }
         }
@@ -254,7 +266,7 @@ struct Context {
             add(
                 .istioSniffed, service.object, line: port.line, port: port.port, workloads: workloads,
                 message: "\(service.object.reference) \(describe(port)) serves \(served.application.name) (from \(served.evidence)), whose server speaks first, but Istio sniffs its protocol (\(port.appProtocol.map { "appProtocol \($0) is not recognised" } ?? "no appProtocol"), \(port.name.map { "name \"\($0)\" has no recognised prefix" } ?? "unnamed")): the sidecar waits for the client, the client for the greeting — a deadlock until the app times out\(routesTo(workloads))",
-                fix: "Name the port \(suggestion) (or set appProtocol: tcp); or have clients start TLS, so they speak first.")
+                fix: "Name the port \(suggestion) (or set appProtocol: tcp)\(Self.clientsCanStartTLS(served.application) ? "; or have clients start TLS, so they speak first" : "; TLS cannot help: \(served.application.name) negotiates it only after the server's greeting")).")
         }
     }
 
@@ -405,7 +417,9 @@ struct Context {
             guard mesh == .istio else { continue }
             for container in workload.containers {
                 for port in container.ports where !(targeted[workload.object.reference]?.contains(port.number) ?? false) {
-                    let byImage = options.catalog.byImage(container.image).flatMap { match in
+                    let byImage = options.catalog.byImage(
+                        container.image, arguments: container.arguments, environment: container.environment
+                    ).flatMap { match in
                         match.1.contains(UInt16(clamping: port.number)) ? (match.0, match.2) : nil
                     }
                     guard let (application, evidence) = byImage ?? named(port.name) ?? options.catalog.byPort(UInt16(clamping: port.number)),

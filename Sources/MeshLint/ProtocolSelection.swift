@@ -16,16 +16,30 @@ public enum IstioSelection: Sendable, Equatable {
     ]
     public static let tcpPorts: Set<Int> = [25, 53, 3306, 27017]
 
+    /// An appProtocol value as Istio reads it: a Kubernetes alias, grpc-web, or the
+    /// recognised name before the first '-'.
+    static func recognisedProtocol(_ value: String) -> String? {
+        let lower = value.lowercased()
+        if let alias = appProtocolAliases[lower] { return alias }
+        if lower == "grpc-web" || lower.hasPrefix("grpc-web-") { return "grpc-web" }
+        let prefix = String(lower.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+        return recognised.contains(prefix) ? prefix : nil
+    }
+
     /// Declared protocols under which Envoy proxies the bytes without waiting for the
     /// client: a server-first protocol works behind them.
     public static let passThrough: Set<String> = ["tcp", "mongo", "mysql", "redis", "udp"]
 
+    /// As Istio's ConvertProtocol (pkg/config/kube/conversion.go): a set appProtocol
+    /// decides alone, even unrecognised (Linkerd's `linkerd.io/opaque` included), and the
+    /// name is not looked at; either way the text before the first '-' is the protocol.
+    /// The always-TCP ports apply only when the result would otherwise be unsupported.
     public static func select(name: String?, appProtocol: String?, port: Int) -> IstioSelection {
-        if let appProtocol {
-            let value = appProtocol.lowercased()
-            if let known = appProtocolAliases[value] ?? (recognised.contains(value) ? value : nil) {
+        if let appProtocol, !appProtocol.isEmpty {
+            if let known = recognisedProtocol(appProtocol) {
                 return .declared(protocolName: known, how: "appProtocol: \(appProtocol)")
             }
+            return tcpPorts.contains(port) ? .wellKnownTCP(port: port) : .sniffed
         }
         if let name, !name.isEmpty {
             let lower = name.lowercased()

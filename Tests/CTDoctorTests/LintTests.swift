@@ -187,6 +187,90 @@ struct LintTests {
         #expect(IstioSelection.select(name: nil, appProtocol: "kubernetes.io/h2c", port: 80) == .declared(protocolName: "http2", how: "appProtocol: kubernetes.io/h2c"))
     }
 
+    /// Istio's ConvertProtocol: a set appProtocol decides alone — recognised or not — and
+    /// the name is then never read; the always-TCP ports apply only to what would be
+    /// unsupported.
+    @Test(arguments: [
+        ("tcp-smtp", "smtp", 2525, IstioSelection.sniffed),
+        ("tcp-db", "linkerd.io/opaque", 4222, .sniffed),
+        ("tcp-db", "linkerd.io/opaque", 3306, .wellKnownTCP(port: 3306)),
+        ("http-x", "TCP", 8080, .declared(protocolName: "tcp", how: "appProtocol: TCP")),
+        ("db", "tcp-legacy", 4222, .declared(protocolName: "tcp", how: "appProtocol: tcp-legacy")),
+        ("http-x", nil, 3306, .declared(protocolName: "http", how: "name http-x")),
+        ("ui", "grpc-web", 80, .declared(protocolName: "grpc-web", how: "appProtocol: grpc-web")),
+    ] as [(String?, String?, Int, IstioSelection)])
+    func appProtocolAloneDecidesWhenSet(name: String?, appProtocol: String?, port: Int, expected: IstioSelection) {
+        #expect(IstioSelection.select(name: name, appProtocol: appProtocol, port: port) == expected)
+    }
+
+    /// Whole tokens, never substrings: "imaps" is implicit TLS (client-first), not IMAP.
+    @Test(arguments: [
+        ("imaps", "IMAPS (implicit TLS)", false), ("imap", "IMAP", true), ("smtps", "SMTPS (implicit TLS)", false),
+        ("submissions", "SMTPS (implicit TLS)", false), ("submission", "SMTP", true), ("mysql-primary", "MySQL", true),
+        ("tcp-pop3s", "POP3S (implicit TLS)", false), ("mysqlx", "MySQL X Protocol", false), ("galera", "Galera replication", true),
+    ])
+    func namesMatchWholeProtocolTokens(name: String, protocolName: String, serverFirst: Bool) throws {
+        let (application, _) = try #require(ProtocolCatalog().byName(name))
+        #expect(application.name == protocolName && application.isServerFirst == serverFirst)
+    }
+
+    @Test(arguments: ["my-sqlite", "imapsync-web", "notsmtp", "ldap-proxy"])
+    func substringsAreNotProtocols(name: String) {
+        #expect(ProtocolCatalog().byName(name) == nil, "\(name)")
+    }
+
+    /// The port a server listens on, from its command, args or env.
+    @Test(arguments: [
+        (["mysqld", "--port=3307"], [:], [3307] as [UInt16]),
+        (["--port", "3307"], [:], [3307]),
+        (["-P3308"], [:], [3308]),
+        (["sh", "-c", "exec docker-entrypoint.sh mysqld --port 3309 --bind-address=0.0.0.0"], [:], [3309]),
+        ([], ["MYSQL_TCP_PORT": "3310"], [3310]),
+        (["--port=3311"], ["MYSQL_TCP_PORT": "3310"], [3311]),
+        (["--character-set-server=utf8mb4"], [:], [3306]),
+    ] as [([String], [String: String], [UInt16])])
+    func aServersPortComesFromItsArgumentsAndEnvironment(arguments: [String], environment: [String: String], ports: [UInt16]) throws {
+        let (_, found, _) = try #require(ProtocolCatalog().byImage("mysql:8.0", arguments: arguments, environment: environment))
+        #expect(found == ports)
+    }
+
+    @Test func natsClientsStallButItsRoutesDoNot() throws {
+        let catalog = ProtocolCatalog()
+        #expect(catalog.byPort(4222)?.0.isServerFirst == true)
+        #expect(catalog.byPort(6222) == nil, "both ends of a route send INFO at once")
+        #expect(catalog.byImage("nats:2.10", arguments: ["-p", "4333"])?.1 == [4333])
+    }
+
+    /// MySQL on 3307 behind a port named "db" reached by targetPort name: only the
+    /// container's args say what it serves.
+    @Test func aServerFirstServerOnAPortItsArgsSetIsFound() throws {
+        let yaml = """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: orders-db, namespace: shop}
+            spec:
+              selector: {app: orders-db}
+              ports: [{name: db, port: 3307, targetPort: db}]
+            ---
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata: {name: orders-db, namespace: shop}
+            spec:
+              template:
+                metadata: {labels: {app: orders-db}, annotations: {sidecar.istio.io/inject: "true"}}
+                spec:
+                  containers:
+                    - name: mysql
+                      image: mysql:8.0
+                      args: ["--port=3307"]
+                      ports: [{name: db, containerPort: 3307}]
+            """
+        let report = Linter.lint(try ManifestParser.parse(yaml, file: "db.yaml"), files: ["db.yaml"])
+        let finding = try #require(report.findings.first { $0.rule == .istioSniffed }, "\(report.findings.map(\.message))")
+        #expect(finding.message.contains("mysql:8.0 with --port 3307"))
+        #expect(!finding.fix.contains("start TLS") && finding.fix.contains("only after the server's greeting"), "\(finding.fix)")
+    }
+
     @Test func opaquePortSetsReadRanges() throws {
         let ports = try #require(OpaquePorts(parsing: "25, 4000-4100,11211"))
         #expect(ports.contains(25) && ports.contains(4050) && !ports.contains(4101) && ports.description == "25,4000-4100,11211")
@@ -197,7 +281,7 @@ struct LintTests {
     @Test func theCatalogKnowsWhoSpeaksFirst() {
         let catalog = ProtocolCatalog()
         for port: UInt16 in [25, 587, 3306, 4222, 21, 110, 143, 5900, 23] { #expect(catalog.byPort(port)?.0.isServerFirst == true, "\(port)") }
-        for port: UInt16 in [5432, 6379, 27017, 11211, 443, 465, 993, 80, 53] { #expect(catalog.byPort(port)?.0.isServerFirst == false, "\(port)") }
+        for port: UInt16 in [5432, 6379, 27017, 11211, 443, 465, 993, 995, 636, 990, 5671, 33060, 80, 53] { #expect(catalog.byPort(port)?.0.isServerFirst == false, "\(port)") }
         #expect(catalog.byImage("registry.io/bitnami/mariadb:11.4@sha256:abc")?.0.name == "MySQL")
         #expect(catalog.byImage("postgres:16") == nil)
         #expect(catalog.byName("mariadb-primary")?.0.name == "MySQL")
