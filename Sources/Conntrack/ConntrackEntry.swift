@@ -63,9 +63,15 @@ public struct ConntrackEntry: Sendable, Hashable {
     /// The protocol's name as conntrack prints it ("tcp", "udp", "unknown"...).
     public var protocolName: String { IPProtocolName.name(of: protocolNumber) }
 
+    /// Protocols whose tuples carry ports: TCP, UDP, DCCP, SCTP, UDP-Lite.
+    public static let portProtocols: Set<UInt8> = [6, 17, 33, 132, 136]
+
+    public var hasPorts: Bool { Self.portProtocols.contains(protocolNumber) }
+
     /// True when the reply's source is not the original destination: the kernel
-    /// rewrote the destination (DNAT, REDIRECT). Derived from the tuples, so it holds
-    /// for text input too, where the DST_NAT status bit is not printed.
+    /// rewrote the destination (DNAT, REDIRECT). The text and XML parsers, whose input
+    /// does not print the DST_NAT status bit, set that bit from this; netlink's status
+    /// word is the kernel's own answer, and everything else reads the bit alone.
     public var isDestinationNATed: Bool {
         reply.source != original.destination || reply.sourcePort != original.destinationPort
     }

@@ -42,7 +42,7 @@ public struct ConntrackFilter: Sendable, Equatable {
                     || tuples.1.sourcePort == port || tuples.1.destinationPort == port
             else { return false }
         }
-        if destinationNATOnly && !(entry.status.contains(.destinationNAT) || entry.isDestinationNATed) {
+        if destinationNATOnly && !entry.status.contains(.destinationNAT) {
             return false
         }
         if let replySourcePort, entry.reply.sourcePort != replySourcePort { return false }

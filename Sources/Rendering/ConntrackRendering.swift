@@ -27,9 +27,10 @@ public enum ConntrackRendering {
         out.write(",\"timeout\":")
         out.write(optionalNumber: entry.timeout)
         out.write(",\"original\":")
-        writeTuple(entry.original, to: &out)
+        let ports = entry.hasPorts
+        writeTuple(entry.original, ports: ports, to: &out)
         out.write(",\"reply\":")
-        writeTuple(entry.reply, to: &out)
+        writeTuple(entry.reply, ports: ports, to: &out)
         out.write(",\"status\":[")
         var first = true
         for (bit, name) in ConntrackStatus.named where entry.status.contains(bit) {
@@ -39,7 +40,7 @@ public enum ConntrackRendering {
             out.write(name)
             out.append(UInt8(ascii: "\""))
         }
-        out.write(entry.status.contains(.destinationNAT) || entry.isDestinationNATed ? "],\"dnat\":true,\"mark\":" : "],\"dnat\":false,\"mark\":")
+        out.write(entry.status.contains(.destinationNAT) ? "],\"dnat\":true,\"mark\":" : "],\"dnat\":false,\"mark\":")
         out.write(number: entry.mark)
         out.write(",\"zone\":")
         out.write(number: entry.zone)
@@ -64,7 +65,9 @@ public enum ConntrackRendering {
         out.append(UInt8(ascii: "}"))
     }
 
-    static func writeTuple(_ tuple: ConntrackTuple, to out: inout OutputSpan<UInt8>) {
+    /// - Parameter ports: whether the protocol has ports (TCP, UDP, SCTP, DCCP,
+    ///   UDP-Lite); null for the others, as README promises, rather than a made-up 0.
+    static func writeTuple(_ tuple: ConntrackTuple, ports: Bool, to out: inout OutputSpan<UInt8>) {
         out.write("{\"src\":")
         out.write(jsonAddress: tuple.source)
         out.write(",\"dst\":")
@@ -77,6 +80,8 @@ public enum ConntrackRendering {
             out.write(",\"id\":")
             out.write(number: icmp.id)
             out.write("}}")
+        } else if !ports {
+            out.write(",\"sport\":null,\"dport\":null,\"icmp\":null}")
         } else {
             out.write(",\"sport\":")
             out.write(number: tuple.sourcePort)
@@ -147,7 +152,7 @@ public enum ConntrackRendering {
         var flags: [String] = []
         if !entry.status.contains(.seenReply) { flags.append("UNREPLIED") }
         if entry.status.contains(.assured) { flags.append("ASSURED") }
-        if entry.status.contains(.destinationNAT) || entry.isDestinationNATed { flags.append("DNAT") }
+        if entry.status.contains(.destinationNAT) { flags.append("DNAT") }
         if entry.status.contains(.sourceNAT) || entry.isSourceNATed { flags.append("SNAT") }
         if entry.status.contains(.offload) { flags.append("OFFLOAD") }
         if entry.status.contains(.hardwareOffload) { flags.append("HW_OFFLOAD") }

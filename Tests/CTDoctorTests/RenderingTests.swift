@@ -35,6 +35,33 @@ struct RenderingTests {
         #expect(tuple["sport"] is NSNull && (tuple["icmp"] as? [String: Any])?["type"] as? Int == 8)
     }
 
+    /// `dnat` is the kernel's DST_NAT bit where netlink carries the status word, not a
+    /// guess from the tuples; protocols without ports print null ports, not 0.
+    @Test func dnatFollowsTheStatusWordAndPortlessProtocolsHaveNullPorts() throws {
+        let app = IPAddress("10.66.0.5")!
+        func entry(protocolNumber: UInt8, status: ConntrackStatus) -> ConntrackEntry {
+            ConntrackEntry(
+                family: .ipv4, protocolNumber: protocolNumber,
+                original: ConntrackTuple(source: app, destination: IPAddress("10.96.0.10")!, sourcePort: 40001, destinationPort: 80),
+                reply: ConntrackTuple(source: .loopbackV4, destination: app, sourcePort: 15001, destinationPort: 40001),
+                state: protocolNumber == 6 ? .tcp(.established) : nil, status: status, timeout: 100)
+        }
+        func render(_ entry: ConntrackEntry) throws -> [String: Any] {
+            var bytes: [UInt8] = []
+            ConntrackRendering.appendJSON(entry, to: &bytes)
+            return try json(bytes)
+        }
+        #expect(try render(entry(protocolNumber: 6, status: [.confirmed, .seenReply])) ["dnat"] as? Bool == false, "the status word says no DST_NAT")
+        #expect(try render(entry(protocolNumber: 6, status: [.confirmed, .destinationNAT]))["dnat"] as? Bool == true)
+        let gre = try render(entry(protocolNumber: 47, status: [.confirmed]))
+        let tuple = try #require(gre["original"] as? [String: Any])
+        #expect(tuple["sport"] is NSNull && tuple["dport"] is NSNull, "GRE has no ports: \(tuple)")
+        // Text input prints no status word: there the parser infers DST_NAT from the tuples.
+        let text = "tcp      6 431999 ESTABLISHED src=10.66.0.5 dst=10.96.0.10 sport=40001 dport=80 src=127.0.0.1 dst=10.66.0.5 sport=15001 dport=40001 [ASSURED] mark=0 use=1\n"
+        let parsed = try #require(try ConntrackTextParser.parse(Array(text.utf8), source: "t").entries.first)
+        #expect(try render(parsed)["dnat"] as? Bool == true)
+    }
+
     @Test func socketJSONHasEveryKeyAndEscapesNames() throws {
         let socket = TCPSocket(
             family: .ipv6, state: .finWait2, local: Endpoint(.loopbackV6, 15001), remote: Endpoint(.loopbackV6, 4000),
