@@ -192,7 +192,7 @@ final class WithoutNetAdminTests {
     let lab: HalfCloseLab
 
     init() throws {
-        lab = try HalfCloseLab(name: "ctd-nocap-\(getpid())", closeWaitSeconds: 2, say: { _ in })
+        lab = try HalfCloseLab(name: TestNamespace.uniqueName("nocap"), closeWaitSeconds: 2, say: { _ in })
         try lab.build()
     }
 
@@ -221,7 +221,7 @@ final class PlainPodTests {
     let lab: HalfCloseLab
 
     init() throws {
-        lab = try HalfCloseLab(name: "ctd-plainpod-\(getpid())", closeWaitSeconds: 2, say: { _ in })
+        lab = try HalfCloseLab(name: TestNamespace.uniqueName("plainpod"), closeWaitSeconds: 2, say: { _ in })
         try lab.build()
         // The late-closed flow's proxy socket has been idle ~3.5 s; wait until it is past
         // close_wait (2 s) + the 5 s margin, while the fresh one is not yet.

@@ -117,7 +117,7 @@ final class DeploymentExampleTests {
     }
 
     @Test func theNodeScriptListsTheLabsLeakAndItsFixAndExitsOne() throws {
-        let lab = try HalfCloseLab(name: "ctd-nodescript-\(getpid())", closeWaitSeconds: 2, say: { _ in })
+        let lab = try HalfCloseLab(name: TestNamespace.uniqueName("nodescript"), closeWaitSeconds: 2, say: { _ in })
         defer { lab.tearDown() }
         try lab.build()
         var environment = ProcessInfo.processInfo.environment

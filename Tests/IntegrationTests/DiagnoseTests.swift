@@ -12,7 +12,7 @@ final class DiagnoseLabTests {
     let lab: HalfCloseLab
 
     init() throws {
-        lab = try HalfCloseLab(name: "ctd-diaglab-\(getpid())", closeWaitSeconds: 2, say: { _ in })
+        lab = try HalfCloseLab(name: TestNamespace.uniqueName("diaglab"), closeWaitSeconds: 2, say: { _ in })
         try lab.build()
     }
 
@@ -73,7 +73,7 @@ final class DiagnoseLabTests {
 @Suite("collisions in the lab", .enabled(if: Privileges.shouldRunPrivilegedTests))
 struct CollisionLabTests {
     @Test func onAnOldKernelTheCollisionIsSeenLiveAndTheConnectTimesOut() throws {
-        let lab = try HalfCloseLab(name: "ctd-collide-old-\(getpid())", closeWaitSeconds: 2, say: { _ in })
+        let lab = try HalfCloseLab(name: TestNamespace.uniqueName("collide-old"), closeWaitSeconds: 2, say: { _ in })
         defer { lab.tearDown() }
         let namespace = lab.lab.namespace
         let attempt = try lab.collide(emulateOldKernel: true, timeoutSeconds: 3) {
@@ -88,7 +88,7 @@ struct CollisionLabTests {
     }
 
     @Test func onThisKernelTheCollisionRecoversAndEndsTheLeak() throws {
-        let lab = try HalfCloseLab(name: "ctd-collide-new-\(getpid())", closeWaitSeconds: 2, say: { _ in })
+        let lab = try HalfCloseLab(name: TestNamespace.uniqueName("collide-new"), closeWaitSeconds: 2, say: { _ in })
         defer { lab.tearDown() }
         let namespace = lab.lab.namespace
         let attempt = try lab.collide(emulateOldKernel: false, timeoutSeconds: 5) {

@@ -71,7 +71,7 @@ struct ExportCommandTests {
 @Suite("export of the half-close lab", .enabled(if: Privileges.shouldRunPrivilegedTests))
 struct ExportLabTests {
     @Test func theTextfileShowsTheLeakAndFindingsDoNotFailTheRun() throws {
-        let lab = try HalfCloseLab(name: "ctd-export-\(getpid())", closeWaitSeconds: 2, say: { _ in })
+        let lab = try HalfCloseLab(name: TestNamespace.uniqueName("export"), closeWaitSeconds: 2, say: { _ in })
         defer { lab.tearDown() }
         try lab.build()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ctdoctor-export-\(UUID().uuidString)")

@@ -12,7 +12,7 @@ final class ExportSoakTests {
     let directory: URL
 
     init() throws {
-        lab = try HalfCloseLab(name: "ctd-soak-\(getpid())", closeWaitSeconds: 2, say: { _ in })
+        lab = try HalfCloseLab(name: TestNamespace.uniqueName("soak"), closeWaitSeconds: 2, say: { _ in })
         try lab.build()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ctdoctor-soak-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

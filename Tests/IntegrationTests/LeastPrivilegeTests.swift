@@ -13,7 +13,7 @@ final class LeastPrivilegeTests {
     let directory: URL
 
     init() throws {
-        lab = try HalfCloseLab(name: "ctd-leastpriv-\(getpid())", closeWaitSeconds: 2, say: { _ in })
+        lab = try HalfCloseLab(name: TestNamespace.uniqueName("leastpriv"), closeWaitSeconds: 2, say: { _ in })
         try lab.build()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ctdoctor-lp-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

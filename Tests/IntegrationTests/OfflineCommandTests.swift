@@ -11,7 +11,7 @@ final class OfflineLabTests {
     let directory: URL
 
     init() throws {
-        lab = try HalfCloseLab(name: "ctd-offline-\(getpid())", closeWaitSeconds: 2, say: { _ in })
+        lab = try HalfCloseLab(name: TestNamespace.uniqueName("offline"), closeWaitSeconds: 2, say: { _ in })
         try lab.build()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ctdoctor-offline-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -10,7 +10,7 @@ final class ReapTests {
     let lab: HalfCloseLab
 
     init() throws {
-        lab = try HalfCloseLab(name: "ctd-reap-\(getpid())", closeWaitSeconds: 2, say: { _ in })
+        lab = try HalfCloseLab(name: TestNamespace.uniqueName("reap"), closeWaitSeconds: 2, say: { _ in })
         try lab.build()
     }
 

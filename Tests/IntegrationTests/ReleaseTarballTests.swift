@@ -70,7 +70,7 @@ final class ReleaseTarballTests {
     }
 
     @Test func diagnosesTheLabFromInsideTheChroot() throws {
-        let lab = try HalfCloseLab(name: "ctd-tarball-\(getpid())", closeWaitSeconds: 2, say: { _ in })
+        let lab = try HalfCloseLab(name: TestNamespace.uniqueName("tarball"), closeWaitSeconds: 2, say: { _ in })
         defer { lab.tearDown() }
         try lab.build()
         let result = try runInRoot(["diagnose", "--format", "json"], netns: lab.lab.name)

@@ -13,7 +13,7 @@ final class StallLabTests {
     let lab: ServerFirstLab
 
     init() throws {
-        lab = try ServerFirstLab(name: "ctd-stall-\(getpid())", mesh: .istio, say: { _ in })
+        lab = try ServerFirstLab(name: TestNamespace.uniqueName("stall"), mesh: .istio, say: { _ in })
         try lab.build(stallAfterSeconds: 1)
     }
 

@@ -13,7 +13,7 @@ final class SweepTests {
     let podName = "shop-cart-\(getpid())"
 
     init() throws {
-        lab = try HalfCloseLab(name: "ctd-sweep-\(getpid())", closeWaitSeconds: 2, say: { _ in })
+        lab = try HalfCloseLab(name: TestNamespace.uniqueName("sweep"), closeWaitSeconds: 2, say: { _ in })
         try lab.build()
         pod = try TestNamespace(tag: "sweep-pod")
         // A process inside the pod's namespace, named by HOSTNAME as Kubernetes does.

@@ -17,17 +17,26 @@ public final class TestNamespace: @unchecked Sendable {
     public let namespace: NetworkNamespace
     private static let counter = Locked(0)
 
+    /// `ctd-<tag>-<pid>-<n>`, new on every call. Each instance of a suite must own its
+    /// namespace's name: Swift Testing may release one test's instance (whose deinit
+    /// deletes the namespace by name) after the next test's instance has made its own,
+    /// and a shared `ctd-<tag>-<pid>` then names the newer namespace, which the older
+    /// teardown deletes — the least-privilege suite failed that way, once in two runs.
+    public static func uniqueName(_ tag: String) -> String {
+        let number = counter.update { value -> Int in
+            value += 1
+            return value
+        }
+        return "ctd-\(tag)-\(getpid())-\(number)"
+    }
+
     public init(tag: String) throws {
         guard Privileges.isRoot else {
             throw CommandFailed(
                 command: ["ip", "netns", "add"],
                 result: CommandResult(status: 1, standardOutput: "", standardError: "privileged tests must run as root (CI=true forbids skipping them)"))
         }
-        let number = Self.counter.update { value -> Int in
-            value += 1
-            return value
-        }
-        name = "ctd-\(tag)-\(getpid())-\(number)"
+        name = Self.uniqueName(tag)
         try Shell.check(["ip", "netns", "add", name])
         namespace = NetworkNamespace(path: "/var/run/netns/\(name)", name: name)
         do {
