@@ -57,6 +57,9 @@ public enum PastedInput {
         if first.hasPrefix("cpu=") {
             throw ParseError(source: source, line: 1, field: "file", reason: "this is `conntrack -S` statistics, not the table: capture `conntrack -L`")
         }
+        if isNetstatOutput(first) {
+            throw ParseError(source: source, line: 1, field: "file", reason: "this is netstat output, a socket listing, not the conntrack table: capture `conntrack -L` for --conntrack-file (and `ss -tanpoi` for --sockets-file)")
+        }
         if looksLikeSocketListing(first) {
             throw ParseError(source: source, line: 1, field: "file", reason: "this is a socket listing (ss or /proc/net/tcp), not the conntrack table: give it with --sockets-file")
         }
@@ -97,11 +100,11 @@ public enum PastedInput {
             }
             return SocketTable(sockets: sockets, owners: owners, format: "ctdoctor sockets JSON", skippedLines: 0)
         }
+        if isNetstatOutput(first) {
+            throw ParseError(source: source, line: 1, field: "file", reason: "this is netstat output, which lacks inodes, timers and tcp_info: capture `ss -tanpoi` for --sockets-file instead")
+        }
         if looksLikeConntrack(first) {
             throw ParseError(source: source, line: 1, field: "file", reason: "this is conntrack output, not a socket listing: give it with --conntrack-file")
-        }
-        if first.hasPrefix("Active Internet connections") || first.hasPrefix("Proto Recv-Q") {
-            throw ParseError(source: source, line: 1, field: "file", reason: "this is netstat output, which lacks what ctdoctor needs: capture `ss -tanpoi` instead")
         }
         let parsed = try SSOutputParser.parse(bytes, source: source)
         // No row and no header: nothing in it was a socket listing (lines that all start
@@ -202,6 +205,18 @@ public enum PastedInput {
             if !text.isEmpty { return String(text) }
         }
         return ""
+    }
+
+    /// netstat's headers ("Active Internet connections…", "Proto Recv-Q…") or, in a copy
+    /// filtered with grep, a row: "tcp  0  0 127.0.0.1:15001  10.1.0.5:44520  FIN_WAIT2".
+    /// Its first column names a protocol as conntrack's does, so it is asked first.
+    static func isNetstatOutput(_ line: String) -> Bool {
+        if line.hasPrefix("Active Internet connections") || line.hasPrefix("Proto Recv-Q") { return true }
+        let columns = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard columns.count >= 5, ["tcp", "tcp6", "udp", "udp6"].contains(columns[0]),
+            UInt32(columns[1]) != nil, UInt32(columns[2]) != nil
+        else { return false }
+        return columns[3].contains(":") && columns[4].contains(":") && !columns[3].contains("=")
     }
 
     /// ss's header or first column, or /proc/net/tcp's.

@@ -55,6 +55,9 @@ struct ConntrackTextParserTests {
         ("tcp 6 117 ESTABLISHED src=1.2.3.999 dst=5.6.7.8 sport=1 dport=2 src=5.6.7.8 dst=1.2.3.4 sport=2 dport=1", "src"),
         ("tcp 6 117 ESTABLISHED src=1.2.3.4 dst=5.6.7.8 sport=70000 dport=2 src=5.6.7.8 dst=1.2.3.4 sport=2 dport=1", "sport"),
         ("tcp 6 117 BOGUS src=1.2.3.4 dst=5.6.7.8 sport=1 dport=2 src=5.6.7.8 dst=1.2.3.4 sport=2 dport=1", "state"),
+        // Where the timeout stands, a word that is not a number is a timeout error.
+        ("tcp 6 abc ESTABLISHED src=1.2.3.4 dst=5.6.7.8 sport=1 dport=2 src=5.6.7.8 dst=1.2.3.4 sport=2 dport=1", "timeout"),
+        ("udp 17 12s src=1.2.3.4 dst=5.6.7.8 sport=1 dport=2 src=5.6.7.8 dst=1.2.3.4 sport=2 dport=1", "timeout"),
         ("[NEW] tcp 6 120 SYN_SENT src=1.2.3.4 dst=5.6.7.8 sport=1 dport=2 [UNREPLIED] src=5.6.7.8 dst=1.2.3.4 sport=2 dport=1", "event"),
         ("tcp 17 117 src=1.2.3.4 dst=5.6.7.8 sport=1 dport=2 src=5.6.7.8 dst=1.2.3.4 sport=2 dport=1", "protocol"),
         ("tcp 6 117 ESTABLISHED src=1.2.3.4 dst=::1 sport=1 dport=2 src=::1 dst=1.2.3.4 sport=2 dport=1", "tuple"),

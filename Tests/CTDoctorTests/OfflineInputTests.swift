@@ -79,6 +79,10 @@ struct PastedInputTests {
     @Test(arguments: [
         ("handmade/conntrack-S.txt", true, "conntrack -S"), ("handmade/proc-net-stat-nf_conntrack.txt", true, "statistics"),
         ("handmade/conntrack-E-xml.xml", true, "conntrack -E"), ("handmade/netstat-tan.txt", false, "netstat"),
+        // netstat as the conntrack table, and filtered with grep (no header) either way:
+        // its first column reads like conntrack's, so it must be named before that.
+        ("handmade/netstat-tan.txt", true, "this is netstat output"), ("handmade/netstat-tan-grep.txt", false, "this is netstat output"),
+        ("handmade/netstat-tan-grep.txt", true, "this is netstat output"),
         ("captured/ss-tan.txt", true, "--sockets-file"), ("captured/conntrack-L.txt", false, "--conntrack-file"),
         ("captured/proc-net-tcp.txt", true, "--sockets-file"), ("captured/proc-nf_conntrack.txt", false, "--conntrack-file"),
     ])

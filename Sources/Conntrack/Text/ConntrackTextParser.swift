@@ -37,6 +37,15 @@ public enum ConntrackTextParser {
     }
 
     /// Parses one line; nil for a blank line or conntrack's summary line.
+    /// Whether the token after the scanner's position is a state name or a tuple field:
+    /// then the token just read stood where the timeout goes.
+    static func looksLikeTimeoutSlot(after scanner: ByteScanner, protocolNumber: UInt8) -> Bool {
+        var lookahead = scanner
+        guard let next = lookahead.token() else { return false }
+        let text = lookahead.text(next)
+        return text.contains("=") || ConntrackState(protocolNumber: protocolNumber, name: text) != nil
+    }
+
     public static func parseLine(
         _ bytes: [UInt8], _ range: Range<Int>, source: String, line: Int
     ) throws(ParseError) -> ConntrackEntry? {
@@ -105,6 +114,11 @@ public enum ConntrackTextParser {
                 }
                 if !sawTupleField && state == nil {
                     guard let parsed = ConntrackState(protocolNumber: protocolNumber, name: scanner.text(token)) else {
+                        // Where the timeout stands (a state or a tuple field follows), a
+                        // word that is neither is a broken timeout, not a broken state.
+                        if timeout == nil, looksLikeTimeoutSlot(after: scanner, protocolNumber: protocolNumber) {
+                            throw fail("timeout", "\(ParseError.quote(text)) is not a number of seconds")
+                        }
                         throw fail("state", "\(ParseError.quote(text)) is not a \(IPProtocolName.name(of: protocolNumber)) state")
                     }
                     state = parsed
