@@ -25,6 +25,13 @@ public struct ConntrackEntry: Sendable, Hashable {
     public var use: UInt32?
     /// Packet and byte counters; nil unless net.netfilter.nf_conntrack_acct is on.
     public var counters: ConntrackCounters?
+    /// When the flow began, nanoseconds since the Unix epoch: its true age, which the
+    /// timeout (reset by every packet) cannot tell. nil unless
+    /// net.netfilter.nf_conntrack_timestamp is on (netlink only).
+    public var startNanoseconds: UInt64?
+    /// The connlabel bits set on the entry (`-m connlabel`, `conntrack -o label`), by
+    /// number; empty when none (netlink only).
+    public var labels: [Int] = []
 
     public init(
         family: AddressFamily,

@@ -154,11 +154,18 @@ enum EntryRecord {
                 originalBytes: try counterField["original"]["bytes"].integer(),
                 replyPackets: try counterField["reply"]["packets"].integer(), replyBytes: try counterField["reply"]["bytes"].integer())
         }
-        return ConntrackEntry(
+        var entry = ConntrackEntry(
             family: try family(field["family"]), protocolNumber: protocolNumber, original: try tuple(field["original"]),
             reply: try tuple(field["reply"]), state: state, status: status, timeout: try field["timeout"].optionalInteger(),
             mark: try field["mark"].integer(), zone: try field["zone"].integer(), id: try field["id"].optionalInteger(),
             use: try field["use"].optionalInteger(), counters: counters)
+        // Absent from records written before they were added: read as unknown and none.
+        entry.startNanoseconds = try field["start_ns"].optionalInteger()
+        let labelField = field["labels"]
+        if !labelField.isNull {
+            entry.labels = try labelField.array().map { item throws(JSONError) in try item.integer(in: 0...127) }
+        }
+        return entry
     }
 
     static func tuple(_ field: JSONField) throws(JSONError) -> ConntrackTuple {

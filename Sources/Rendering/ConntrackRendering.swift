@@ -6,10 +6,10 @@ import NetCore
 public enum ConntrackRendering {
     public static let schema = "ctdoctor.conntrack.v1"
 
-    /// An upper bound on one entry's JSON: fixed text ~330 bytes, four addresses of at
-    /// most 47, every status name (~200), the longest state and protocol names and
-    /// twenty-digit counters fit well under it.
-    static let entryBound = 1536
+    /// An upper bound on one entry's JSON: fixed text ~350 bytes, four addresses of at
+    /// most 47, every status name (~200), the longest state and protocol names,
+    /// twenty-digit counters and start, and all 128 label bits (~500) fit under it.
+    static let entryBound = 2048
 
     /// Appends one entry as a JSON object. Every key is always present (null when the
     /// source did not say), so consumers need no existence checks.
@@ -48,6 +48,14 @@ public enum ConntrackRendering {
         out.write(optionalNumber: entry.id)
         out.write(",\"use\":")
         out.write(optionalNumber: entry.use)
+        out.write(",\"start_ns\":")
+        out.write(optionalNumber: entry.startNanoseconds)
+        out.write(",\"labels\":[")
+        for (index, label) in entry.labels.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out.write(number: label)
+        }
+        out.write("]")
         out.write(",\"counters\":")
         if let counters = entry.counters {
             out.write("{\"original\":{\"packets\":")

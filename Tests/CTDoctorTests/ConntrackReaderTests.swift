@@ -147,4 +147,16 @@ struct ConntrackReaderTests {
         }
         #expect(reason.contains("EINVAL") && reason.contains("nf_conntrack_netlink"))
     }
+
+    /// A flow's start (nf_conntrack_timestamp) and its connlabel bits come through the
+    /// decoder and out as JSON.
+    @Test func decodesTheFlowsStartAndItsLabels() throws {
+        var entry = KernelReplies.sampleEntry(id: 7, port: 40001)
+        entry.startNanoseconds = 1_796_123_470_123_456_789
+        entry.labels = [0, 3, 65, 127]
+        let decoded = try #require(try ConntrackMessageDecoder.decodeDump(KernelReplies.conntrackMessage(entry)).first)
+        #expect(decoded.startNanoseconds == entry.startNanoseconds)
+        #expect(decoded.labels == [0, 3, 65, 127])
+        #expect(decoded == entry)
+    }
 }

@@ -20,7 +20,7 @@ struct RenderingTests {
             let object = try json(bytes)
             #expect(Set(object.keys) == [
                 "family", "protocol", "protocol_number", "state", "timeout", "original", "reply", "status", "dnat",
-                "mark", "zone", "id", "use", "counters",
+                "mark", "zone", "id", "use", "start_ns", "labels", "counters",
             ])
             let original = try #require(object["original"] as? [String: Any])
             #expect(Set(original.keys) == ["src", "dst", "sport", "dport", "icmp"])

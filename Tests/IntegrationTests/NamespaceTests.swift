@@ -37,6 +37,22 @@ struct NamespaceTests {
         #expect(moved.get() == 0, "\(moved.get()) caller threads were left in another namespace")
     }
 
+    /// With nf_conntrack_timestamp on, the kernel stamps each flow's start: its true
+    /// age, which the timeout (reset by every packet) does not tell.
+    @Test func aFlowsStartComesFromTheKernelsTimestamp() throws {
+        let lab = try TestNamespace(tag: "tstamp")
+        defer { lab.destroy() }
+        try lab.exec(["sysctl", "-q", "-w", "net.netfilter.nf_conntrack_timestamp=1"])
+        let before = UInt64(Date().timeIntervalSince1970 * 1e9)
+        try lab.exec(["conntrack", "-I", "-p", "tcp", "-s", "10.9.9.9", "-d", "10.8.8.8", "--sport", "1", "--dport", "2",
+                      "--state", "ESTABLISHED", "-t", "100"])
+        let line = try lab.exec([Binary.ctdoctor, "conntrack", "--format", "ndjson"])
+        let record = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let start = try #require((record["start_ns"] as? NSNumber)?.uint64Value, "\(record)")
+        #expect(start + 5_000_000_000 >= before && start <= before + 60_000_000_000, "start \(start), test began \(before)")
+        #expect(record["labels"] as? [Int] == [])
+    }
+
     @Test func socketsOpenedInsideKeepTheirNamespace() throws {
         let lab = try TestNamespace(tag: "nskeep")
         defer { lab.destroy() }

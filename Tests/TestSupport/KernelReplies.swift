@@ -47,6 +47,17 @@ public enum KernelReplies {
         builder.attributeBE(11, entry.use ?? 1)  // CTA_USE
         if let id = entry.id { builder.attributeBE(12, id) }  // CTA_ID
         if entry.zone != 0 { builder.attributeBE(18, entry.zone) }  // CTA_ZONE
+        if let start = entry.startNanoseconds {
+            builder.beginNested(20)  // CTA_TIMESTAMP
+            builder.attributeBE(1, start)  // CTA_TIMESTAMP_START
+            builder.endNested()
+        }
+        if !entry.labels.isEmpty {
+            // CTA_LABELS: a 16-byte bitmap of host-order longs (little-endian here).
+            var bitmap = [UInt8](repeating: 0, count: 16)
+            for label in entry.labels { bitmap[label / 8] |= 1 << (label % 8) }
+            builder.attribute(22, bitmap)
+        }
         return builder.finish()
     }
 

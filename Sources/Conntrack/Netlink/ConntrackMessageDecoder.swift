@@ -33,6 +33,8 @@ public enum ConntrackMessageDecoder {
         var use: UInt32?
         var originalCounters: (UInt64, UInt64)?
         var replyCounters: (UInt64, UInt64)?
+        var start: UInt64?
+        var labels: [Int] = []
 
         var attributes = NetlinkAttributeReader(buffer, range: (payload.lowerBound + Ctnetlink.familyHeaderSize)..<payload.upperBound)
         while let attribute = try attributes.next() {
@@ -48,6 +50,8 @@ public enum ConntrackMessageDecoder {
             case Ctnetlink.protoInfo: state = try decodeProtoInfo(buffer, attribute.value)
             case Ctnetlink.countersOriginal: originalCounters = try decodeCounters(buffer, attribute.value)
             case Ctnetlink.countersReply: replyCounters = try decodeCounters(buffer, attribute.value)
+            case Ctnetlink.timestamp: start = try decodeTimestampStart(buffer, attribute.value)
+            case Ctnetlink.labels: labels = decodeLabels(buffer, attribute.value)
             default: continue
             }
         }
@@ -63,7 +67,7 @@ public enum ConntrackMessageDecoder {
                 originalPackets: originalCounters?.0 ?? 0, originalBytes: originalCounters?.1 ?? 0,
                 replyPackets: replyCounters?.0 ?? 0, replyBytes: replyCounters?.1 ?? 0)
         }
-        return ConntrackEntry(
+        var entry = ConntrackEntry(
             family: family,
             protocolNumber: original.protocolNumber,
             original: original.tuple,
@@ -77,6 +81,28 @@ public enum ConntrackMessageDecoder {
             use: use,
             counters: counters
         )
+        entry.startNanoseconds = start
+        entry.labels = labels
+        return entry
+    }
+
+    private static func decodeTimestampStart(_ buffer: [UInt8], _ range: Range<Int>) throws(NetlinkFramingError) -> UInt64? {
+        var fields = NetlinkAttributeReader(buffer, range: range)
+        while let field = try fields.next() {
+            if field.type == Ctnetlink.timestampStart { return try u64(buffer, field) }
+        }
+        return nil
+    }
+
+    /// The set bits of the label bitmap. The kernel fills it as an array of host-order
+    /// unsigned longs (nf_conntrack_labels.h); on the little-endian machines ctdoctor
+    /// builds for, bit n is bit n % 8 of byte n / 8.
+    private static func decodeLabels(_ buffer: [UInt8], _ range: Range<Int>) -> [Int] {
+        var bits: [Int] = []
+        for (offset, index) in range.enumerated() where buffer[index] != 0 {
+            for bit in 0..<8 where buffer[index] & (1 << bit) != 0 { bits.append(offset * 8 + bit) }
+        }
+        return bits
     }
 
     /// Decodes every entry in a captured dump: datagrams concatenated as received, as

@@ -23,9 +23,14 @@ enum Ctnetlink {
     static let use: UInt16 = 11  // CTA_USE
     static let id: UInt16 = 12  // CTA_ID
     static let zone: UInt16 = 18  // CTA_ZONE
+    static let timestamp: UInt16 = 20  // CTA_TIMESTAMP (nested; with nf_conntrack_timestamp=1)
+    static let labels: UInt16 = 22  // CTA_LABELS (a bitmap, NF_CT_LABELS_MAX_SIZE bytes)
     static let markMask: UInt16 = 21  // CTA_MARK_MASK
     static let filter: UInt16 = 25  // CTA_FILTER
     static let statusMask: UInt16 = 26  // CTA_STATUS_MASK
+
+    // enum ctattr_tstamp
+    static let timestampStart: UInt16 = 1  // CTA_TIMESTAMP_START: ns since the epoch, be64
 
     // enum ctattr_tuple
     static let tupleIP: UInt16 = 1  // CTA_TUPLE_IP
