@@ -46,6 +46,16 @@ public struct KernelAudit: Sendable, Hashable {
         return idleTimeoutSeconds == 0 || Double(closeWait) < idleTimeoutSeconds
     }
 
+    /// nf_conntrack_tcp_ignore_invalid_rst as every part of a report words it: its
+    /// value; "absent (before 5.14)" when the kernel is known to predate it; otherwise
+    /// "unknown" (not read: a copy, or a sysctl that could not be opened). One wording,
+    /// so the kernel section and the findings tell one story.
+    public static func ignoreInvalidRSTText(_ facts: KernelFacts) -> String {
+        if let value = facts.ignoreInvalidRST { return String(value) }
+        let version = facts.release.flatMap(KernelText.version(ofRelease:))
+        return (version.map { ($0.major, $0.minor) < (5, 14) } ?? false) ? "absent (before 5.14)" : "unknown"
+    }
+
     public static func audit(facts: KernelFacts, rules: RulesFacts, idleTimeoutSeconds: Double) -> KernelAudit {
         let parsed = facts.release.flatMap(KernelText.version(ofRelease:))
         let fix: ChallengeAckFix
@@ -56,11 +66,7 @@ public struct KernelAudit: Sendable, Hashable {
         default: fix = .absent
         }
         let release = facts.release ?? "unknown"
-        let rst: String
-        switch facts.ignoreInvalidRST {
-        case nil: rst = (parsed.map { ($0.major, $0.minor) < (5, 14) } ?? false) ? "absent (before 5.14)" : "unreadable"
-        case let value?: rst = String(value)
-        }
+        let rst = ignoreInvalidRSTText(facts)
         let dropNote = rules.invalidDrop == true ? " An INVALID-drop rule (\(rules.matchingRule ?? "present")) drops it too." : ""
 
         let outcome: CollisionOutcome

@@ -332,7 +332,7 @@ public enum DiagnosisRendering {
             out += "  release \((facts.release ?? "unknown").terminalSafe); challenge-ACK fix (v6.2): \(audit.challengeAckFix.rawValue)\n"
             out += "  a collision here: " + style.bold(audit.outcome.rawValue) + " — \(audit.reason)\n"
             out += "  nf_conntrack_tcp_timeout_close_wait \(facts.closeWaitTimeout.map { "\($0) s" } ?? "unknown")"
-            out += " · nf_conntrack_tcp_ignore_invalid_rst \(facts.ignoreInvalidRST.map(String.init) ?? "absent")"
+            out += " · nf_conntrack_tcp_ignore_invalid_rst \(KernelAudit.ignoreInvalidRSTText(facts))"
             out += " · nf_conntrack_tcp_be_liberal \(facts.beLiberal.map(String.init) ?? "unknown") (does not help: out-of-window RSTs stay INVALID)\n"
             if let count = facts.conntrackCount, let max = facts.conntrackMax {
                 out += "  conntrack \(count) / \(max) entries (\(formatPercent(Double(count) / Double(Swift.max(max, 1)))))\n"

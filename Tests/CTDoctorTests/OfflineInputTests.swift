@@ -4,6 +4,7 @@ import Foundation
 import KernelIO
 import NetCore
 import Offline
+import Rendering
 import Sockets
 import TestSupport
 import Testing
@@ -245,6 +246,20 @@ struct PastedCaptureTests {
         #expect(sidecar.evidence.contains("no LISTEN row") && sidecar.evidence.contains("envoy") && sidecar.evidence.contains("--sidecar istio|linkerd"))
         #expect(!report.leaks.isEmpty && report.leaks.allSatisfy { $0.provenance == .listenerNotSeen })
         #expect(input.notices.contains("took out of watch.txt what its capture added: 1 watch header"))
+    }
+
+    /// A copy cannot tell the kernel: the kernel section and every finding say
+    /// "unknown" alike, never "absent" in one place and "unreadable" in another.
+    @Test func aCopyTellsOneStoryAboutWhatItCannotKnow() throws {
+        let sockets = try PastedInput.sockets(try Fixture.bytes("captured/ss-tanpoei.txt"), source: "s.txt")
+        let conntrack = try PastedInput.conntrack(try Fixture.bytes("captured/conntrack-L.txt"), source: "ct.txt")
+        let report = Diagnosis.diagnose(
+            PastedInput.input(conntrack: conntrack, conntrackPath: "ct.txt", sockets: sockets, socketsPath: "s.txt"),
+            options: DiagnosisOptions(sidecar: .istio))
+        let text = DiagnosisRendering.human(report, color: false)
+        #expect(text.contains("nf_conntrack_tcp_ignore_invalid_rst unknown"), "\(text)")
+        #expect(text.contains("nf_conntrack_tcp_ignore_invalid_rst=unknown"))
+        #expect(!text.contains("invalid_rst absent") && !text.contains("unreadable"))
     }
 
     @Test(arguments: [
