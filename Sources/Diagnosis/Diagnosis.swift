@@ -41,7 +41,7 @@ public enum Diagnosis {
         } ?? SidecarDetection.detect(listeners: input.sockets.filter { $0.state == .listen }, owners: input.owners)
             ?? inferredFromCopy(input)
 
-        let idleTimeout = resolveIdleTimeout(options: options, input: input, notices: &notices)
+        let idleTimeout = resolveIdleTimeout(options: options, input: input, sidecar: sidecar, notices: &notices)
         let kernel = KernelAudit.audit(facts: input.kernel, rules: input.rules, idleTimeoutSeconds: idleTimeout.seconds)
 
         var leaks: [LeakRecord] = []
@@ -86,13 +86,6 @@ public enum Diagnosis {
             input: input)
     }
 
-    /// The command holding a capture listener, whichever profile it belongs to.
-    static func sidecarProcessName(_ input: DiagnosisInput) -> String? {
-        input.sockets.lazy.filter { socket in
-            socket.state == .listen && SidecarProfile.known.contains { $0.captures(socket.local.port) }
-        }.compactMap { input.owners[$0.inode]?.first?.command }.first
-    }
-
     /// Only copies are inferred from: a live namespace always shows the proxy's listener.
     static func inferredFromCopy(_ input: DiagnosisInput) -> SidecarDetection? {
         guard case .file = input.socketSource else { return nil }
@@ -107,7 +100,7 @@ public enum Diagnosis {
     /// --idle-timeout, else ISTIO_META_IDLE_TIMEOUT from the proxy's environment, else
     /// Envoy's default of one hour.
     static func resolveIdleTimeout(
-        options: DiagnosisOptions, input: DiagnosisInput, notices: inout [String]
+        options: DiagnosisOptions, input: DiagnosisInput, sidecar: SidecarDetection?, notices: inout [String]
     ) -> (seconds: Double, source: String) {
         if let given = options.idleTimeoutSeconds { return (given, "given with --idle-timeout") }
         if let setting = input.sidecarProcess?.idleTimeoutSetting {
@@ -116,7 +109,7 @@ public enum Diagnosis {
             }
             notices.append("ISTIO_META_IDLE_TIMEOUT=\(setting) in the proxy's environment is not a duration Istio accepts (Go notation, at most 2^63 ns); assumed Envoy's default of 1h")
         }
-        if let owner = input.sidecarProcess?.command ?? sidecarProcessName(input),
+        if let owner = input.sidecarProcess?.command ?? sidecar?.process?.command,
             SidecarProfile.mesh(ofProcess: owner) == nil || owner.hasPrefix("linkerd2-proxy")
         {
             // Only Envoy is known to default to 1 h; anything else is a guess, said as one.
