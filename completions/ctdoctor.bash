@@ -504,7 +504,7 @@ _ctdoctor_lab() {
     repeating_flags=()
     non_repeating_flags=(--keep --emulate-old-kernel --version -h --help)
     repeating_options=(--server-first)
-    non_repeating_options=(--format --close-wait --connect-timeout --mesh --sidecar --idle-timeout --connect-rate --stall-after --fail-on)
+    non_repeating_options=(--format --close-wait --connect-timeout --mesh --leaks --connects --sidecar --idle-timeout --connect-rate --stall-after --fail-on)
     __ctdoctor_offer_flags_options 1
 
     # Offer option value completions
@@ -521,6 +521,12 @@ _ctdoctor_lab() {
         ;;
     '--mesh')
         __ctdoctor_add_completions -W 'istio'$'\n''linkerd'
+        return
+        ;;
+    '--leaks')
+        return
+        ;;
+    '--connects')
         return
         ;;
     '--sidecar')
@@ -546,7 +552,7 @@ _ctdoctor_lab() {
     # Offer positional completions
     case "${positional_number}" in
     1)
-        __ctdoctor_add_completions -W 'half-close'$'\n''collision'$'\n''server-first'
+        __ctdoctor_add_completions -W 'half-close'$'\n''collision'$'\n''collision-rate'$'\n''server-first'
         return
         ;;
     esac

@@ -54,6 +54,7 @@ static inline void ctd_set_errno(int value) { errno = value; }
 
 // SOCK_STREAM / SOCK_CLOEXEC import as enum cases of __socket_type; plain ints are simpler.
 static const int ctd_sock_stream_cloexec = SOCK_STREAM | SOCK_CLOEXEC;
+static const int ctd_sock_nonblock = SOCK_NONBLOCK;
 static const int ctd_sock_raw_cloexec = SOCK_RAW | SOCK_CLOEXEC;
 
 // deflateInit2/inflateInit2 are macros over the *_ functions with version and size

@@ -30,12 +30,42 @@ public struct SourceExposure: Sendable, Hashable {
     public var secondPassPoisoned: Int { poisoned.count - firstPassPoisoned }
     /// The chance that one connect picks a poisoned first-pass port.
     public var fractionPoisoned: Double { firstPassSpace > 0 ? Double(firstPassPoisoned) / Double(firstPassSpace) : 0 }
-    /// Expected collisions over the leaks' remaining lifetime; nil without a connect rate,
-    /// infinity when a leak never ends (idle timeout disabled).
+    /// Expected connects that pick a poisoned port over the leaks' remaining lifetime:
+    /// every one collides when the app dials one destination (see `CollisionExpectation`).
+    /// nil without a connect rate, infinity when a leak never ends (idle timeout disabled).
     public var expectedCollisions: Double?
+    /// Expected leaks met by at least one collision: the collisions on a kernel with the
+    /// v6.2 fix (the first ends its leak), and nearly so when the app dials many
+    /// destinations. nil without a connect rate.
+    public var expectedLeaksHit: Double?
     /// P(at least one collision), treating connects as a Poisson process.
     public var collisionProbability: Double? {
         expectedCollisions.map { $0.isInfinite ? 1 : 1 - exp(-$0) }
+    }
+}
+
+/// What the picks of poisoned ports turn into, from the expected picks of each leak
+/// (x_i = λ·T_i/N′).
+///
+/// A pick collides only when the kernel sends its SYN to the leaked socket. The first
+/// pick of a leaked port always does (the leak's own conntrack entry expired: that is the
+/// leak); its new entry then holds the reply tuple 127.0.0.1:15001 → app:port for as long
+/// as it lives (SYN retransmits plus nf_conntrack_tcp_timeout_syn_sent). A later pick to
+/// the same destination matches that entry and collides again; a pick to another
+/// destination clashes with its reply tuple, so NAT's null binding gives it another source
+/// port and it misses the leak. On a kernel with the v6.2 fix the first collision's RST
+/// resets the leak, so there is no second. Measured in `CollisionRateLab`.
+public struct CollisionExpectation: Sendable, Hashable {
+    /// Σ x_i: connects that pick a leaked port, all collisions when the app dials a
+    /// single destination on a kernel without the fix.
+    public var picks: Double
+    /// Σ (1 − e^(−x_i)): leaks picked at least once, the collisions when every pick
+    /// after the first goes elsewhere (many destinations) or the kernel has the fix.
+    public var leaksHit: Double
+
+    public init(picksPerLeak: [Double]) {
+        picks = picksPerLeak.reduce(0, +)
+        leaksHit = picksPerLeak.reduce(0) { $0 + ($1.isInfinite ? 1 : -expm1(-$1)) }
     }
 }
 
@@ -59,14 +89,15 @@ public struct CollisionPrediction: Sendable, Hashable {
     /// since the namespace was created).
     public var counters: [String: UInt64]
 
-    public static let model = "expected collisions = λ × Σ T_i / N′ over the leaked ports of first-pass parity"
+    public static let model = "expected picks of a poisoned port = λ × Σ T_i / N′ over the leaked ports of first-pass parity; leaks hit = Σ (1 − e^(−λ T_i / N′))"
 
     public var assumptions: [String] {
         [
             "λ: captured connect() calls per second from that source address" + (connectRate.map { ", \(formatQuantity($0.perSecond))/s (\($0.source))" } ?? ", unknown"),
             "T_i: how long leak i still lives: the proxy idle timeout minus its idle time",
             "N′: ports connect() tries first — those of ip_local_port_range's low-end parity (\(portRange.lowerBound)-\(portRange.upperBound)), minus reserved ones; the other parity is used only when they run out",
-            "each connect picks uniformly among free first-pass ports (RFC 6056 algorithm 4 with its perturbation table), and collisions are independent (Poisson)",
+            "each connect picks uniformly among free first-pass ports (RFC 6056 algorithm 4: an offset hashed from the destination, perturbed per connect)",
+            "every pick collides when the app dials one destination; over many destinations only the first pick of each leak does while its attempt's conntrack entry lives (NAT gives later picks another source port), and a kernel with the v6.2 fix ends the leak at its first collision: the collisions lie between leaks hit and picks",
         ]
     }
 
@@ -101,12 +132,14 @@ public struct CollisionPrediction: Sendable, Hashable {
             }
             var exposure = SourceExposure(
                 address: address, direction: group[0].direction, poisoned: poisoned.sorted(),
-                unreachablePorts: unreachable, firstPassSpace: firstPassSpace, expectedCollisions: nil)
+                unreachablePorts: unreachable, firstPassSpace: firstPassSpace, expectedCollisions: nil, expectedLeaksHit: nil)
             if let rate = connectRate?.perSecond, firstPassSpace > 0 {
                 let lifetimes = poisoned.filter(\.firstPass).map { $0.secondsLeft ?? .infinity }
-                let total = lifetimes.reduce(0, +)
-                // No connects, or no first-pass leak: none expected (not 0 × ∞, which is NaN).
-                exposure.expectedCollisions = rate == 0 || total == 0 ? 0 : rate * total / Double(firstPassSpace)
+                // No connects: none expected (not 0 × ∞, which is NaN).
+                let picks = lifetimes.map { rate == 0 || $0 == 0 ? 0 : rate * $0 / Double(firstPassSpace) }
+                let expectation = CollisionExpectation(picksPerLeak: picks)
+                exposure.expectedCollisions = expectation.picks
+                exposure.expectedLeaksHit = expectation.leaksHit
             }
             sources.append(exposure)
         }

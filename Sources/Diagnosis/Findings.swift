@@ -205,7 +205,9 @@ enum Findings {
         text += "; \(source.firstPassPoisoned) of \(source.firstPassSpace) first-pass ports (\(formatPercent(source.fractionPoisoned)) per connect)"
         if source.secondPassPoisoned > 0 { text += ", \(source.secondPassPoisoned) second-pass (*)" }
         if let expected = source.expectedCollisions, let probability = source.collisionProbability {
-            text += "; expected collisions before the leaks end: \(formatQuantity(expected)) (P ≥ 1: \(formatPercent(probability)))"
+            text += "; expected before the leaks end: \(formatQuantity(expected)) connects on a poisoned port"
+            if let hit = source.expectedLeaksHit { text += ", \(formatQuantity(hit)) leaks hit" }
+            text += " (P ≥ 1 collision: \(formatPercent(probability)))"
         } else if rate == nil {
             text += "; expected collisions unknown (no connect rate: give --connect-rate)"
         }

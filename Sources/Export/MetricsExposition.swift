@@ -47,7 +47,7 @@ public enum MetricsExposition {
         help: "Probability of at least one colliding connect() before the current leaks end, for the most exposed source address (absent when the connect rate is unknown).")
     public static let expectedCollisions = ExportedMetric(
         name: "ctdoctor_expected_collisions", labels: [],
-        help: "Expected colliding connect() calls before the current leaks end, summed over source addresses (absent when the connect rate is unknown).")
+        help: "Expected connect() calls that pick a poisoned port before the current leaks end, summed over source addresses: an upper bound on collisions (absent when the connect rate is unknown).")
     public static let liveCollisions = ExportedMetric(
         name: "ctdoctor_live_collisions", labels: [],
         help: "Connection attempts landing on a leaked sidecar socket at the time of the run.")

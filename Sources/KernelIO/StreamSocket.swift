@@ -31,6 +31,39 @@ public final class StreamSocket: @unchecked Sendable {
         StreamSocket(descriptor: try makeConnection(endpoint, source: source, timeoutMilliseconds: timeoutMilliseconds))
     }
 
+    /// A connected socket whose port the kernel picked as connect() picks it (see
+    /// `probe`), bound to `source`'s address: how an app's socket gets its port.
+    public static func connect(to endpoint: Endpoint, fromAddress source: IPAddress) throws -> StreamSocket {
+        StreamSocket(descriptor: try makeConnection(endpoint, source: Endpoint(source, 0), portByConnect: true))
+    }
+
+    /// How a probing connect stood when the probe stopped waiting.
+    public enum ProbeOutcome: Sendable, Hashable {
+        /// The handshake completed.
+        case connected
+        /// Refused or reset (an RST answered the SYN).
+        case refused
+        /// No answer in time: the SYN was dropped or met a socket that would not
+        /// complete it (a leaked FIN_WAIT2 socket answers with a challenge ACK).
+        case pending
+    }
+
+    /// Starts a connect from `source` whose port the kernel picks as for an app's
+    /// unbound socket (IP_BIND_ADDRESS_NO_PORT: a hashed offset per destination, the
+    /// range's low-end parity first), waits up to `waitMilliseconds`, then closes it;
+    /// a socket closed before its handshake sends nothing.
+    /// - Returns: the port the kernel picked and how the connect stood.
+    public static func probe(
+        to endpoint: Endpoint, fromAddress source: IPAddress, waitMilliseconds: Int32
+    ) throws -> (port: UInt16, outcome: ProbeOutcome) {
+        let (port, state) = try probeConnection(endpoint, source: Endpoint(source, 0), waitMilliseconds: waitMilliseconds)
+        switch state {
+        case .connected: return (port, .connected)
+        case .refused: return (port, .refused)
+        case .pending: return (port, .pending)
+        }
+    }
+
     /// Blocks until a connection arrives.
     public func accept() throws -> StreamSocket {
         StreamSocket(descriptor: try acceptConnection(descriptor))

@@ -186,6 +186,7 @@ public enum DiagnosisRendering {
                     ("first_pass_space", .integer(Int64(source.firstPassSpace))),
                     ("fraction_poisoned", .number(source.fractionPoisoned)),
                     ("expected_collisions", source.expectedCollisions.map { .number($0) } ?? .null),
+                    ("expected_leaks_hit", source.expectedLeaksHit.map { .number($0) } ?? .null),
                     ("collision_probability", source.collisionProbability.map { .number($0) } ?? .null),
                 ])
             })),
@@ -315,7 +316,9 @@ public enum DiagnosisRendering {
                 let ports = source.poisoned.map { "\($0.port)\($0.firstPass ? "" : "*")" }
                 out += "    ports: \(ports.prefix(20).joined(separator: " "))\(ports.count > 20 ? " …" : "")\n"
                 if let expected = source.expectedCollisions, let probability = source.collisionProbability {
-                    out += "    expected collisions before these leaks end: \(formatQuantity(expected)); P(at least one) \(formatPercent(probability))\n"
+                    out += "    expected before these leaks end: \(formatQuantity(expected)) connects on a poisoned port"
+                    if let hit = source.expectedLeaksHit { out += ", \(formatQuantity(hit)) leaks hit" }
+                    out += "; P(at least one collision) \(formatPercent(probability))\n"
                 }
             }
             out += "  model: \(CollisionPrediction.model)\n"

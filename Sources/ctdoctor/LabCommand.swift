@@ -24,6 +24,12 @@ struct LabCommand: ParsableCommand {
             collision: a leak, then a connect from the leaked socket's port: on this kernel it \
             recovers after a SYN retransmit, or, with --emulate-old-kernel, times out as on a \
             kernel without the v6.2 conntrack fix.
+            collision-rate: --leaks real leaks (their ports picked by connect(), as an app's \
+            are), then --connects captured connects whose ports the kernel picks, to many \
+            destinations and to one; counts the connects that picked a leaked port and those \
+            that collided, beside what the collision model expects (README, "Collision \
+            model"). The app's RSTs are dropped as a pre-6.2 kernel judges them, so a \
+            collision does not end its leak.
             server-first: an SMTP server that greets first, behind a proxy that waits for the \
             client's bytes to detect the protocol (--mesh istio: forever; linkerd: 10 s), on \
             port 25, and declared TCP on 2525. ctdoctor diagnoses while port 25 is stalled \
@@ -33,6 +39,7 @@ struct LabCommand: ParsableCommand {
             Examples:
               ctdoctor lab half-close
               ctdoctor lab collision --emulate-old-kernel
+              ctdoctor lab collision-rate --leaks 40 --connects 1000
               ctdoctor lab server-first --mesh linkerd
               ctdoctor lab half-close --keep        # then explore with --netns ctd-lab-…
             """
@@ -41,10 +48,11 @@ struct LabCommand: ParsableCommand {
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
         case halfClose = "half-close"
         case collision
+        case collisionRate = "collision-rate"
         case serverFirst = "server-first"
     }
 
-    @Argument(help: "half-close, collision or server-first.") var scenario: Scenario
+    @Argument(help: "half-close, collision, collision-rate or server-first.") var scenario: Scenario
     @OptionGroup var output: OutputOptions
 
     @Option(name: .customLong("close-wait"), help: "nf_conntrack_tcp_timeout_close_wait inside the lab, seconds (the kernel default is 60).")
@@ -62,6 +70,12 @@ struct LabCommand: ParsableCommand {
     @Option(help: "server-first: whose protocol detection the lab's proxy imitates (istio or linkerd).")
     var mesh: ServerFirstLab.Mesh = .istio
 
+    @Option(help: "collision-rate: leaked sockets to make.")
+    var leaks = 40
+
+    @Option(help: "collision-rate: captured connects per destination pattern.")
+    var connects = 1000
+
     @OptionGroup var diagnosis: DiagnosisArguments
 
     func validate() throws {
@@ -70,6 +84,8 @@ struct LabCommand: ParsableCommand {
         if emulateOldKernel && scenario != .collision {
             throw ValidationError("--emulate-old-kernel applies to the collision scenario only")
         }
+        guard (1...400).contains(leaks) else { throw ValidationError("--leaks takes 1 to 400 (the lab's port range holds 500 first-pass ports)") }
+        guard (1...100_000).contains(connects) else { throw ValidationError("--connects takes 1 to 100000") }
         if mesh != .istio && scenario != .serverFirst {
             throw ValidationError("--mesh applies to the server-first scenario only")
         }
@@ -90,12 +106,14 @@ struct LabCommand: ParsableCommand {
         switch scenario {
         case .halfClose, .collision:
             let lab = try HalfCloseLab(name: name, closeWaitSeconds: closeWait, say: say)
-            outcome = try whileRegistered(tearDown: lab.tearDown) { try halfClose(lab, options: options) }
+            outcome = try whileRegistered(tearDown: lab.tearDown, { try halfClose(lab, options: options) }, report: emit)
+        case .collisionRate:
+            outcome = try collisionRate(name: name, options: options, say: say)
         case .serverFirst:
             if diagnosis.stallAfter == nil { options.stallAfterSeconds = 2 }
             if options.sidecar == nil { options.sidecar = mesh.profile }
             let lab = try ServerFirstLab(name: name, mesh: mesh, say: say)
-            outcome = try whileRegistered(tearDown: lab.tearDown) { try serverFirst(lab, options: options) }
+            outcome = try whileRegistered(tearDown: lab.tearDown, { try serverFirst(lab, options: options) }, report: emit)
         }
         if !outcome.problems.isEmpty { throw ExitCode(ExitStatus.findings) }
     }
@@ -110,14 +128,16 @@ struct LabCommand: ParsableCommand {
 
     /// Runs `body` with `tearDown` registered for signals, then tears down; the report
     /// is written (and --keep honoured) before the namespace goes.
-    func whileRegistered(tearDown: @escaping @Sendable () -> Void, _ body: () throws -> Outcome) throws -> Outcome {
+    func whileRegistered<Result>(
+        tearDown: @escaping @Sendable () -> Void, _ body: () throws -> Result, report: (Result) -> Void = { _ in }
+    ) throws -> Result {
         let cleanup = Cleanup.register(tearDown)
         defer {
             tearDown()
             Cleanup.unregister(cleanup)
         }
         let outcome = try body()
-        emit(outcome)
+        report(outcome)
         if keep {
             let name = "ctd-lab-\(scenario.rawValue)-\(getpid())"
             Console.writeError("ctdoctor: lab namespace \(name) kept; explore with `ctdoctor diagnose --netns \(name)` or `ip netns exec \(name) ss -tanpo`. Press Enter to remove it.\n")
@@ -177,6 +197,42 @@ struct LabCommand: ParsableCommand {
                     ])
                 } ?? .null),
             ])
+    }
+
+    /// Measures both connect patterns, each on a lab of its own: a pattern's collisions
+    /// leave conntrack entries that would shield the leaks from the next.
+    func collisionRate(name: String, options: DiagnosisOptions, say: @escaping @Sendable (String) -> Void) throws -> Outcome {
+        var measurements: [CollisionMeasurement] = []
+        var firstReport: DiagnosisReport?
+        for pattern in ConnectPattern.allCases {
+            let lab = try CollisionRateLab(name: name, say: say)
+            let measurement = try whileRegistered(tearDown: lab.tearDown) { () throws -> CollisionMeasurement in
+                try lab.makeLeaks(leaks)
+                let report = try Self.diagnosis(of: lab.lab, options: options)()
+                firstReport = firstReport ?? report
+                lab.closeListener()
+                say("\(connects) connects to \(pattern == .oneDestination ? "one service address" : "\(connects) service addresses")…")
+                return try lab.measure(connects: connects, pattern: pattern, diagnosis: report)
+            }
+            say("…\(measurement.picks) picked a leaked port (model \(formatQuantity(measurement.expected.picks)), uniform over the range \(formatQuantity(measurement.uniformPicks))); \(measurement.collisions) collided, \(measurement.leaksHit) distinct leaks (model \(formatQuantity(measurement.expected.leaksHit)) leaks hit)")
+            measurements.append(measurement)
+        }
+        let outcome = Outcome(
+            report: firstReport!, problems: measurements.flatMap { m in m.problems.map { "\(m.pattern.rawValue): \($0)" } },
+            flows: [],
+            extra: [("measurements", .array(measurements.map { m in
+                .object([
+                    ("pattern", .string(m.pattern.rawValue)), ("connects", .integer(Int64(m.connects))),
+                    ("leaks", .integer(Int64(m.leaks))), ("first_pass_poisoned", .integer(Int64(m.poisonedFirstPass))),
+                    ("first_pass_space", .integer(Int64(m.firstPassSpace))), ("picks", .integer(Int64(m.picks))),
+                    ("collisions", .integer(Int64(m.collisions))), ("leaks_hit", .integer(Int64(m.leaksHit))),
+                    ("expected_picks", .number(m.expected.picks)), ("expected_leaks_hit", .number(m.expected.leaksHit)),
+                    ("uniform_picks", .number(m.uniformPicks)),
+                    ("counter_deltas", .object(m.counterDeltas.sorted { $0.key < $1.key }.map { ($0.key, .integer($0.value)) })),
+                ])
+            }))])
+        emit(outcome)
+        return outcome
     }
 
     func serverFirst(_ lab: ServerFirstLab, options: DiagnosisOptions) throws -> Outcome {

@@ -1,3 +1,4 @@
+import Glibc
 import Conntrack
 import Diagnosis
 import NetCore
@@ -227,6 +228,9 @@ struct CollisionPredictionTests {
         #expect(abs(source.fractionPoisoned - 2.0 / 49) < 1e-12)
         // λ Σ T / N′ = 0.49 × (3000 + 2000) / 49 = 50
         #expect(abs(try #require(source.expectedCollisions) - 50) < 1e-9)
+        // Each leak is picked 30 and 20 times on average: both are all but certainly hit,
+        // though at most once each when the picks dial other destinations.
+        #expect(abs(try #require(source.expectedLeaksHit) - (2 - exp(-30) - exp(-20))) < 1e-9)
         #expect(try #require(source.collisionProbability) > 0.999)
         #expect(report.findings.first { $0.id == "collision-risk" }?.severity == .warning)
     }
@@ -254,6 +258,15 @@ struct CollisionPredictionTests {
         let report = pod.diagnose(DiagnosisOptions(idleTimeoutSeconds: 0, connectRate: 0.01))
         let source = try #require(report.collisions.sources.first)
         #expect(source.expectedCollisions == .infinity && source.collisionProbability == 1)
+        #expect(source.expectedLeaksHit == 1)
+    }
+
+    @Test func leaksHitGrowsLikePicksWhileRareAndSaturatesAtTheLeakCount() {
+        let rare = CollisionExpectation(picksPerLeak: [0.001, 0.002])
+        #expect(abs(rare.picks - 0.003) < 1e-15 && abs(rare.leaksHit - 0.003) < 1e-5 && rare.leaksHit < rare.picks)
+        let heavy = CollisionExpectation(picksPerLeak: [5, 5, 5])
+        #expect(heavy.picks == 15 && heavy.leaksHit < 3 && heavy.leaksHit > 2.97)
+        #expect(CollisionExpectation(picksPerLeak: []).leaksHit == 0)
     }
 }
 

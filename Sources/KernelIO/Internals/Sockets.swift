@@ -87,7 +87,53 @@ func makeListener(_ endpoint: Endpoint, backlog: Int32) throws -> Int32 {
     }
 }
 
-func makeConnection(_ endpoint: Endpoint, source: Endpoint?, timeoutMilliseconds: Int? = nil) throws -> Int32 {
+/// Binds `fd` to `source`. With port 0 and `portByConnect`, IP_BIND_ADDRESS_NO_PORT
+/// leaves the port to connect(): the kernel then picks it as for an unbound socket
+/// (__inet_hash_connect: a hashed offset per destination, ports of the range's low-end
+/// parity first), not as bind() would (the other parity first).
+private func bindSource(_ fd: Int32, _ source: Endpoint, portByConnect: Bool) throws {
+    var one: Int32 = 1
+    try systemCall("set SO_REUSEADDR") {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+    if portByConnect && source.port == 0 {
+        try systemCall("set IP_BIND_ADDRESS_NO_PORT") {
+            setsockopt(fd, Int32(IPPROTO_IP), IP_BIND_ADDRESS_NO_PORT, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+    }
+    _ = try withSocketAddress(source) { (address, length) throws in
+        try systemCall("bind", subject: source.description) { bind(fd, address, length) }
+    }
+}
+
+/// How a non-blocking connect stood when the probe stopped waiting.
+enum ProbeState {
+    case connected, refused, pending
+}
+
+/// Starts a non-blocking connect from `source` (port picked as connect() picks it),
+/// waits up to `waitMilliseconds` for the handshake, and closes the socket. A closed
+/// SYN_SENT socket sends nothing, so the probe leaves no connection behind.
+func probeConnection(_ endpoint: Endpoint, source: Endpoint, waitMilliseconds: Int32) throws -> (port: UInt16, state: ProbeState) {
+    let fd = try systemCall("socket") { socket(family(of: endpoint), ctd_sock_stream_cloexec | ctd_sock_nonblock, 0) }
+    defer { close(fd) }
+    try bindSource(fd, source, portByConnect: true)
+    _ = try withSocketAddress(endpoint) { (address, length) throws in
+        if connect(fd, address, length) != 0, lastErrno() != .nowInProgress {
+            throw KernelIOError("connect", subject: endpoint.description, errno: lastErrno())
+        }
+    }
+    let port = try socketName(fd, peer: false).port
+    var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+    let ready = poll(&poller, 1, waitMilliseconds)
+    guard ready > 0 else { return (port, .pending) }
+    var error: Int32 = 0
+    var length = socklen_t(MemoryLayout<Int32>.size)
+    try systemCall("get SO_ERROR") { getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) }
+    return (port, error == 0 ? .connected : .refused)
+}
+
+func makeConnection(_ endpoint: Endpoint, source: Endpoint?, timeoutMilliseconds: Int? = nil, portByConnect: Bool = false) throws -> Int32 {
     let fd = try systemCall("socket") { socket(family(of: endpoint), ctd_sock_stream_cloexec, 0) }
     do {
         if let timeoutMilliseconds {
@@ -96,15 +142,7 @@ func makeConnection(_ endpoint: Endpoint, source: Endpoint?, timeoutMilliseconds
                 setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
             }
         }
-        if let source {
-            var one: Int32 = 1
-            try systemCall("set SO_REUSEADDR") {
-                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-            }
-            _ = try withSocketAddress(source) { (address, length) throws in
-                try systemCall("bind", subject: source.description) { bind(fd, address, length) }
-            }
-        }
+        if let source { try bindSource(fd, source, portByConnect: portByConnect) }
         _ = try withSocketAddress(endpoint) { (address, length) throws in
             // A blocking connect cut short by SO_SNDTIMEO reports EINPROGRESS.
             if connect(fd, address, length) != 0 {
