@@ -32,6 +32,10 @@ public struct ConntrackEntry: Sendable, Hashable {
     /// The connlabel bits set on the entry (`-m connlabel`, `conntrack -o label`), by
     /// number; empty when none (netlink only).
     public var labels: [Int] = []
+    /// Seconds since the flow began, at the time of the listing: the text forms'
+    /// `delta-time=` and the XML's `<deltatime>` (with nf_conntrack_timestamp on). Text
+    /// has no clock to turn it into a start time; netlink gives `startNanoseconds`.
+    public var ageSeconds: UInt64?
 
     public init(
         family: AddressFamily,
@@ -75,6 +79,10 @@ public struct ConntrackEntry: Sendable, Hashable {
 
     public var hasPorts: Bool { Self.portProtocols.contains(protocolNumber) }
 
+    /// GRE (47): its tuples carry the PPTP call ids as keys, kept where the kernel keeps
+    /// them, in the tuple's port fields.
+    public var hasKeys: Bool { protocolNumber == 47 }
+
     /// True when the reply's source is not the original destination: the kernel
     /// rewrote the destination (DNAT, REDIRECT). The text and XML parsers, whose input
     /// does not print the DST_NAT status bit, set that bit from this; netlink's status
@@ -93,24 +101,31 @@ public struct ConntrackEntry: Sendable, Hashable {
 public struct ConntrackTuple: Sendable, Hashable {
     public var source: IPAddress
     public var destination: IPAddress
-    /// Ports for TCP, UDP, UDP-Lite, SCTP and DCCP; 0 for protocols without ports.
+    /// Ports for TCP, UDP, UDP-Lite, SCTP and DCCP; GRE's source and destination keys
+    /// (`hasKeys`); 0 for protocols with neither.
     public var sourcePort: UInt16
     public var destinationPort: UInt16
     /// Type, code and id for ICMP and ICMPv6, which have no ports.
     public var icmp: ICMPKey?
+    /// The zone of this direction alone (`conntrack --orig-zone`/`--reply-zone`, the
+    /// CT target's `--zone-orig`): CTA_TUPLE_ZONE, `zone-orig=`/`zone-reply=` in text.
+    /// nil when the entry's zone applies to both directions.
+    public var zone: UInt16?
 
     public init(
         source: IPAddress,
         destination: IPAddress,
         sourcePort: UInt16 = 0,
         destinationPort: UInt16 = 0,
-        icmp: ICMPKey? = nil
+        icmp: ICMPKey? = nil,
+        zone: UInt16? = nil
     ) {
         self.source = source
         self.destination = destination
         self.sourcePort = sourcePort
         self.destinationPort = destinationPort
         self.icmp = icmp
+        self.zone = zone
     }
 
     public var sourceEndpoint: Endpoint { Endpoint(source, sourcePort) }

@@ -161,6 +161,7 @@ enum EntryRecord {
             use: try field["use"].optionalInteger(), counters: counters)
         // Absent from records written before they were added: read as unknown and none.
         entry.startNanoseconds = try field["start_ns"].optionalInteger()
+        entry.ageSeconds = try field["age_seconds"].optionalInteger()
         let labelField = field["labels"]
         if !labelField.isNull {
             entry.labels = try labelField.array().map { item throws(JSONError) in try item.integer(in: 0...127) }
@@ -172,6 +173,13 @@ enum EntryRecord {
         var tuple = ConntrackTuple(
             source: try address(field["src"]), destination: try address(field["dst"]),
             sourcePort: try field["sport"].optionalInteger() ?? 0, destinationPort: try field["dport"].optionalInteger() ?? 0)
+        // GRE keys live in the port fields; a direction's own zone only where it has one.
+        let keys = field["keys"]
+        if !keys.isNull {
+            tuple.sourcePort = try keys["src"].integer()
+            tuple.destinationPort = try keys["dst"].integer()
+        }
+        tuple.zone = try field["zone"].optionalInteger()
         let icmp = field["icmp"]
         if !icmp.isNull {
             tuple.icmp = ICMPKey(type: try icmp["type"].integer(), code: try icmp["code"].integer(), id: try icmp["id"].integer())

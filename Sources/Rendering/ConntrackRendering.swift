@@ -28,9 +28,9 @@ public enum ConntrackRendering {
         out.write(optionalNumber: entry.timeout)
         out.write(",\"original\":")
         let ports = entry.hasPorts
-        writeTuple(entry.original, ports: ports, to: &out)
+        writeTuple(entry.original, ports: ports, keys: entry.hasKeys, to: &out)
         out.write(",\"reply\":")
-        writeTuple(entry.reply, ports: ports, to: &out)
+        writeTuple(entry.reply, ports: ports, keys: entry.hasKeys, to: &out)
         out.write(",\"status\":[")
         var first = true
         for (bit, name) in ConntrackStatus.named where entry.status.contains(bit) {
@@ -50,6 +50,8 @@ public enum ConntrackRendering {
         out.write(optionalNumber: entry.use)
         out.write(",\"start_ns\":")
         out.write(optionalNumber: entry.startNanoseconds)
+        out.write(",\"age_seconds\":")
+        out.write(optionalNumber: entry.ageSeconds)
         out.write(",\"labels\":[")
         for (index, label) in entry.labels.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
@@ -75,11 +77,22 @@ public enum ConntrackRendering {
 
     /// - Parameter ports: whether the protocol has ports (TCP, UDP, SCTP, DCCP,
     ///   UDP-Lite); null for the others, as README promises, rather than a made-up 0.
-    static func writeTuple(_ tuple: ConntrackTuple, ports: Bool, to out: inout OutputSpan<UInt8>) {
+    /// - Parameter keys: GRE: `keys` is {src, dst}, null for every other protocol.
+    static func writeTuple(_ tuple: ConntrackTuple, ports: Bool, keys: Bool = false, to out: inout OutputSpan<UInt8>) {
         out.write("{\"src\":")
         out.write(jsonAddress: tuple.source)
         out.write(",\"dst\":")
         out.write(jsonAddress: tuple.destination)
+        if keys {
+            out.write(",\"keys\":{\"src\":")
+            out.write(number: tuple.sourcePort)
+            out.write(",\"dst\":")
+            out.write(number: tuple.destinationPort)
+            out.write("},\"zone\":")
+        } else {
+            out.write(",\"keys\":null,\"zone\":")
+        }
+        out.write(optionalNumber: tuple.zone)
         if let icmp = tuple.icmp {
             out.write(",\"sport\":null,\"dport\":null,\"icmp\":{\"type\":")
             out.write(number: icmp.type)
@@ -154,6 +167,7 @@ public enum ConntrackRendering {
             if let icmp = tuple.icmp {
                 return source ? "\(address) type=\(icmp.type) code=\(icmp.code) id=\(icmp.id)" : address.description
             }
+            if entry.hasKeys { return "\(address) key=0x\(String(source ? tuple.sourcePort : tuple.destinationPort, radix: 16))" }
             guard IPProtocolName.hasPorts(entry.protocolNumber) else { return address.description }
             return Endpoint(address, source ? tuple.sourcePort : tuple.destinationPort).description
         }
@@ -166,6 +180,8 @@ public enum ConntrackRendering {
         if entry.status.contains(.hardwareOffload) { flags.append("HW_OFFLOAD") }
         if entry.mark != 0 { flags.append("mark=\(entry.mark)") }
         if entry.zone != 0 { flags.append("zone=\(entry.zone)") }
+        if let zone = entry.original.zone { flags.append("zone-orig=\(zone)") }
+        if let zone = entry.reply.zone { flags.append("zone-reply=\(zone)") }
         return [
             entry.protocolName,
             entry.state?.name ?? "-",

@@ -23,6 +23,36 @@ struct ConntrackTextParserTests {
         #expect(udp.state == nil && !udp.status.contains(.seenReply) && udp.timeout == 29)
     }
 
+    @Test(arguments: ["handmade/conntrack-zones-gre.txt", "handmade/proc-nf_conntrack-zones-gre.txt", "handmade/conntrack-zones-gre.xml"])
+    func readsDirectionalZonesGREKeysAndAges(path: String) throws {
+        let bytes = try Fixture.bytes(path)
+        let entries = path.hasSuffix(".xml")
+            ? try ConntrackXMLParser.parse(bytes, source: path) : try ConntrackTextParser.parse(bytes, source: path).entries
+        #expect(entries.count == 4)
+        func entry(_ source: String, _ protocolNumber: UInt8 = 6) throws -> ConntrackEntry {
+            try #require(entries.first { $0.original.source == IPAddress(source) && $0.protocolNumber == protocolNumber })
+        }
+        let origZone = try entry("10.1.1.1")
+        #expect(origZone.original.zone == 5 && origZone.reply.zone == nil && origZone.zone == 0)
+        let replyZone = try entry("10.1.1.3")
+        #expect(replyZone.original.zone == nil && replyZone.reply.zone == 7)
+        #expect(try entry("10.1.1.4").zone == 9 && (try entry("10.1.1.4").original.zone) == nil)
+        let gre = try entry("10.1.1.1", 47)
+        #expect(gre.original.sourcePort == 0x11 && gre.original.destinationPort == 0x22)
+        #expect(gre.reply.sourcePort == 0x22 && gre.reply.destinationPort == 0x11 && gre.timeout == 99)
+        #expect(entries.allSatisfy { $0.ageSeconds == 0 && $0.counters != nil })
+    }
+
+    @Test func refusesABrokenGREKeyNamingIt() {
+        let line = "ipv4 2 gre 47 99 src=10.1.1.1 dst=10.2.2.2 srckey=0xzz dstkey=0x22 src=10.2.2.2 dst=10.1.1.1 srckey=0x22 dstkey=0x11 mark=0 use=1"
+        #expect {
+            try parse(line)
+        } throws: { error in
+            let failure = error as? ParseError
+            return failure?.field == "srckey" && failure?.description.contains("hexadecimal") == true
+        }
+    }
+
     @Test func readsAnExtendedRedirectedLineWithCountersAndAnID() throws {
         let line = "ipv4     2 tcp      6 58 CLOSE_WAIT src=10.1.0.5 dst=10.1.0.5 sport=57788 dport=8080 packets=3 bytes=164 src=127.0.0.1 dst=10.1.0.5 sport=15001 dport=57788 packets=2 bytes=112 [ASSURED] mark=0 zone=3 use=1 id=240509733"
         let entry = try #require(try parse(line).entries.first)

@@ -20,10 +20,10 @@ struct RenderingTests {
             let object = try json(bytes)
             #expect(Set(object.keys) == [
                 "family", "protocol", "protocol_number", "state", "timeout", "original", "reply", "status", "dnat",
-                "mark", "zone", "id", "use", "start_ns", "labels", "counters",
+                "mark", "zone", "id", "use", "start_ns", "age_seconds", "labels", "counters",
             ])
             let original = try #require(object["original"] as? [String: Any])
-            #expect(Set(original.keys) == ["src", "dst", "sport", "dport", "icmp"])
+            #expect(Set(original.keys) == ["src", "dst", "keys", "zone", "sport", "dport", "icmp"])
             #expect(original["src"] as? String == entry.original.source.description)
             #expect(object["id"] as? Int == entry.id.map(Int.init))
             #expect(object["dnat"] as? Bool == entry.isDestinationNATed)

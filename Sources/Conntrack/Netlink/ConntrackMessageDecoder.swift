@@ -135,6 +135,7 @@ public enum ConntrackMessageDecoder {
         var icmpType: UInt8?
         var icmpCode: UInt8 = 0
         var icmpID: UInt16 = 0
+        var zone: UInt16?
 
         var attributes = NetlinkAttributeReader(buffer, range: range)
         while let attribute = try attributes.next() {
@@ -163,6 +164,8 @@ public enum ConntrackMessageDecoder {
                     default: continue
                     }
                 }
+            case Ctnetlink.tupleZone:
+                zone = try u16(buffer, attribute)
             default:
                 continue
             }
@@ -174,7 +177,7 @@ public enum ConntrackMessageDecoder {
         return DecodedTuple(
             tuple: ConntrackTuple(
                 source: source, destination: destination,
-                sourcePort: sourcePort, destinationPort: destinationPort, icmp: icmp),
+                sourcePort: sourcePort, destinationPort: destinationPort, icmp: icmp, zone: zone),
             protocolNumber: protocolNumber,
             family: source.family
         )

@@ -7,7 +7,11 @@ import NetCore
 ///
 ///     [ipv4 2] tcp 6 117 TIME_WAIT src=… dst=… sport=… dport=… [packets=… bytes=…]
 ///     [UNREPLIED] src=… dst=… sport=… dport=… [packets=… bytes=…] [ASSURED] mark=0
-///     [secctx=…] [zone=0] use=2 [id=…]
+///     [secctx=…] [zone=0] [delta-time=…] use=2 [id=…]
+///
+/// A direction's own zone follows its tuple (`zone-orig=5`, `zone-reply=7`); GRE tuples
+/// carry `srckey=0x… dstkey=0x…` in place of ports, and /proc adds GRE's
+/// `timeout=…, stream_timeout=…` before them.
 ///
 /// Text does not carry the status word, only [UNREPLIED] (no SEEN_REPLY), [ASSURED]
 /// and [OFFLOAD]/[HW_OFFLOAD]; SRC_NAT/DST_NAT are derived from the tuples, which is
@@ -94,6 +98,7 @@ public enum ConntrackTextParser {
         var use: UInt32?
         var counters = [UInt64?](repeating: nil, count: 4)  // orig packets, bytes, reply packets, bytes
         var sawTupleField = false
+        var ageSeconds: UInt64?
 
         while let token = scanner.token() {
             let text = bytes[token]
@@ -163,7 +168,21 @@ public enum ConntrackTextParser {
             case "mark": mark = try number(UInt32.self)
             case "zone": zone = try number(UInt16.self)
             case "use": use = try number(UInt32.self)
-            default: continue  // secmark, secctx, zone-orig, helper, labels, delta-time…
+            case "zone-orig", "zone-reply":
+                guard builder.setZone(try number(UInt16.self), reply: key == "zone-reply") else {
+                    throw fail(key, "before its tuple")
+                }
+            case "srckey", "dstkey":
+                // GRE keys, printed as 0x%x: kept in the tuple's port fields, as netlink has them.
+                var digits = ByteScanner(bytes, range: valueRange)
+                guard digits.consume("0x"), let parsed = digits.hexNumber(), digits.isAtEnd, let keyValue = UInt16(exactly: parsed) else {
+                    throw fail(key, "\(ParseError.quote(value)) is not a hexadecimal key in 0x0...0xffff")
+                }
+                guard builder.setPort(source: key == "srckey" ? keyValue : nil, destination: key == "dstkey" ? keyValue : nil) else {
+                    throw fail(key, "outside a tuple")
+                }
+            case "delta-time": ageSeconds = try number(UInt64.self)
+            default: continue  // secmark, secctx, helper, labels, GRE's timeout=…, stream_timeout=…
             }
         }
 
@@ -200,6 +219,7 @@ public enum ConntrackTextParser {
                 originalPackets: counters[0] ?? 0, originalBytes: counters[1] ?? 0,
                 replyPackets: counters[2] ?? 0, replyBytes: counters[3] ?? 0)
         }
+        entry.ageSeconds = ageSeconds
         return entry
     }
 }
@@ -236,6 +256,14 @@ private struct TupleBuilder {
         guard !tuples.isEmpty else { return false }
         if let source { tuples[tuples.count - 1].sourcePort = source }
         if let destination { tuples[tuples.count - 1].destinationPort = destination }
+        return true
+    }
+
+    /// zone-orig= follows the original tuple, zone-reply= the reply tuple.
+    mutating func setZone(_ zone: UInt16, reply: Bool) -> Bool {
+        let index = reply ? 1 : 0
+        guard tuples.count > index else { return false }
+        tuples[index].zone = zone
         return true
     }
 

@@ -72,6 +72,8 @@ private struct FlowBuilder {
     var timeout: UInt32?
     var mark: UInt32 = 0
     var zone: UInt16 = 0
+    var tupleZones: [String: UInt16] = [:]
+    var ageSeconds: UInt64?
     var use: UInt32?
     var id: UInt32?
     var status: ConntrackStatus = []
@@ -89,6 +91,15 @@ private struct FlowBuilder {
             addresses[key] = address
         case ("original", "sport"), ("original", "dport"), ("reply", "sport"), ("reply", "dport"):
             ports[key] = try number(UInt16.self)
+        case ("original", "srckey"), ("original", "dstkey"), ("reply", "srckey"), ("reply", "dstkey"):
+            // GRE keys, written 0x%x: held in the port fields, as netlink has them.
+            guard text.hasPrefix("0x"), let value = UInt16(text.dropFirst(2), radix: 16) else {
+                throw reader.fail(element, "\(ParseError.quote(Array(text.utf8))) is not a hexadecimal key in 0x0...0xffff")
+            }
+            ports["\(direction).\(element == "srckey" ? "sport" : "dport")"] = value
+        case ("original", "zone"), ("reply", "zone"):
+            tupleZones[direction] = try number(UInt16.self)
+        case ("independent", "deltatime"): ageSeconds = try number(UInt64.self)
         case ("original", "type"), ("original", "code"), ("original", "id"), ("reply", "type"), ("reply", "code"), ("reply", "id"):
             icmp[key] = try number(UInt16.self)
         case ("original", "packets"), ("original", "bytes"), ("reply", "packets"), ("reply", "bytes"):
@@ -109,7 +120,7 @@ private struct FlowBuilder {
         }
         var tuple = ConntrackTuple(
             source: source, destination: destination, sourcePort: ports["\(direction).sport"] ?? 0,
-            destinationPort: ports["\(direction).dport"] ?? 0)
+            destinationPort: ports["\(direction).dport"] ?? 0, zone: tupleZones[direction])
         if let type = icmp["\(direction).type"] {
             tuple.icmp = ICMPKey(
                 type: UInt8(clamping: type), code: UInt8(clamping: icmp["\(direction).code"] ?? 0), id: icmp["\(direction).id"] ?? 0)
@@ -126,7 +137,13 @@ private struct FlowBuilder {
         else { throw reader.fail("layer3", "the flow starting at line \(line) mixes IPv4 and IPv6 addresses") }
         var state: ConntrackState?
         if let stateName {
-            guard let parsed = ConntrackState(protocolNumber: protocolNumber, name: stateName) else {
+            // libnetfilter_conntrack's XML writer names SCTP and DCCP states from its TCP
+            // table (SCTP ESTABLISHED, 3, comes out as FIN_WAIT): read the number back.
+            var named = ConntrackState(protocolNumber: protocolNumber, name: stateName)
+            if named == nil, protocolNumber == 132 || protocolNumber == 33, let tcp = ConntrackTCPState(name: stateName) {
+                named = protocolNumber == 132 ? .sctp(tcp.rawValue) : .dccp(tcp.rawValue)
+            }
+            guard let parsed = named else {
                 throw reader.fail("state", "\(stateName) is not a \(IPProtocolName.name(of: protocolNumber)) state")
             }
             state = parsed
@@ -136,6 +153,7 @@ private struct FlowBuilder {
             status: status, timeout: timeout, mark: mark, zone: zone, id: id, use: use)
         // As in the text forms: SEEN_REPLY unless unreplied, NAT bits from the tuples.
         if !unreplied { entry.status.insert(.seenReply) }
+        entry.ageSeconds = ageSeconds
         if entry.isDestinationNATed { entry.status.insert(.destinationNAT) }
         if entry.isSourceNATed { entry.status.insert(.sourceNAT) }
         if !counters.isEmpty {
