@@ -18,8 +18,11 @@ public final class StreamSocket: @unchecked Sendable {
     deinit { close() }
 
     /// A listening socket bound to `endpoint` with SO_REUSEADDR.
-    public static func listen(on endpoint: Endpoint, backlog: Int32 = 4096) throws -> StreamSocket {
-        StreamSocket(descriptor: try makeListener(endpoint, backlog: backlog))
+    /// - Parameters:
+    ///   - device: bind to this network device (SO_BINDTODEVICE).
+    ///   - v6Only: set IPV6_V6ONLY on an IPv6 listener (else the sysctl's default).
+    public static func listen(on endpoint: Endpoint, backlog: Int32 = 4096, device: String? = nil, v6Only: Bool? = nil) throws -> StreamSocket {
+        StreamSocket(descriptor: try makeListener(endpoint, backlog: backlog, device: device, v6Only: v6Only))
     }
 
     /// A connected socket; blocks until the handshake completes or fails.

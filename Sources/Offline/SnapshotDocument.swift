@@ -112,6 +112,12 @@ enum SocketRecord {
         socket.uid = try field["uid"].integer()
         socket.inode = try field["inode"].integer()
         socket.cookie = try field["cookie"].optionalInteger()
+        // Absent from records written before they were added: unknown.
+        let device = field["bound_device"]
+        if !device.isNull {
+            socket.boundDevice = BoundDevice(index: try device["index"].optionalInteger(), name: try device["name"].optionalString())
+        }
+        socket.v6Only = try field["v6only"].optionalBool()
         let info = field["info"]
         if !info.isNull {
             socket.info = TCPInfo(

@@ -10,7 +10,9 @@ public enum SocketRendering {
     ///   (rendered as null, distinct from an empty list: looked up, none found).
     public static func appendJSON(_ socket: TCPSocket, owners: [SocketOwner]?, to out: inout [UInt8]) {
         // Fixed text and numbers stay under 900 bytes; each owner adds its escaped name.
+        // A pasted device name can be any length.
         let bound = 1024 + (owners ?? []).reduce(0) { $0 + 64 + OutputSpan<UInt8>.jsonStringBound($1.command) }
+            + OutputSpan<UInt8>.jsonStringBound(socket.boundDevice?.name ?? "")
         out.appendRecord(bound: bound) { writeJSON(socket, owners: owners, to: &$0) }
     }
 
@@ -37,6 +39,17 @@ public enum SocketRendering {
         out.write(number: socket.inode)
         out.write(",\"cookie\":")
         out.write(optionalNumber: socket.cookie)
+        out.write(",\"bound_device\":")
+        if let device = socket.boundDevice {
+            out.write("{\"index\":")
+            out.write(optionalNumber: device.index)
+            out.write(",\"name\":")
+            if let name = device.name { out.write(jsonString: name) } else { out.write("null") }
+            out.append(UInt8(ascii: "}"))
+        } else {
+            out.write("null")
+        }
+        out.write(socket.v6Only == nil ? ",\"v6only\":null" : socket.v6Only! ? ",\"v6only\":true" : ",\"v6only\":false")
         out.write(",\"info\":")
         if let info = socket.info {
             out.write("{\"last_data_sent_ms\":")
@@ -118,12 +131,19 @@ public enum SocketRendering {
         return columns
     }
 
+    /// The local endpoint as ss prints it, with the bound device: `0.0.0.0%lo:8080`.
+    static func localText(_ socket: TCPSocket) -> String {
+        let text = socket.local.description
+        guard let device = socket.boundDevice, let colon = text.lastIndex(of: ":") else { return text }
+        return "\(text[..<colon])%\(device)\(text[colon...])"
+    }
+
     public static func tableRow(_ socket: TCPSocket, owners: [SocketOwner]?) -> [String] {
         var row = [
             socket.state.name,
             String(socket.receiveQueue),
             String(socket.sendQueue),
-            socket.local.description,
+            localText(socket),
             socket.remote.port == 0 && socket.state == .listen ? "*:*" : socket.remote.description,
             String(socket.inode),
             // tcp_info's "last" times mean nothing for a listener.

@@ -78,7 +78,8 @@ public enum SSOutputParser {
             }
             guard let receiveQueue = UInt32(tokens.removeFirst()) else { throw fail("Recv-Q", "not a number") }
             guard let sendQueue = UInt32(tokens.removeFirst()) else { throw fail("Send-Q", "not a number") }
-            guard let local = endpoint(tokens.removeFirst(), peer: false) else {
+            let localText = tokens.removeFirst()
+            guard let local = endpoint(localText, peer: false) else {
                 throw fail("Local Address:Port", "not an address:port")
             }
             guard let remote = endpoint(tokens.removeFirst(), peer: true, family: local.address.family) else {
@@ -87,6 +88,7 @@ public enum SSOutputParser {
             var socket = TCPSocket(
                 family: local.address.family, state: state, local: local, remote: remote,
                 receiveQueue: receiveQueue, sendQueue: sendQueue)
+            socket.boundDevice = boundDevice(localText)
             var owners: [SocketOwner] = []
             let rest = tokens.joined(separator: " ")
             if let usersRange = rest.firstRange(of: "users:(") {
@@ -95,6 +97,7 @@ public enum SSOutputParser {
             for token in tokens {
                 if token.hasPrefix("ino:"), let inode = UInt64(token.dropFirst(4)) { socket.inode = inode }
                 if token.hasPrefix("uid:"), let uid = UInt32(token.dropFirst(4)) { socket.uid = uid }
+                if token == "v6only:1" || token == "v6only:0" { socket.v6Only = token == "v6only:1" }
                 if token.hasPrefix("timer:("), let kind = timerKind(token.dropFirst(7)) { socket.timer = kind }
             }
             lines.append(SSLine(socket: socket, owners: owners))
@@ -122,6 +125,14 @@ public enum SSOutputParser {
             roundTripMicroseconds: UInt32(clamping: Int((rttMilliseconds * 1000).rounded())),
             totalRetransmits: retransmits,
             bytesAcked: number("bytes_acked"), bytesReceived: number("bytes_received"), bytesSent: number("bytes_sent"))
+    }
+
+    /// The device in `10.0.0.1%eth0:53` / `[fe80::1]%eth0:22`: ss prints the bound one.
+    static func boundDevice(_ text: Substring) -> BoundDevice? {
+        guard let percent = text.firstIndex(of: "%"), let colon = text.lastIndex(of: ":"), percent < colon else { return nil }
+        var name = text[text.index(after: percent)..<colon]
+        if name.hasSuffix("]") { name = name.dropLast() }
+        return name.isEmpty ? nil : BoundDevice(name: String(name))
     }
 
     /// `127.0.0.1:80`, `[::1]:80`, `*:80`, `0.0.0.0:*`, `10.0.0.1%eth0:53`.

@@ -9,6 +9,7 @@ enum SockDiag {
     static let noCookie: UInt64 = ~0
     static let tcpProtocol: UInt8 = 6  // IPPROTO_TCP
     static let attributeInfo: UInt16 = 2  // INET_DIAG_INFO
+    static let attributeV6Only: UInt16 = 11  // INET_DIAG_SKV6ONLY (u8, IPv6 sockets only)
     static let requestBytecode: UInt16 = 1  // INET_DIAG_REQ_BYTECODE
     static let bytecodeSourceEquals: UInt8 = 11  // INET_DIAG_BC_S_EQ
     static let bytecodeJump: UInt8 = 1  // INET_DIAG_BC_JMP
@@ -147,11 +148,18 @@ public enum SockDiagCodec {
         let remote = Endpoint(address(buffer, id + 20, family), buffer.uint16BE(at: id + 2))
         let cookie = UInt64(buffer.uint32LE(at: id + 40)) | UInt64(buffer.uint32LE(at: id + 44)) << 32
         var info: TCPInfo?
+        var v6Only: Bool?
         var attributes = NetlinkAttributeReader(buffer, range: (start + SockDiag.messageSize)..<message.payload.upperBound)
         while let attribute = try attributes.next() {
-            if attribute.type == SockDiag.attributeInfo { info = decodeInfo(buffer, attribute.value) }
+            switch attribute.type {
+            case SockDiag.attributeInfo: info = decodeInfo(buffer, attribute.value)
+            case SockDiag.attributeV6Only where !attribute.value.isEmpty: v6Only = buffer[attribute.value.lowerBound] != 0
+            default: continue
+            }
         }
-        return TCPSocket(
+        // idiag_if: sk_bound_dev_if, 0 when unbound. Host order, as the cookie.
+        let deviceIndex = buffer.uint32LE(at: id + 36)
+        var socket = TCPSocket(
             family: family,
             state: state == .newSynReceived ? .synReceived : state,
             local: local,
@@ -166,6 +174,9 @@ public enum SockDiagCodec {
             cookie: cookie,
             info: info
         )
+        socket.boundDevice = deviceIndex == 0 ? nil : BoundDevice(index: deviceIndex)
+        socket.v6Only = v6Only
+        return socket
     }
 
     private static func address(_ buffer: [UInt8], _ offset: Int, _ family: AddressFamily) -> IPAddress {

@@ -42,18 +42,31 @@ public struct SocketReader: Sendable {
     /// Reads a per-namespace /proc/net file by name ("tcp", "tcp6").
     public typealias NetFileReader = @Sendable (String) throws -> [UInt8]
 
+    /// Names the devices of the given indexes, in the sockets' namespace.
+    public typealias DeviceNamer = @Sendable ([UInt32]) -> [UInt32: String]
+
     let makeTransport: TransportFactory
     let readNetFile: NetFileReader
+    let nameDevices: DeviceNamer
 
-    public init(transportFactory: @escaping TransportFactory, netFileReader: @escaping NetFileReader) {
+    public init(
+        transportFactory: @escaping TransportFactory, netFileReader: @escaping NetFileReader,
+        deviceNamer: @escaping DeviceNamer = { _ in [:] }
+    ) {
         self.makeTransport = transportFactory
         self.readNetFile = netFileReader
+        self.nameDevices = deviceNamer
     }
 
     public init(namespace: NetworkNamespace, procfs: ProcFS = ProcFS()) {
         self.init(
             transportFactory: { try namespace.run { try NetlinkSocket(bus: .sockDiag) } },
-            netFileReader: { name in try namespace.run { try procfs.readNet(name) } })
+            netFileReader: { name in try namespace.run { try procfs.readNet(name) } },
+            deviceNamer: { indexes in
+                (try? namespace.run {
+                    Dictionary(uniqueKeysWithValues: indexes.compactMap { index in NetworkInterface.name(ofIndex: index).map { (index, $0) } })
+                }) ?? [:]
+            })
     }
 
     /// Every TCP socket in `states`, IPv4 then IPv6.
@@ -120,6 +133,14 @@ public struct SocketReader: Sendable {
                 throw SocketReadError.unreadable(detail: "sock_diag dump failed: \(error)")
             } catch let error as NetlinkFramingError {
                 throw SocketReadError.unreadable(detail: "sock_diag dump: \(error)")
+            }
+        }
+        // Few sockets are bound to a device: one namespace switch names them all.
+        let indexes = Set(sockets.compactMap { $0.boundDevice?.index })
+        if !indexes.isEmpty {
+            let names = nameDevices(indexes.sorted())
+            for position in sockets.indices {
+                if let index = sockets[position].boundDevice?.index { sockets[position].boundDevice?.name = names[index] }
             }
         }
         return sockets

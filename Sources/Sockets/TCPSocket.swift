@@ -112,6 +112,13 @@ public struct TCPSocket: Sendable, Hashable {
     public var cookie: UInt64?
     /// tcp_info, when read through sock_diag.
     public var info: TCPInfo?
+    /// The device the socket is bound to (SO_BINDTODEVICE, or a link-local address's
+    /// scope): sock_diag's idiag_if, ss's `addr%dev`. nil when unbound or unknown
+    /// (/proc/net/tcp does not say).
+    public var boundDevice: BoundDevice?
+    /// IPV6_V6ONLY of an IPv6 socket (INET_DIAG_SKV6ONLY, ss -e's `v6only:`): whether a
+    /// `[::]` listener also takes IPv4. nil for IPv4 sockets and sources that do not say.
+    public var v6Only: Bool?
 
     public init(
         family: AddressFamily,
@@ -142,6 +149,20 @@ public struct TCPSocket: Sendable, Hashable {
         self.cookie = cookie
         self.info = info
     }
+}
+
+/// A network device a socket is bound to. sock_diag gives its index, ss pastes its
+/// name; the live reader resolves the name inside the socket's namespace.
+public struct BoundDevice: Sendable, Hashable, CustomStringConvertible {
+    public var index: UInt32?
+    public var name: String?
+
+    public init(index: UInt32? = nil, name: String? = nil) {
+        self.index = index
+        self.name = name
+    }
+
+    public var description: String { name ?? index.map { "if\($0)" } ?? "?" }
 }
 
 /// The parts of the kernel's struct tcp_info (include/uapi/linux/tcp.h) that diagnosis

@@ -16,6 +16,17 @@ struct SocketParserTests {
         diagSockets = try SockDiagCodec.decodeDump(try Fixture.bytes("captured/sockdiag-dump.bin"))
     }
 
+    @Test func ssDashEGivesTheBoundDeviceAndV6Only() throws {
+        let lines = try SSOutputParser.parse(try Fixture.bytes("handmade/ss-tlne-bound-v6only.txt"), source: "ss -tlne").lines
+        let byPort = Dictionary(uniqueKeysWithValues: lines.map { ($0.socket.local.port, $0.socket) })
+        #expect(byPort[8083]?.boundDevice == BoundDevice(name: "v0") && byPort[8083]?.local == Endpoint(.v4(0), 8083))
+        #expect(byPort[8080]?.boundDevice == BoundDevice(name: "lo"))
+        #expect(byPort[8081]?.v6Only == true && byPort[8081]?.boundDevice == nil && byPort[8081]?.family == .ipv6)
+        // The dual-stack listener: ss prints it as "*".
+        #expect(byPort[8082]?.v6Only == false && byPort[8082]?.family == .ipv6)
+        #expect(byPort[8080]?.v6Only == nil && byPort[8080]?.inode == 1718573)
+    }
+
     @Test func theFixtureHoldsEveryStateItIsMeantTo() {
         let states = Set(procSockets.map(\.state))
         let expected: Set<TCPState> = [.listen, .synSent, .synReceived, .established, .finWait1, .finWait2, .timeWait, .closeWait, .lastAck]

@@ -69,12 +69,24 @@ private func family(of endpoint: Endpoint) -> Int32 {
     endpoint.address.family == .ipv4 ? AF_INET : AF_INET6
 }
 
-func makeListener(_ endpoint: Endpoint, backlog: Int32) throws -> Int32 {
+func makeListener(_ endpoint: Endpoint, backlog: Int32, device: String? = nil, v6Only: Bool? = nil) throws -> Int32 {
     let fd = try systemCall("socket") { socket(family(of: endpoint), ctd_sock_stream_cloexec, 0) }
     do {
         var one: Int32 = 1
         try systemCall("set SO_REUSEADDR") {
             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+        if let device {
+            var name = Array(device.utf8CString)
+            try systemCall("set SO_BINDTODEVICE", subject: device) {
+                setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, &name, socklen_t(name.count))
+            }
+        }
+        if let v6Only {
+            var flag: Int32 = v6Only ? 1 : 0
+            try systemCall("set IPV6_V6ONLY") {
+                setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &flag, socklen_t(MemoryLayout<Int32>.size))
+            }
         }
         _ = try withSocketAddress(endpoint) { (address, length) throws in
             try systemCall("bind", subject: endpoint.description) { bind(fd, address, length) }
@@ -242,4 +254,12 @@ func raiseNoFileLimit(_ wanted: UInt64) -> UInt64 {
         _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
     }
     return UInt64(limit.rlim_cur)
+}
+
+/// if_indextoname(3) in the calling thread's network namespace; nil for an index no
+/// device has (it went away, or belongs to another namespace).
+func interfaceNameOf(index: UInt32) -> String? {
+    var buffer = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
+    guard if_indextoname(index, &buffer) != nil else { return nil }
+    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
