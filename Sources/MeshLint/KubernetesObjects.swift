@@ -1,3 +1,5 @@
+import Diagnosis
+
 /// A Service port, as written.
 public struct ServicePort: Sendable {
     public var name: String?
@@ -30,12 +32,30 @@ public struct Container: Sendable {
     public var line: Int
     /// command followed by args, as the container runs them.
     public var arguments: [String] = []
+    /// ConfigMaps mounted into the container: where, and which keys (subPath: one).
+    public var configMounts: [ConfigMount] = []
     /// env entries with a literal value (valueFrom cannot be read from a manifest).
     public var environment: [String: String] = [:]
 }
 
 /// A Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob or Pod: what its pods
 /// look like.
+/// A ConfigMap volume mounted into a container.
+public struct ConfigMount: Sendable {
+    public var configMap: String
+    public var mountPath: String
+    /// Only this key, mounted as the file at mountPath.
+    public var subPath: String?
+    /// The volume's `items`: key → path under mountPath; nil mounts every key by its name.
+    public var items: [String: String]?
+}
+
+/// A ConfigMap's text data, for the server config files it holds.
+public struct ConfigMap: Sendable {
+    public var object: ManifestObject
+    public var data: [String: String]
+}
+
 public struct Workload: Sendable {
     public var object: ManifestObject
     public var podLabels: [String: String]
@@ -91,6 +111,7 @@ public struct ManifestSet: Sendable {
     public var serviceEntries: [ServiceEntry] = []
     public var peerAuthentications: [PeerAuthentication] = []
     public var destinationRules: [DestinationRule] = []
+    public var configMaps: [ConfigMap] = []
     public var objectCount = 0
 
     // Indexes, so that lint is linear in objects: matching every Service against every
@@ -103,6 +124,12 @@ public struct ManifestSet: Sendable {
     private var peerAuthenticationsByNamespace: [String: [Int]] = [:]
     /// DestinationRules by the first label of their host (the Service name).
     private var destinationRulesByName: [String: [Int]] = [:]
+    private var configMapsByName: [NamespacedName: Int] = [:]
+
+    struct NamespacedName: Hashable {
+        var namespace: String
+        var name: String
+    }
 
     struct LabelKey: Hashable {
         var namespace: String
@@ -138,6 +165,20 @@ public struct ManifestSet: Sendable {
                 }
                 let podMetadata = template?["metadata"]
                 let podSpec = template?["spec"]
+                // ConfigMap volumes by volume name: the ConfigMap and its items.
+                var configVolumes: [String: (name: String, items: [String: String]?)] = [:]
+                for volume in podSpec?["volumes"]?.items ?? [] {
+                    guard let name = volume["name"]?.string, let source = volume["configMap"], let configMap = source["name"]?.string else { continue }
+                    var items: [String: String]?
+                    if let list = source["items"]?.items {
+                        let pairs = list.compactMap { item -> (String, String)? in
+                            guard let key = item["key"]?.string, let path = item["path"]?.string else { return nil }
+                            return (key, path)
+                        }
+                        items = Dictionary(pairs, uniquingKeysWith: { first, _ in first })
+                    }
+                    configVolumes[name] = (configMap, items)
+                }
                 let containers = (podSpec?["containers"]?.items ?? []) + (podSpec?["initContainers"]?.items ?? []).filter {
                     // Sidecar-style init containers (restartPolicy: Always) serve ports too.
                     $0["restartPolicy"]?.string == "Always"
@@ -155,12 +196,18 @@ public struct ManifestSet: Sendable {
                             },
                             line: container.line,
                             arguments: ((container["command"]?.items ?? []) + (container["args"]?.items ?? [])).compactMap(\.string),
+                            configMounts: (container["volumeMounts"]?.items ?? []).compactMap { mount in
+                                guard let volume = mount["name"]?.string.flatMap({ configVolumes[$0] }), let path = mount["mountPath"]?.string else { return nil }
+                                return ConfigMount(configMap: volume.name, mountPath: path, subPath: mount["subPath"]?.string, items: volume.items)
+                            },
                             environment: Dictionary(
                                 (container["env"]?.items ?? []).compactMap { entry in
                                     entry["name"]?.string.flatMap { name in entry["value"]?.string.map { (name, $0) } }
                                 },
                                 uniquingKeysWith: { first, _ in first }))
                     }))
+            case "ConfigMap":
+                configMaps.append(ConfigMap(object: object, data: root["data"]?.stringMap ?? [:]))
             case "Namespace":
                 namespaces.append(NamespaceObject(
                     object: object, labels: metadata?["labels"]?.stringMap ?? [:],
@@ -206,6 +253,9 @@ public struct ManifestSet: Sendable {
                 workloadsByLabel[LabelKey(namespace: workload.object.namespace, key: key, value: value), default: []].append(index)
             }
         }
+        for (index, configMap) in configMaps.enumerated() {
+            configMapsByName[NamespacedName(namespace: configMap.object.namespace, name: configMap.object.name)] = index
+        }
         for (index, namespace) in namespaces.enumerated() where namespacesByName[namespace.object.name] == nil {
             namespacesByName[namespace.object.name] = index
         }
@@ -228,6 +278,27 @@ public struct ManifestSet: Sendable {
         return rarest.map { workloads[$0] }.filter { workload in
             service.selector.allSatisfy { workload.podLabels[$0.key] == $0.value }
         }
+    }
+
+    /// The files the container's mounted ConfigMaps put in its filesystem, when those
+    /// ConfigMaps are in the input (same namespace as the workload).
+    public func configFiles(of container: Container, in workload: Workload) -> [ServerConfig.File] {
+        var files: [ServerConfig.File] = []
+        for mount in container.configMounts {
+            guard let index = configMapsByName[NamespacedName(namespace: workload.object.namespace, name: mount.configMap)] else { continue }
+            let data = configMaps[index].data
+            let directory = mount.mountPath.hasSuffix("/") ? String(mount.mountPath.dropLast()) : mount.mountPath
+            for key in data.keys.sorted() {
+                let relative = mount.items.map { $0[key] } ?? key
+                guard let relative else { continue }  // items list others only
+                if let subPath = mount.subPath {
+                    if subPath == relative { files.append(ServerConfig.File(path: directory, text: data[key]!)) }
+                } else {
+                    files.append(ServerConfig.File(path: "\(directory)/\(relative)", text: data[key]!))
+                }
+            }
+        }
+        return files
     }
 
     public func namespace(named name: String) -> NamespaceObject? {

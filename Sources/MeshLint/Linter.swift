@@ -177,6 +177,15 @@ struct Context {
         return options.catalog.byName(name)
     }
 
+    /// What the container's image serves on `port`, as its args, env and mounted config
+    /// files set it up; nil when the image is unknown or does not serve that port.
+    func imageServes(_ workload: Workload, _ container: Container, port: Int) -> ServedProtocol? {
+        let match = options.catalog.byImage(
+            container.image, arguments: container.arguments, environment: container.environment,
+            configFiles: set.configFiles(of: container, in: workload))
+        return match?.ports[UInt16(clamping: port)].map { ServedProtocol(application: $0.application, evidence: $0.evidence) }
+    }
+
     /// The strongest evidence first: a port given with --server-first, the image with
     /// one of its ports, a port name, a port number.
     func served(_ port: ServicePort, targets: [(Workload, Container, ContainerPort)]) -> ServedProtocol? {
@@ -186,13 +195,8 @@ struct Context {
                 return ServedProtocol(application: protocolEntry, evidence: .given(UInt16(clamping: number)))
             }
         }
-        for (_, container, containerPort) in targets {
-            if let (application, ports, evidence) = options.catalog.byImage(
-                container.image, arguments: container.arguments, environment: container.environment),
-                ports.contains(UInt16(clamping: containerPort.number))
-            {
-                return ServedProtocol(application: application, evidence: evidence)
-            }
+        for (workload, container, containerPort) in targets {
+            if let served = imageServes(workload, container, port: containerPort.number) { return served }
         }
         for name in [port.name] + targets.map(\.2.name) {
             if let (application, evidence) = named(name) { return ServedProtocol(application: application, evidence: evidence) }
@@ -417,11 +421,7 @@ struct Context {
             guard mesh == .istio else { continue }
             for container in workload.containers {
                 for port in container.ports where !(targeted[workload.object.reference]?.contains(port.number) ?? false) {
-                    let byImage = options.catalog.byImage(
-                        container.image, arguments: container.arguments, environment: container.environment
-                    ).flatMap { match in
-                        match.1.contains(UInt16(clamping: port.number)) ? (match.0, match.2) : nil
-                    }
+                    let byImage = imageServes(workload, container, port: port.number).map { ($0.application, $0.evidence) }
                     guard let (application, evidence) = byImage ?? named(port.name) ?? options.catalog.byPort(UInt16(clamping: port.number)),
                         application.isServerFirst
                     else { continue }

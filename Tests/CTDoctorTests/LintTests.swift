@@ -230,15 +230,18 @@ struct LintTests {
         (["--character-set-server=utf8mb4"], [:], [3306]),
     ] as [([String], [String: String], [UInt16])])
     func aServersPortComesFromItsArgumentsAndEnvironment(arguments: [String], environment: [String: String], ports: [UInt16]) throws {
-        let (_, found, _) = try #require(ProtocolCatalog().byImage("mysql:8.0", arguments: arguments, environment: environment))
-        #expect(found == ports)
+        let match = try #require(ProtocolCatalog().byImage("mysql:8.0", arguments: arguments, environment: environment))
+        #expect(match.ports.filter { $0.value.application == ProtocolCatalog.mysql }.keys.sorted() == ports)
     }
 
     @Test func natsClientsStallButItsRoutesDoNot() throws {
         let catalog = ProtocolCatalog()
         #expect(catalog.byPort(4222)?.0.isServerFirst == true)
-        #expect(catalog.byPort(6222) == nil, "both ends of a route send INFO at once")
-        #expect(catalog.byImage("nats:2.10", arguments: ["-p", "4333"])?.1 == [4333])
+        #expect(catalog.byPort(6222)?.0.firstSpeaker == .both, "both ends of a route send INFO at once")
+        let match = try #require(catalog.byImage("nats:2.10", arguments: ["-p", "4333", "--cluster", "nats://0.0.0.0:6333", "-m", "8223"]))
+        #expect(match.ports[4333]?.application == ProtocolCatalog.nats && match.ports[4222] == nil)
+        #expect(match.ports[6333]?.application == ProtocolCatalog.natsRoute && match.ports[8223]?.application == ProtocolCatalog.http)
+        #expect(match.ports[7422]?.application.isServerFirst == true, "leafnode servers send INFO first")
     }
 
     /// MySQL on 3307 behind a port named "db" reached by targetPort name: only the
@@ -271,6 +274,41 @@ struct LintTests {
         #expect(!finding.fix.contains("start TLS") && finding.fix.contains("only after the server's greeting"), "\(finding.fix)")
     }
 
+    /// Each port of a multi-port server has its own direction (the catalog cites the
+    /// server's source for each).
+    @Test(arguments: [
+        ("mysql:8.0", 3306, FirstSpeaker.server), ("mysql:8.0", 33060, .client),
+        ("mariadb:11", 4567, .server), ("mariadb:11", 4568, .server), ("mariadb:11", 4444, .both),
+        ("nats:2.10", 4222, .server), ("nats:2.10", 6222, .both), ("nats:2.10", 8222, .client), ("nats:2.10", 7522, .server),
+        ("dovecot/dovecot:2.3", 143, .server), ("dovecot/dovecot:2.3", 993, .client), ("dovecot/dovecot:2.3", 4190, .server),
+        ("dovecot/dovecot:2.3", 24, .server), ("rabbitmq:3-management", 5672, .client), ("rabbitmq:3-management", 25672, .client),
+        ("rabbitmq:3-management", 4369, .client), ("zookeeper:3.9", 2888, .client), ("zookeeper:3.9", 3888, .client),
+        ("elasticsearch:8.13.0", 9300, .client), ("postfix:3", 465, .client), ("redis:7", 16379, .client),
+    ] as [(String, Int, FirstSpeaker)])
+    func everyPortOfAMultiPortServerHasItsOwnDirection(image: String, port: Int, speaker: FirstSpeaker) throws {
+        let match = try #require(ProtocolCatalog().byImage(image))
+        #expect(match.ports[UInt16(port)]?.application.firstSpeaker == speaker)
+    }
+
+    @Test func rabbitMQsPortsMoveWithItsEnvironment() throws {
+        let match = try #require(ProtocolCatalog().byImage("rabbitmq:3", environment: ["RABBITMQ_NODE_PORT": "5673", "RABBITMQ_DIST_PORT": "25673"]))
+        #expect(match.ports[5673]?.application == ProtocolCatalog.amqp && match.ports[25673]?.application == ProtocolCatalog.erlangDistribution)
+        #expect(match.ports[5672] == nil)
+    }
+
+    /// Ports set in a ConfigMap the pod mounts: found there, each judged by its own
+    /// direction (NATS routes and implicit TLS are not flagged).
+    @Test func portsFromMountedServerConfigsAreJudgedByTheirDirection() throws {
+        let file = "configmap-ports.yaml"
+        let report = Linter.lint(try ManifestParser.parse(try Fixture.text("manifests/\(file)"), file: file), files: [file])
+        let sniffed = report.findings.filter { $0.rule == .istioSniffed }
+        let flagged = Set(sniffed.compactMap(\.port))
+        #expect(flagged == [3307, 4333, 2525], "\(report.findings.map(\.message))")
+        #expect(sniffed.first { $0.port == 3307 }?.message.contains("port = 3307 in custom.cnf") == true)
+        #expect(sniffed.first { $0.port == 4333 }?.message.contains("port 4333 in nats.conf") == true)
+        #expect(sniffed.first { $0.port == 2525 }?.message.contains("smtpd service on 2525 in master.cf") == true)
+    }
+
     @Test func opaquePortSetsReadRanges() throws {
         let ports = try #require(OpaquePorts(parsing: "25, 4000-4100,11211"))
         #expect(ports.contains(25) && ports.contains(4050) && !ports.contains(4101) && ports.description == "25,4000-4100,11211")
@@ -282,9 +320,73 @@ struct LintTests {
         let catalog = ProtocolCatalog()
         for port: UInt16 in [25, 587, 3306, 4222, 21, 110, 143, 5900, 23] { #expect(catalog.byPort(port)?.0.isServerFirst == true, "\(port)") }
         for port: UInt16 in [5432, 6379, 27017, 11211, 443, 465, 993, 995, 636, 990, 5671, 33060, 80, 53] { #expect(catalog.byPort(port)?.0.isServerFirst == false, "\(port)") }
-        #expect(catalog.byImage("registry.io/bitnami/mariadb:11.4@sha256:abc")?.0.name == "MySQL")
+        #expect(catalog.byImage("registry.io/bitnami/mariadb:11.4@sha256:abc")?.ports[3306]?.application.name == "MySQL")
         #expect(catalog.byImage("postgres:16") == nil)
         #expect(catalog.byName("mariadb-primary")?.0.name == "MySQL")
         #expect(ProtocolCatalog.parseAddition("7000/legacy")?.1.name == "legacy" && ProtocolCatalog.parseAddition("x") == nil)
+    }
+}
+
+@Suite("Server config files")
+struct ServerConfigTests {
+    func reading(_ dialect: ServerConfig.Dialect, _ name: String, _ text: String) -> ServerConfig.Reading {
+        ServerConfig.read(dialect, files: [ServerConfig.File(path: "/etc/x/\(name)", text: text)])
+    }
+
+    @Test func optionFilesCountOnlyTheServersSections() {
+        let text = """
+            [client]
+            port = 4000
+            [mysqld-8.0]
+            port=3307   # moved
+            mysqlx_port = 33070
+            ; comment
+            !includedir /etc/mysql/conf.d/
+            """
+        let found = reading(.mysqlOptionFile, "my.cnf", text)
+        #expect(found.settings[.mysqlPort]?.port == 3307 && found.settings[.mysqlxPort]?.port == 33070)
+        #expect(found.settings[.mysqlPort]?.source == "port = 3307 in my.cnf")
+        #expect(reading(.mysqlOptionFile, "my.cnf", "[client]\nport=4000\n").settings.isEmpty)
+        #expect(reading(.mysqlOptionFile, "my.cnf", "[client-server]\nport=4001\n").settings[.mysqlPort]?.port == 4001)
+        #expect(reading(.mysqlOptionFile, "notes.txt", "[mysqld]\nport=1\n").settings.isEmpty, "only *.cnf files")
+    }
+
+    @Test func natsBlocksKeepTheirOwnPorts() {
+        let text = """
+            # client port
+            listen: 0.0.0.0:4333
+            http: "0.0.0.0:8223"
+            cluster {
+              name: c1
+              listen: 0.0.0.0:6333
+              routes: ["nats://n1:6333"]
+            }
+            leafnodes: { port: 7433 }
+            websocket { port: 8080 }
+            gateway = {
+              port = 7533
+            }
+            """
+        let found = reading(.natsServer, "nats.conf", text)
+        #expect(found.settings[.natsClient]?.port == 4333 && found.settings[.natsMonitor]?.port == 8223)
+        #expect(found.settings[.natsCluster]?.port == 6333 && found.settings[.natsLeafnodes]?.port == 7433)
+        #expect(found.settings[.natsGateway]?.port == 7533)
+        #expect(found.settings.count == 5, "the websocket block's port is not the client's")
+    }
+
+    @Test func masterCFDeclaresSMTPListenersAndImplicitTLS() {
+        let text = """
+            smtp      inet  n       -       y       -       -       smtpd
+            2525      inet  n       -       y       -       -       smtpd
+            #submission inet n       -       y       -       -       smtpd
+            127.0.0.1:10025 inet n  -       n       -       -       smtpd
+            smtps     inet  n       -       y       -       -       smtpd
+              -o smtpd_tls_wrappermode=yes
+            pickup    unix  n       -       y       60      1       pickup
+            """
+        let services = reading(.postfixMaster, "master.cf", text).services
+        #expect(services.map(\.port) == [25, 465, 2525, 10025])
+        #expect(services.first { $0.port == 465 }?.application == ProtocolCatalog.smtps)
+        #expect(services.first { $0.port == 2525 }?.application == ProtocolCatalog.smtp)
     }
 }
