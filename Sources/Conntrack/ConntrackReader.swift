@@ -93,14 +93,28 @@ public struct ConntrackReader: Sendable {
             })
     }
 
+    /// An entry's identity across dump passes: its id with its original tuple and zone,
+    /// hashed to 64 bits (8 bytes an entry while a retried dump remembers them).
+    static func identity(of entry: ConntrackEntry) -> UInt64? {
+        guard let id = entry.id else { return nil }
+        var hasher = Hasher()
+        hasher.combine(id)
+        hasher.combine(entry.protocolNumber)
+        hasher.combine(entry.original)
+        hasher.combine(entry.zone)
+        return UInt64(bitPattern: Int64(hasher.finalize()))
+    }
+
     /// Hands every entry matching `filter` to `body`, in kernel order.
     @discardableResult
     public func forEachEntry(
         matching filter: ConntrackFilter = .all,
         _ body: (ConntrackEntry) throws -> Void
     ) throws -> ConntrackReadReport {
-        var delivered: Set<UInt32> = []
-        var deliveredThisPass: [UInt32] = []
+        // Entries handed over in earlier passes, by id *and* tuple: ids are 32-bit hashes
+        // and repeat in large tables, so an id alone would drop a different flow.
+        var delivered: Set<UInt64> = []
+        var deliveredThisPass: [UInt64] = []
         var retrying = false
         var matched = 0
         return try withRetries { transport, sequence in
@@ -115,9 +129,9 @@ public struct ConntrackReader: Sendable {
                 guard ConntrackMessageDecoder.carriesEntry(message) else { return }
                 let entry = try ConntrackMessageDecoder.decode(buffer, message)
                 guard filter.matches(entry) else { return }
-                if let id = entry.id {
-                    if !delivered.isEmpty && delivered.contains(id) { return }
-                    deliveredThisPass.append(id)
+                if let key = Self.identity(of: entry) {
+                    if !delivered.isEmpty && delivered.contains(key) { return }
+                    deliveredThisPass.append(key)
                 }
                 matched += 1
                 try body(entry)

@@ -46,6 +46,16 @@ struct ConntrackReaderTests {
         #expect(report.passes == 2 && report.consistent)
     }
 
+    /// Conntrack ids are 32-bit hashes and repeat in large tables: a new flow that shares
+    /// an earlier pass's id is still delivered.
+    @Test func aRetryKeepsANewFlowThatSharesAnEarlierEntrysID() throws {
+        let twin = KernelReplies.sampleEntry(id: 1, port: 40099)
+        let first = ScriptedTransport([[.datagram(KernelReplies.conntrack([a, b], interruptedFrom: 1) + KernelReplies.done())]])
+        let second = ScriptedTransport([[.datagram(KernelReplies.conntrack([a, twin, b]) + KernelReplies.done())]])
+        let (entries, _) = try reader([first, second]).entries()
+        #expect(entries.map(\.original.sourcePort).sorted() == [40001, 40002, 40099])
+    }
+
     @Test func saysSoWhenTheTableNeverHoldsStill() throws {
         let transports = (0..<4).map { _ in
             ScriptedTransport([[.datagram(KernelReplies.conntrack([a, b], interruptedFrom: 0) + KernelReplies.done())]])
