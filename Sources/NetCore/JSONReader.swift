@@ -130,6 +130,7 @@ public struct JSONReader {
     let bytes: [UInt8]
     var offset: Int
     let end: Int
+    var stream: Stream?
 
     init(_ bytes: [UInt8], range: Range<Int>? = nil) {
         self.bytes = bytes
@@ -144,6 +145,43 @@ public struct JSONReader {
         reader.skipWhitespace()
         guard reader.offset == reader.end else { throw reader.fail("unexpected text after the document") }
         return value
+    }
+
+    /// Where streamed elements go, and which arrays stream.
+    final class Stream {
+        let paths: Set<String>
+        /// Every proper prefix of a streamed path: only under these is a path tracked.
+        let prefixes: Set<String>
+        let element: (JSONField) -> Void
+
+        init(paths: Set<String>, element: @escaping (JSONField) -> Void) {
+            self.paths = paths
+            var prefixes: Set<String> = [""]
+            for path in paths {
+                let parts = path.split(separator: ".")
+                for count in 1..<max(parts.count, 1) { prefixes.insert(parts.prefix(count).joined(separator: ".")) }
+            }
+            self.prefixes = prefixes
+            self.element = element
+        }
+    }
+
+    /// Parses a document, handing each element of the arrays at `streamedPaths`
+    /// ("conntrack.entries", object keys joined by dots) to `element` as soon as it is
+    /// read, in order, instead of keeping it: the document holds those arrays empty. A
+    /// snapshot's tables are most of it, so memory stays near the input's own size
+    /// instead of a tree several times larger.
+    public static func parse(
+        _ bytes: [UInt8], streaming streamedPaths: Set<String>, element: (JSONField) -> Void
+    ) throws(JSONError) -> JSONNode {
+        try withoutActuallyEscaping(element) { (element) throws(JSONError) -> JSONNode in
+            var reader = JSONReader(bytes)
+            reader.stream = Stream(paths: streamedPaths, element: element)
+            let value = try reader.value(depth: 0, path: "")
+            reader.skipWhitespace()
+            guard reader.offset == reader.end else { throw reader.fail("unexpected text after the document") }
+            return value
+        }
     }
 
     var line: Int { bytes[..<min(offset, bytes.count)].reduce(1) { $1 == 0x0A ? $0 + 1 : $0 } }
@@ -174,7 +212,9 @@ public struct JSONReader {
         return true
     }
 
-    mutating func value(depth: Int) throws(JSONError) -> JSONNode {
+    /// - Parameter path: the value's key path while it may lead to a streamed array; nil
+    ///   elsewhere (paths are not built for the rest of the document).
+    mutating func value(depth: Int, path: String? = nil) throws(JSONError) -> JSONNode {
         guard depth < Self.maximumDepth else { throw fail("nested deeper than \(Self.maximumDepth) levels") }
         skipWhitespace()
         guard offset < end else { throw fail("expected a value") }
@@ -188,7 +228,12 @@ public struct JSONReader {
                 guard offset < end, bytes[offset] == UInt8(ascii: "\"") else { throw fail("expected a key") }
                 let key = try string()
                 guard consume(UInt8(ascii: ":")) else { throw fail("expected ':' after \"\(key)\"") }
-                members[key] = try value(depth: depth + 1)
+                var childPath: String?
+                if let path, let stream {
+                    let candidate = path.isEmpty ? key : "\(path).\(key)"
+                    if stream.prefixes.contains(candidate) || stream.paths.contains(candidate) { childPath = candidate }
+                }
+                members[key] = try value(depth: depth + 1, path: childPath)
             } while consume(UInt8(ascii: ","))
             guard consume(UInt8(ascii: "}")) else { throw fail("expected ',' or '}'") }
             return .object(members)
@@ -196,8 +241,16 @@ public struct JSONReader {
             offset += 1
             var items: [JSONNode] = []
             if consume(UInt8(ascii: "]")) { return .array(items) }
+            let streamed = path.flatMap { path in stream.flatMap { $0.paths.contains(path) ? $0 : nil } }
+            var index = 0
             repeat {
-                items.append(try value(depth: depth + 1))
+                let item = try value(depth: depth + 1)
+                if let streamed, let path {
+                    streamed.element(JSONField(node: item, path: JSONPath(text: path).index(index)))
+                } else {
+                    items.append(item)
+                }
+                index += 1
             } while consume(UInt8(ascii: ","))
             guard consume(UInt8(ascii: "]")) else { throw fail("expected ',' or ']'") }
             return .array(items)

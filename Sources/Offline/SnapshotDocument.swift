@@ -21,20 +21,43 @@ enum SnapshotLimits {
 /// Reads the parts of a snapshot into model values, checking what JSON types cannot
 /// (address syntax, state names, ranges); each failure names its place in the document.
 enum SnapshotReader {
-    static func snapshot(_ document: JSONField) throws(JSONError) -> Snapshot {
-        var owners: [UInt64: [SocketOwner]] = [:]
+    /// The socket and conntrack records, read one by one as the parser streams them.
+    struct Tables {
+        static let socketPath = "sockets.items"
+        static let conntrackPath = "conntrack.entries"
+        static let paths: Set<String> = [socketPath, conntrackPath]
+
         var sockets: [TCPSocket] = []
-        let socketTable = document["sockets"]
-        for item in try socketTable["items"].array() {
-            let (socket, processes) = try SocketRecord.read(item)
-            sockets.append(socket)
-            if let processes, socket.inode != 0 { owners[socket.inode] = processes }
-        }
-        let conntrackTable = document["conntrack"]
+        var owners: [UInt64: [SocketOwner]] = [:]
         var entries: [ConntrackEntry] = []
-        for item in try conntrackTable["entries"].array() {
-            entries.append(try EntryRecord.read(item))
+        /// The first record that did not read; the rest are skipped.
+        var failure: JSONError?
+
+        mutating func read(_ item: JSONField) {
+            guard failure == nil else { return }
+            do throws(JSONError) {
+                if item.path.text.hasPrefix(Self.socketPath) {
+                    let (socket, processes) = try SocketRecord.read(item)
+                    sockets.append(socket)
+                    if let processes, socket.inode != 0 { owners[socket.inode] = processes }
+                } else {
+                    entries.append(try EntryRecord.read(item))
+                }
+            } catch {
+                failure = error
+            }
         }
+    }
+
+    static func snapshot(_ document: JSONField, tables: Tables) throws(JSONError) -> Snapshot {
+        let sockets = tables.sockets
+        let owners = tables.owners
+        let entries = tables.entries
+        let socketTable = document["sockets"]
+        let conntrackTable = document["conntrack"]
+        // Present and arrays, even though their items streamed past.
+        _ = try socketTable["items"].array()
+        _ = try conntrackTable["entries"].array()
         var counters: [String: UInt64] = [:]
         let counterField = document["counters"]
         for name in try counterField.object().keys {

@@ -107,7 +107,12 @@ public enum SnapshotFormat {
     /// - Throws: `SnapshotError` naming what is wrong and where.
     public static func decode(_ bytes: [UInt8], source: String) throws(SnapshotError) -> Snapshot {
         do throws(JSONError) {
-            let document = JSONField(node: try JSONReader.parse(bytes), path: .root)
+            // The two tables stream: each record becomes a value as it is read, and the
+            // document keeps only the rest. The first record that fails is reported
+            // after the schema check, so another document still says what it is.
+            var tables = SnapshotReader.Tables()
+            let document = JSONField(
+                node: try JSONReader.parse(bytes, streaming: SnapshotReader.Tables.paths) { tables.read($0) }, path: .root)
             // The schema first, so another document says what it is instead of failing
             // on its first missing key.
             let found = try document["schema"].optionalString()
@@ -117,7 +122,8 @@ public enum SnapshotFormat {
                 }
                 throw document["schema"].fail("\(found ?? "missing"), not \(schema): not a ctdoctor snapshot")
             }
-            return try SnapshotReader.snapshot(document)
+            if let failure = tables.failure { throw failure }
+            return try SnapshotReader.snapshot(document, tables: tables)
         } catch {
             throw SnapshotError(source: source, reason: error.reason)
         }

@@ -281,3 +281,29 @@ struct PastedCaptureTests {
         #expect(PasteCleaner.isPrompt(line) == expected)
     }
 }
+
+@Suite("streamed JSON arrays")
+struct StreamedJSONTests {
+    let text = #"{"a": {"items": [{"n": 1}, {"n": 2}, 3], "other": [4]}, "b": {"items": [5]}, "c": [6]}"#
+
+    @Test func streamedArraysArriveInOrderAndTheRestIsKept() throws {
+        var seen: [(String, JSONNode?)] = []
+        let node = try JSONReader.parse(Array(text.utf8), streaming: ["a.items", "c"]) { seen.append(($0.path.text, $0.node)) }
+        #expect(seen.map(\.0) == ["a.items[0]", "a.items[1]", "a.items[2]", "c[0]"])
+        #expect(seen[1].1 == .object(["n": .number("2")]) && seen[3].1 == .number("6"))
+        let document = JSONField(node: node)
+        #expect(try document["a"]["items"].array().isEmpty && document["a"]["other"].array().count == 1)
+        // Only the paths asked for stream: b.items stays in the tree.
+        #expect(try document["b"]["items"].array().count == 1 && document["c"].array().isEmpty)
+        // Without streaming the same text parses to the full tree.
+        let full = JSONField(node: try JSONReader.parse(Array(text.utf8)))
+        #expect(try full["a"]["items"].array().count == 3)
+    }
+
+    @Test func aBrokenStreamedRecordNamesItsPlaceAfterTheSchemaCheck() throws {
+        let notSnapshot = Array(#"{"schema": "other.v1", "sockets": {"items": [{"state": 1}]}}"#.utf8)
+        #expect { try SnapshotFormat.decode(notSnapshot, source: "x") } throws: { error in
+            "\(error)".contains("not a ctdoctor snapshot")
+        }
+    }
+}

@@ -5,7 +5,17 @@ import SystemPackage
 func readWholeFile(_ path: String, limit: Int) throws -> [UInt8] {
     let fd = try openRegularFile(path)
     defer { close(fd) }
-    return try readToEnd(fd, subject: path, limit: limit)
+    // A regular file says its size: refuse one past the limit before reading a byte, and
+    // read the rest into one buffer of its size instead of doubling up to it.
+    var status = stat()
+    var expected = 0
+    if fstat(fd, &status) == 0 {
+        guard Int(status.st_size) <= limit else {
+            throw KernelIOError("read", subject: "\(path) (larger than \(limit) bytes)", errno: .fileTooLarge)
+        }
+        expected = Int(status.st_size)
+    }
+    return try readToEnd(fd, subject: path, limit: limit, expected: expected)
 }
 
 /// Flags for every file ctdoctor reads: a FIFO planted where a file is expected must not
@@ -93,8 +103,10 @@ private func openWithoutFollowing(_ rootFD: Int32, _ relativePath: String, subje
 }
 
 /// Reads until EOF into one array, growing it in place so bytes are copied once.
-func readToEnd(_ fd: Int32, subject path: String, limit: Int) throws -> [UInt8] {
-    var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+/// - Parameter expected: the size the file says it has (0: unknown); a file that grows
+///   meanwhile is still read to its end, up to `limit`.
+func readToEnd(_ fd: Int32, subject path: String, limit: Int, expected: Int = 0) throws -> [UInt8] {
+    var buffer = [UInt8](repeating: 0, count: max(64 * 1024, min(expected + 1, limit)))
     var filled = 0
     while true {
         if filled == buffer.count {
