@@ -2,9 +2,11 @@
 import PackageDescription
 
 // Data flows one way (see shared/STYLE.md):
-//   kernel/files ─▶ KernelIO (bytes) ─▶ Conntrack/Sockets (values) ─▶ Rendering ─▶ ctdoctor
-// KernelIO is the only module that imports the C boundary (CNetfilter); every other module
-// is safe Swift that works on bytes and values.
+//   kernel ─▶ KernelIO (syscalls, bytes) ─▶ Live (the readers, the collector, the reaper)
+//          ─▶ Conntrack/Sockets (values and pure codecs) ─▶ Diagnosis ─▶ Rendering/Offline/Export ─▶ ctdoctor
+// KernelIO is the only module that imports the C boundary (CNetfilter), and Live the only
+// one above it that may touch the kernel; everything else works on bytes and values, so
+// its dependency list below names no KernelIO.
 let package = Package(
     name: "ctdoctor",
     products: [
@@ -13,7 +15,7 @@ let package = Package(
         .library(
             name: "CTDoctorKit",
             targets: [
-                "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Collector", "MeshLint", "Lab",
+                "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live", "MeshLint", "Lab",
                 "Rendering", "Export", "Offline", "NodeSweep",
             ]
         ),
@@ -47,19 +49,28 @@ let package = Package(
         ),
         .target(
             name: "Conntrack",
-            dependencies: ["NetCore", "Netlink", "KernelIO"]
+            dependencies: ["NetCore", "Netlink"]
         ),
         .target(
             name: "Sockets",
-            dependencies: ["NetCore", "Netlink", "KernelIO"]
+            dependencies: ["NetCore", "Netlink"]
         ),
         .target(
             name: "Diagnosis",
             dependencies: ["NetCore", "Conntrack", "Sockets"]
         ),
         .target(
-            name: "Collector",
-            dependencies: ["NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis"]
+            name: "NodeSweep",
+            dependencies: ["NetCore"]
+        ),
+        // Every reader of the live kernel: conntrack dumps and lookups, sock_diag, the reaper,
+        // the /proc scans, the node's namespaces, and the collector that runs them for a diagnosis.
+        .target(
+            name: "Live",
+            dependencies: [
+                "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "NodeSweep",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
         .target(
             name: "MeshLint",
@@ -67,15 +78,11 @@ let package = Package(
         ),
         .target(
             name: "Lab",
-            dependencies: ["NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis"]
+            dependencies: ["NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live"]
         ),
         .target(
             name: "Rendering",
             dependencies: ["NetCore", "Conntrack", "Sockets", "Diagnosis", "MeshLint"]
-        ),
-        .target(
-            name: "NodeSweep",
-            dependencies: ["NetCore", "KernelIO"]
         ),
         .target(
             name: "Offline",
@@ -88,7 +95,7 @@ let package = Package(
         .executableTarget(
             name: "ctdoctor",
             dependencies: [
-                "NetCore", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Collector", "MeshLint", "Lab", "Rendering",
+                "NetCore", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live", "MeshLint", "Lab", "Rendering",
                 "Export", "Offline", "NodeSweep",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -98,27 +105,27 @@ let package = Package(
         // libFuzzer targets for every parser of outside input; scripts/fuzz builds and runs them.
         .executableTarget(
             name: "ctdoctor-fuzz",
-            dependencies: ["NetCore", "Netlink", "Conntrack", "Sockets", "Diagnosis", "Collector", "NodeSweep", "Offline", "MeshLint"],
+            dependencies: ["NetCore", "Netlink", "Conntrack", "Sockets", "Diagnosis", "Live", "NodeSweep", "Offline", "MeshLint"],
             path: "Fuzz/ctdoctor-fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
         .executableTarget(
             name: "ctdoctor-bench",
             dependencies: [
-                "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets",
+                "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Live",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/ctdoctor-bench"
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets"],
+            dependencies: ["NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Live"],
             path: "Tests/TestSupport"
         ),
         .testTarget(
             name: "CTDoctorTests",
             dependencies: [
-                "TestSupport", "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Collector",
+                "TestSupport", "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live",
                 "MeshLint", "Rendering", "Export", "Offline", "NodeSweep",
             ],
             resources: [.copy("Fixtures")]
@@ -126,7 +133,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "TestSupport", "NetCore", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Collector", "Lab", "ctdoctor",
+                "TestSupport", "NetCore", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live", "Lab", "ctdoctor",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),

@@ -2,6 +2,7 @@ import ArgumentParser
 import Conntrack
 import Foundation
 import KernelIO
+import Live
 import Sockets
 
 /// The foundation benchmark: a throwaway namespace with a full conntrack table and

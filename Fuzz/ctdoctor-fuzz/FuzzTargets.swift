@@ -1,6 +1,6 @@
-import Collector
 import Conntrack
 import Diagnosis
+import Live
 import MeshLint
 import NetCore
 import Netlink

@@ -3,6 +3,7 @@ import Diagnosis
 import Dispatch
 import Glibc
 import KernelIO
+import Live
 import NetCore
 import Netlink
 import Sockets

@@ -35,6 +35,9 @@ enum SockDiag {
 
 /// Builds and decodes sock_diag messages for TCP. Pure: bytes in, sockets out.
 public enum SockDiagCodec {
+    /// Whether a reply message carries a socket (SOCK_DIAG_BY_FAMILY).
+    public static func carriesSocket(_ message: NetlinkMessage) -> Bool { message.type == SockDiag.byFamily }
+
     /// A dump request for TCP sockets of one family in `states`, asking for tcp_info.
     /// - Parameter localPorts: when given, the kernel returns only sockets whose local
     ///   port is one of these (inet_diag bytecode), so a filtered dump costs the kernel's

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Conntrack
 import KernelIO
+import Live
 import Rendering
 
 struct ConntrackCommand: ParsableCommand {

@@ -1,7 +1,7 @@
 import ArgumentParser
-import Collector
 import Diagnosis
 import KernelIO
+import Live
 import Rendering
 
 struct DiagnoseCommand: ParsableCommand {
@@ -147,8 +147,7 @@ func runDiagnosis(
 /// to the tracer.
 func collectLive(_ target: NetworkNamespace, options: DiagnosisOptions) throws -> DiagnosisInput {
     try timed("collect (all phases)") {
-        try LiveCollector(namespace: target, trace: Console.tracer).collect(
-            profile: options.sidecar, stallAfterSeconds: options.stallAfterSeconds)
+        try LiveCollector(namespace: target, trace: Console.tracer).collect(for: options)
     }
 }
 

@@ -1,10 +1,10 @@
 import ArgumentParser
-import Collector
 import Diagnosis
 import Dispatch
 import Glibc
 import KernelIO
 import Lab
+import Live
 import Rendering
 
 struct LabCommand: ParsableCommand {
@@ -149,9 +149,7 @@ struct LabCommand: ParsableCommand {
     static func diagnosis(of lab: LabNamespace, options: DiagnosisOptions) -> @Sendable () throws -> DiagnosisReport {
         let namespace = lab.namespace
         return {
-            Diagnosis.diagnose(
-                try LiveCollector(namespace: namespace).collect(profile: options.sidecar, stallAfterSeconds: options.stallAfterSeconds),
-                options: options)
+            try LiveCollector.collectAndDiagnose(namespace, options: options)
         }
     }
 

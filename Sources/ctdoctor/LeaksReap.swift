@@ -1,8 +1,8 @@
 import ArgumentParser
-import Collector
 import Conntrack
 import Diagnosis
 import KernelIO
+import Live
 import NetCore
 import Rendering
 import Sockets
@@ -44,7 +44,9 @@ func runReap(_ reap: ReapOptions, namespace: NamespaceOptions, output: OutputOpt
     let options = try arguments.options()
     let minimumIdle = try reap.minimumIdleMilliseconds()
     let target = try namespace.resolve()
-    let report = Diagnosis.diagnose(try collectLive(target, options: options), options: options)
+    let report = try timed("collect and diagnose") {
+        try LiveCollector.collectAndDiagnose(target, options: options, trace: Console.tracer)
+    }
     var outcomes: [ReapOutcome] = []
     if let profile = report.sidecar?.profile {
         let reaper = SocketReaper(namespace: target)

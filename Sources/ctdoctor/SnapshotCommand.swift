@@ -1,7 +1,7 @@
 import ArgumentParser
-import Collector
 import Glibc
 import KernelIO
+import Live
 import Offline
 
 struct SnapshotCommand: ParsableCommand {

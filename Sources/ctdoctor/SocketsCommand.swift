@@ -1,5 +1,6 @@
 import ArgumentParser
 import KernelIO
+import Live
 import Rendering
 import Sockets
 

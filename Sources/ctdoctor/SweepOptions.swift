@@ -1,8 +1,8 @@
 import ArgumentParser
-import Collector
 import Diagnosis
 import Export
 import KernelIO
+import Live
 import NetCore
 import NodeSweep
 import Rendering
@@ -83,9 +83,7 @@ func failureReason(of error: any Error) -> FailureReason {
 func sweep(_ namespaces: [NodeNamespace], parallel: Int, options: DiagnosisOptions, notices: inout [String]) throws -> [SweepResult] {
     let results = try inParallel(namespaces, width: parallel) { node -> SweepResult? in
         do {
-            let input = try LiveCollector(namespace: node.namespace).collect(
-                profile: options.sidecar, stallAfterSeconds: options.stallAfterSeconds)
-            return SweepResult(node: node, report: Diagnosis.diagnose(input, options: options))
+            return SweepResult(node: node, report: try LiveCollector.collectAndDiagnose(node.namespace, options: options))
         } catch {
             if let path = node.namespace.path, fileKind(path) == .missing { return nil }
             return SweepResult(node: node, failure: "\(error)", failureReason: failureReason(of: error))

@@ -1,5 +1,6 @@
 import Conntrack
 import KernelIO
+import Live
 import Netlink
 import SystemPackage
 import TestSupport

@@ -1,4 +1,4 @@
-import Collector
+import Live
 import Testing
 
 @Suite("/proc/PID texts")

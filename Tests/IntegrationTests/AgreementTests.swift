@@ -1,6 +1,7 @@
 import Conntrack
 import Foundation
 import KernelIO
+import Live
 import NetCore
 import Sockets
 import TestSupport

@@ -1,5 +1,6 @@
 import Foundation
 import Lab
+import Live
 import TestSupport
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import KernelIO
+import Live
 import NetCore
 import Sockets
 import TestSupport

@@ -1,7 +1,7 @@
 import Diagnosis
 import Glibc
 import Lab
-import Collector
+import Live
 import TestSupport
 import Testing
 
@@ -18,7 +18,7 @@ struct CollisionRateTests {
         let lab = try CollisionRateLab(name: TestNamespace.uniqueName("rate"), say: { _ in })
         defer { lab.tearDown() }
         try lab.makeLeaks(Self.leaks)
-        let report = Diagnosis.diagnose(try LiveCollector(namespace: lab.lab.namespace).collect(profile: nil))
+        let report = try LiveCollector.collectAndDiagnose(lab.lab.namespace, options: DiagnosisOptions())
         lab.closeListener()
         return try lab.measure(connects: Self.connects, pattern: pattern, diagnosis: report)
     }

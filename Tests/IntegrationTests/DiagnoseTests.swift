@@ -1,8 +1,8 @@
-import Collector
 import Diagnosis
 import Foundation
 import KernelIO
 import Lab
+import Live
 import TestSupport
 import Testing
 
@@ -25,7 +25,7 @@ final class DiagnoseLabTests {
     }
 
     @Test func findsExactlyTheLeakedSocketsAndNothingElse() throws {
-        let report = Diagnosis.diagnose(try LiveCollector(namespace: lab.lab.namespace).collect(profile: nil))
+        let report = try LiveCollector.collectAndDiagnose(lab.lab.namespace, options: DiagnosisOptions())
         #expect(lab.check(report).isEmpty, "\(lab.check(report))")
         #expect(report.sidecar?.profile == .istio)
         #expect(report.leaks.filter { $0.classification == .leaked }.map(\.heldPort.port) == [leakedPort])
@@ -77,7 +77,7 @@ struct CollisionLabTests {
         defer { lab.tearDown() }
         let namespace = lab.lab.namespace
         let attempt = try lab.collide(emulateOldKernel: true, timeoutSeconds: 3) {
-            Diagnosis.diagnose(try LiveCollector(namespace: namespace).collect(profile: nil))
+            try LiveCollector.collectAndDiagnose(namespace, options: DiagnosisOptions())
         }
         #expect(!attempt.connected && attempt.seconds >= 2.9)
         let during = try #require(attempt.duringAttempt)
@@ -92,11 +92,11 @@ struct CollisionLabTests {
         defer { lab.tearDown() }
         let namespace = lab.lab.namespace
         let attempt = try lab.collide(emulateOldKernel: false, timeoutSeconds: 5) {
-            Diagnosis.diagnose(try LiveCollector(namespace: namespace).collect(profile: nil))
+            try LiveCollector.collectAndDiagnose(namespace, options: DiagnosisOptions())
         }
         #expect(attempt.connected && attempt.seconds < 2)
         #expect((attempt.counterDeltas["TcpExtTCPChallengeACK"] ?? 0) >= 1)
-        let after = Diagnosis.diagnose(try LiveCollector(namespace: namespace).collect(profile: nil))
+        let after = try LiveCollector.collectAndDiagnose(namespace, options: DiagnosisOptions())
         #expect(after.leaks.isEmpty, "the app's RST reset the leaked socket")
     }
 }

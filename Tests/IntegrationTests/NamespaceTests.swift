@@ -2,6 +2,7 @@ import Conntrack
 import Dispatch
 import Foundation
 import KernelIO
+import Live
 import TestSupport
 import Testing
 

@@ -1,5 +1,6 @@
 import Conntrack
 import KernelIO
+import Live
 import NetCore
 import Netlink
 import TestSupport

@@ -1,5 +1,5 @@
-import Collector
 import Diagnosis
+import Live
 import TestSupport
 import Testing
 

@@ -1,7 +1,7 @@
-import Collector
 import Diagnosis
 import Foundation
 import Lab
+import Live
 import NetCore
 import TestSupport
 import Testing

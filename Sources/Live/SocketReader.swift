@@ -1,27 +1,8 @@
 import KernelIO
 import NetCore
 import Netlink
+import Sockets
 import SystemPackage
-
-/// Where a socket listing came from.
-public enum SocketSource: Sendable, Equatable {
-    /// sock_diag: includes tcp_info (idle times, byte counts) and socket cookies.
-    case sockDiag
-    /// /proc/net/tcp{,6}, read because sock_diag was unavailable; `reason` says why.
-    /// No tcp_info: idle times are unknown.
-    case procFile(reason: String)
-    /// A listing given as a file (--sockets-file: a /proc/net/tcp copy or ss output);
-    /// `description` says which and where. tcp_info only where ss -i printed it.
-    case file(description: String)
-
-    public var name: String {
-        switch self {
-        case .sockDiag: "sock_diag"
-        case .procFile: "proc"
-        case .file: "file"
-        }
-    }
-}
 
 public enum SocketReadError: Error, Sendable, CustomStringConvertible {
     case unreadable(detail: String)
@@ -114,7 +95,7 @@ public struct SocketReader: Sendable {
                 localPortRange: localPortRange)
             do {
                 _ = try NetlinkDump.run(transport: transport, request: request, sequence: sequence) { buffer, message in
-                    guard message.type == SockDiag.byFamily else { return }
+                    guard SockDiagCodec.carriesSocket(message) else { return }
                     let socket = try SockDiagCodec.decode(buffer, message)
                     // The kernel filtered already; checking again keeps a kernel that
                     // ignored the bytecode from widening the answer.

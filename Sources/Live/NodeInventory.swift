@@ -1,5 +1,6 @@
 import KernelIO
 import NetCore
+import NodeSweep
 import Synchronization
 
 /// One distinct network namespace on the node, and what names it.

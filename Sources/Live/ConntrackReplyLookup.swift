@@ -1,92 +1,10 @@
+import Conntrack
 import Dispatch
 import KernelIO
 import NetCore
 import Netlink
 import Synchronization
 import SystemPackage
-
-/// A TCP flow's reply tuple as the socket that answers it sees it: for a sidecar's
-/// accepted socket, source is its own address (127.0.0.1:15001) and destination the
-/// app's (podIP:ephemeral). IPv4-mapped addresses, as a dual-stack listener reports
-/// them, are unmapped, because conntrack tracks those flows as IPv4.
-public struct ReplyTupleKey: Sendable, Hashable, Comparable, CustomStringConvertible {
-    public var source: Endpoint
-    public var destination: Endpoint
-
-    public init(source: Endpoint, destination: Endpoint) {
-        self.source = Endpoint(source.address.unmappedV4 ?? source.address, source.port)
-        self.destination = Endpoint(destination.address.unmappedV4 ?? destination.address, destination.port)
-    }
-
-    /// The key of an entry's reply tuple.
-    public init(replyOf entry: ConntrackEntry) {
-        self.init(source: entry.reply.sourceEndpoint, destination: entry.reply.destinationEndpoint)
-    }
-
-    public var description: String { "\(source) -> \(destination)" }
-
-    public static func < (lhs: ReplyTupleKey, rhs: ReplyTupleKey) -> Bool {
-        (lhs.source, lhs.destination) < (rhs.source, rhs.destination)
-    }
-}
-
-extension ConntrackRequest {
-    /// A GET that carries only CTA_TUPLE_REPLY. ctnetlink looks it up in the hash by
-    /// that tuple: a few microseconds whatever the table size. (NFCT_Q_GET cannot do
-    /// this: libnetfilter_conntrack always adds an empty CTA_TUPLE_ORIG, which the
-    /// kernel prefers.)
-    public static func getByReply(_ key: ReplyTupleKey, protocolNumber: UInt8 = IPProtocolName.tcp, sequence: UInt32) -> [UInt8] {
-        var builder = NetlinkRequestBuilder(
-            type: Ctnetlink.type(Ctnetlink.messageGet), flags: NetlinkConstant.request, sequence: sequence)
-        appendFamilyHeader(&builder, family: key.source.address.family)
-        appendTuple(
-            &builder, Ctnetlink.tupleReply,
-            ConntrackTuple(
-                source: key.source.address, destination: key.destination.address,
-                sourcePort: key.source.port, destinationPort: key.destination.port),
-            protocolNumber: protocolNumber)
-        return builder.finish()
-    }
-}
-
-extension ConntrackRequest {
-    /// Sets an existing entry's timeout, finding it by reply tuple: IPCTNL_MSG_CT_NEW
-    /// without NLM_F_CREATE updates instead of creating. What raising
-    /// nf_conntrack_tcp_timeout_close_wait does to a half-closed flow, for one flow.
-    public static func setTimeout(replyOf key: ReplyTupleKey, seconds: UInt32, sequence: UInt32) -> [UInt8] {
-        var builder = NetlinkRequestBuilder(
-            type: Ctnetlink.type(Ctnetlink.messageNew), flags: NetlinkConstant.request | NetlinkConstant.ack,
-            sequence: sequence)
-        appendFamilyHeader(&builder, family: key.source.address.family)
-        appendTuple(
-            &builder, Ctnetlink.tupleReply,
-            ConntrackTuple(
-                source: key.source.address, destination: key.destination.address,
-                sourcePort: key.source.port, destinationPort: key.destination.port),
-            protocolNumber: IPProtocolName.tcp)
-        builder.attributeBE(Ctnetlink.timeout, seconds)
-        return builder.finish()
-    }
-}
-
-extension ConntrackRequest {
-    /// Deletes the entry with this reply tuple (IPCTNL_MSG_CT_DELETE), as
-    /// `conntrack -D` does: the benchmark and tests use it to make a flow's entry vanish
-    /// the way an expired one does.
-    public static func delete(replyOf key: ReplyTupleKey, sequence: UInt32) -> [UInt8] {
-        var builder = NetlinkRequestBuilder(
-            type: Ctnetlink.type(Ctnetlink.messageDelete), flags: NetlinkConstant.request | NetlinkConstant.ack,
-            sequence: sequence)
-        appendFamilyHeader(&builder, family: key.source.address.family)
-        appendTuple(
-            &builder, Ctnetlink.tupleReply,
-            ConntrackTuple(
-                source: key.source.address, destination: key.destination.address,
-                sourcePort: key.source.port, destinationPort: key.destination.port),
-            protocolNumber: IPProtocolName.tcp)
-        return builder.finish()
-    }
-}
 
 /// Finds conntrack entries by reply tuple, one GET per flow, many GETs per sendmsg.
 ///

@@ -1,6 +1,7 @@
 import KernelIO
 import NetCore
 import Netlink
+import Sockets
 import SystemPackage
 
 /// Reads one socket again and destroys it, each by its 4-tuple and cookie (see
@@ -41,7 +42,7 @@ public struct SocketReaper: Sendable {
     public func current(_ socket: TCPSocket) throws(Failure) -> TCPSocket? {
         var found: TCPSocket?
         let gone = try exchange(socket, destroy: false) { buffer, message throws(NetlinkFramingError) in
-            if message.type == SockDiag.byFamily { found = try SockDiagCodec.decode(buffer, message) }
+            if SockDiagCodec.carriesSocket(message) { found = try SockDiagCodec.decode(buffer, message) }
         }
         return gone ? nil : found
     }

@@ -1,0 +1,34 @@
+import KernelIO
+import Sockets
+
+extension ProcessTable {
+    /// Scans every process under `procfs`.
+    public static func scan(procfs: ProcFS = ProcFS()) throws -> ProcessTable {
+        var owners: [UInt64: [SocketOwner]] = [:]
+        var unreadable = 0
+        for name in try procfs.list(procfs.root) {
+            guard let pid = Int32(name), pid > 0 else { continue }
+            let fdDirectory = "\(procfs.root)/\(pid)/fd"
+            let descriptors: [String]
+            do {
+                descriptors = try procfs.list(fdDirectory)
+            } catch {
+                unreadable += 1
+                continue
+            }
+            var command: String?
+            for descriptor in descriptors {
+                guard let fd = Int32(descriptor),
+                    let link = try? procfs.readLink("\(fdDirectory)/\(descriptor)"),
+                    let inode = socketInode(fromLink: link)
+                else { continue }
+                if command == nil {
+                    command = (try? procfs.read("\(procfs.root)/\(pid)/comm", limit: 64))
+                        .map { String(decoding: $0, as: UTF8.self).filter { $0 != "\n" } } ?? "?"
+                }
+                owners[inode, default: []].append(SocketOwner(pid: pid, command: command!, fd: fd))
+            }
+        }
+        return ProcessTable(ownersByInode: owners, unreadableProcesses: unreadable)
+    }
+}
