@@ -4,7 +4,7 @@ import PackageDescription
 // Data flows one way (see shared/STYLE.md):
 //   kernel ─▶ KernelIO (syscalls, bytes) ─▶ Live (the readers, the collector, the reaper)
 //          ─▶ Conntrack/Sockets (values and pure codecs) ─▶ Diagnosis ─▶ Rendering/Offline/Export ─▶ ctdoctor
-// KernelIO is the only module that imports the C boundary (CNetfilter), and Live the only
+// KernelIO is the only module that imports the C boundary (CLinux, CZlib), and Live the only
 // one above it that may touch the kernel; everything else works on bytes and values, so
 // its dependency list below names no KernelIO.
 let package = Package(
@@ -28,10 +28,17 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
+        // The C boundary, one system library per job: the kernel's interfaces (syscalls
+        // glibc hides, libmnl) and zlib. Only KernelIO imports them.
         .systemLibrary(
-            name: "CNetfilter",
-            pkgConfig: "libnetfilter_conntrack",
-            providers: [.apt(["libnetfilter-conntrack-dev", "libmnl-dev", "zlib1g-dev"])]
+            name: "CLinux",
+            pkgConfig: "libmnl",
+            providers: [.apt(["libmnl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
         ),
         .target(
             name: "NetCore"
@@ -43,7 +50,7 @@ let package = Package(
         .target(
             name: "KernelIO",
             dependencies: [
-                "CNetfilter", "Netlink", "NetCore",
+                "CLinux", "CZlib", "Netlink", "NetCore",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -117,9 +124,17 @@ let package = Package(
             ],
             path: "Benchmarks/ctdoctor-bench"
         ),
+        // libnetfilter_conntrack, the tests' reference decoder for ctnetlink: the product
+        // does not link it.
+        .systemLibrary(
+            name: "CNetfilterConntrack",
+            path: "Tests/CNetfilterConntrack",
+            pkgConfig: "libnetfilter_conntrack",
+            providers: [.apt(["libnetfilter-conntrack-dev"])]
+        ),
         .target(
             name: "TestSupport",
-            dependencies: ["NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Live"],
+            dependencies: ["CNetfilterConntrack", "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Live"],
             path: "Tests/TestSupport"
         ),
         .testTarget(

@@ -1,6 +1,7 @@
 # Shared by the scripts: Debian packages ctdoctor needs, and a Swift toolchain on PATH.
 
-# Build: the C libraries behind the CNetfilter system library (zlib: gzip snapshots).
+# Build: the C libraries behind the CLinux and CZlib system libraries (libmnl, zlib: gzip
+# snapshots), and libnetfilter_conntrack for the tests' reference decoder (CNetfilterConntrack).
 # The tool: the rule listers diagnose runs (nftables' nft, iptables-save) and what the lab
 # builds with (iproute2, iptables, procps' sysctl) — KernelIO's SystemProgram.
 # Tests and lab: the tools the integration tests compare against and drive (TestSupport's

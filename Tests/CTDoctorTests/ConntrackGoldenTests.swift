@@ -1,5 +1,4 @@
 import Conntrack
-import KernelIO
 import NetCore
 import Netlink
 import TestSupport

@@ -1,4 +1,4 @@
-import CNetfilter
+import CZlib
 
 /// gzip through zlib (RFC 1952 framing via windowBits 15 + 16).
 enum Gzip {

@@ -1,4 +1,4 @@
-import CNetfilter
+import CLinux
 import SystemPackage
 
 /// Owns one `struct mnl_socket *` and closes it on deinit.

@@ -1,4 +1,4 @@
-import CNetfilter
+import CLinux
 import Glibc
 import NetCore
 import SystemPackage

@@ -1,4 +1,4 @@
-import CNetfilter
+import CLinux
 import Netlink
 import SystemPackage
 

@@ -1,6 +1,8 @@
-// The C boundary of ctdoctor: the only C that Swift sees. KernelIO is its only importer.
-#ifndef CTDOCTOR_CNETFILTER_SHIM_H
-#define CTDOCTOR_CNETFILTER_SHIM_H
+// The C boundary of ctdoctor: the kernel's C interfaces (syscalls glibc hides, libmnl).
+// KernelIO is its only importer; zlib has its own target (CZlib), and
+// libnetfilter_conntrack is for the tests alone (Tests/CNetfilterConntrack).
+#ifndef CTDOCTOR_CLINUX_SHIM_H
+#define CTDOCTOR_CLINUX_SHIM_H
 
 #include <stdint.h>
 #include <stddef.h>
@@ -17,8 +19,6 @@
 #include <arpa/inet.h>
 #include <linux/netlink.h>
 #include <libmnl/libmnl.h>
-#include <libnetfilter_conntrack/libnetfilter_conntrack.h>
-#include <zlib.h>
 
 // setns(2), accept4(2), pipe2(2) and gettid(2) are declared by glibc only under _GNU_SOURCE, which the Glibc
 // module Swift imports is built without; the symbols exist, so declare them here.
@@ -57,12 +57,6 @@ static const int ctd_sock_stream_cloexec = SOCK_STREAM | SOCK_CLOEXEC;
 static const int ctd_sock_nonblock = SOCK_NONBLOCK;
 static const int ctd_sock_raw_cloexec = SOCK_RAW | SOCK_CLOEXEC;
 
-// deflateInit2/inflateInit2 are macros over the *_ functions with version and size
-// arguments; Swift imports functions only.
-static inline int ctd_deflate_init_gzip(z_stream *stream, int level) {
-    return deflateInit2(stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
-}
-static inline int ctd_inflate_init_gzip(z_stream *stream) { return inflateInit2(stream, 15 + 16); }
 
 // Opening files that tenants control (see Files.swift). openat(2) is variadic (the mode
 // argument), which Swift cannot call; read-only opens need no mode.
