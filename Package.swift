@@ -12,11 +12,13 @@ let package = Package(
     products: [
         .executable(name: "ctdoctor", targets: ["ctdoctor"]),
         .executable(name: "ctdoctor-bench", targets: ["ctdoctor-bench"]),
+        // The library: `import CTDoctorKit` for its entry point (CTDoctor) and the values it
+        // returns; the modules stay listed for programs that want one part.
         .library(
             name: "CTDoctorKit",
             targets: [
-                "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live", "MeshLint", "Lab",
-                "Rendering", "Export", "Offline", "NodeSweep",
+                "CTDoctorKit", "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live", "MeshLint",
+                "Lab", "Rendering", "Export", "Offline", "NodeSweep",
             ]
         ),
     ],
@@ -98,6 +100,11 @@ let package = Package(
         .target(
             name: "Export",
             dependencies: ["Diagnosis", "Rendering", .product(name: "Prometheus", package: "swift-prometheus")]
+        ),
+        // The documented entry point of the library (its DocC catalog beside it).
+        .target(
+            name: "CTDoctorKit",
+            dependencies: ["NetCore", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live", "Rendering", "Export"]
         ),
         .executableTarget(
             name: "ctdoctor",

@@ -1,4 +1,5 @@
 import Foundation
+import Lab
 import TestSupport
 import Testing
 
@@ -22,5 +23,32 @@ final class ExampleTests {
         let lines = result.standardOutput.split(separator: "\n")
         #expect(lines.contains { $0.hasPrefix("tcp") && $0.contains("CLOSE_WAIT") && $0.contains(":\(scenario.halfClosedPort)") })
         #expect(lines.contains { $0.hasPrefix("FIN_WAIT2") && $0.contains("127.0.0.1:15001") && $0.contains(":\(scenario.halfClosedPort)") })
+    }
+}
+
+/// examples/library, a program on CTDoctorKit by path, built against the library as it
+/// stands and run on the half-close lab: the library's entry point cannot drift from what
+/// its article and example show.
+@Suite("Library example", .enabled(if: Privileges.shouldRunPrivilegedTests), .serialized)
+struct LibraryExampleTests {
+    /// The Swift toolchain running these tests, from PATH.
+    static func swift() throws -> String {
+        let directories = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") + ["/opt/swift/usr/bin"]
+        let found = directories.map { "\($0)/swift" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+        return try #require(found, "no swift on PATH")
+    }
+
+    @Test func theExampleBuildsAgainstTheLibraryAndFindsTheLabsLeak() throws {
+        let package = ExampleTests.root.appendingPathComponent("examples/library").path
+        let build = try Shell.run([try Self.swift(), "build", "--package-path", package])
+        #expect(build.status == 0, "\(build.standardOutput.suffix(2000))\(build.standardError.suffix(2000))")
+        let lab = try HalfCloseLab(name: TestNamespace.uniqueName("library"), closeWaitSeconds: 2, say: { _ in })
+        defer { lab.tearDown() }
+        try lab.build()
+        let result = try Shell.run(["\(package)/.build/debug/leak-report", lab.lab.name])
+        #expect(result.status == 0, "\(result.standardError)")
+        let leaked = lab.flows.first { $0.expected == .leaked }!.appPort
+        #expect(result.standardOutput.hasPrefix("\(lab.lab.name): 1 leaked sidecar sockets"), "\(result.standardOutput.prefix(300))")
+        #expect(result.standardOutput.contains(":\(leaked)") && result.standardOutput.contains("\"schema\":\"ctdoctor.diagnosis.v1\""))
     }
 }
