@@ -23,10 +23,51 @@ public enum Severity: Int, Sendable, Hashable, Comparable, CaseIterable {
     public static func < (lhs: Severity, rhs: Severity) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
+/// The part of a report a finding speaks for: `ctdoctor leaks` shows the leak findings,
+/// `ctdoctor collisions` the collision ones, `diagnose` every one.
+public enum ReportSection: Sendable, Hashable, CaseIterable {
+    /// Whether there is a sidecar at all: every report shows it.
+    case sidecar
+    case leaks
+    case collisions
+    case stalls
+    /// The conntrack table's fill.
+    case table
+}
+
+/// What kind of thing a finding reports. The raw value is its stable id
+/// ("leaked-sockets"), which JSON carries and scripts key on.
+public enum FindingKind: String, Sendable, Hashable, CaseIterable {
+    case noSidecar = "no-sidecar"
+    case leakedSockets = "leaked-sockets"
+    case leakAtRisk = "leak-at-risk"
+    case closeWaitTimeout = "close-wait-timeout"
+    case noTCPInfo = "no-tcp-info"
+    case liveCollision = "live-collision"
+    case collisionRisk = "collision-risk"
+    case collisionOutcome = "collision-outcome"
+    case challengeACKsSeen = "challenge-acks-seen"
+    case stalledServerFirst = "stalled-server-first"
+    case stalledSilentClients = "stalled-silent-clients"
+    case stalledConnections = "stalled-connections"
+    case conntrackTableFull = "conntrack-table-full"
+
+    public var section: ReportSection {
+        switch self {
+        case .noSidecar: .sidecar
+        case .leakedSockets, .leakAtRisk, .closeWaitTimeout, .noTCPInfo: .leaks
+        case .liveCollision, .collisionRisk, .collisionOutcome, .challengeACKsSeen: .collisions
+        case .stalledServerFirst, .stalledSilentClients, .stalledConnections: .stalls
+        case .conntrackTableFull: .table
+        }
+    }
+}
+
 /// One thing diagnosis found, with what shows it and what fixes it on this machine.
 public struct Finding: Sendable, Hashable {
-    /// A stable identifier of the kind of finding ("leaked-sockets"); scripts key on it.
-    public var id: String
+    public var kind: FindingKind
+    /// The kind's stable identifier ("leaked-sockets"); scripts key on it.
+    public var id: String { kind.rawValue }
     public var severity: Severity
     /// One line: what is wrong.
     public var summary: String
@@ -35,8 +76,8 @@ public struct Finding: Sendable, Hashable {
     /// What to do, chosen for this kernel and this sidecar.
     public var remedy: String
 
-    public init(id: String, severity: Severity, summary: String, evidence: [String] = [], remedy: String) {
-        self.id = id
+    public init(_ kind: FindingKind, severity: Severity, summary: String, evidence: [String] = [], remedy: String) {
+        self.kind = kind
         self.severity = severity
         self.summary = summary
         self.evidence = evidence

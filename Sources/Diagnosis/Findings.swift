@@ -20,7 +20,7 @@ enum Findings {
         var findings: [Finding] = []
         guard let sidecar else {
             findings.append(Finding(
-                id: "no-sidecar", severity: .info,
+                .noSidecar, severity: .info,
                 summary: "No sidecar capture listener (Istio 15001/15006, Linkerd 4140/4143) in this namespace",
                 evidence: ["no LISTEN socket on a known capture port"],
                 remedy: "If a proxy captures traffic on other ports, give them with --sidecar ports:OUT,IN."))
@@ -36,21 +36,21 @@ enum Findings {
         if !leaked.isEmpty {
             let reaped = leaked.compactMap(\.reapedInMilliseconds).max().map { " The last goes away in \(humanDuration(milliseconds: $0)) when the proxy's idle timeout fires, or when the proxy restarts." } ?? " They stay until the proxy restarts (its idle timeout is disabled)."
             findings.append(Finding(
-                id: "leaked-sockets", severity: .error,
+                .leakedSockets, severity: .error,
                 summary: "\(plural(leaked.count, "sidecar socket")) leaked in FIN_WAIT2: conntrack forgot \(leaked.count == 1 ? "its flow" : "their flows") after the half-close, so the app's FIN cannot reach the proxy",
                 evidence: limited(leaked, describe) + ["conntrack close_wait timeout \(closeWait); proxy idle timeout \(idle) (\(idleTimeout.source))"],
                 remedy: leakRemedy(profile: profile, kernel: kernel, idleTimeout: idleTimeout.seconds) + reaped))
         }
         if !atRisk.isEmpty {
             findings.append(Finding(
-                id: "leak-at-risk", severity: .warning,
+                .leakAtRisk, severity: .warning,
                 summary: "\(plural(atRisk.count, "half-closed flow")) will lose \(atRisk.count == 1 ? "its" : "their") conntrack \(atRisk.count == 1 ? "entry" : "entries") before the proxy gives up on \(atRisk.count == 1 ? "it" : "them")",
                 evidence: limited(atRisk, describe),
                 remedy: leakRemedy(profile: profile, kernel: kernel, idleTimeout: idleTimeout.seconds)))
         }
         if !collisions.liveCollisions.isEmpty {
             findings.append(Finding(
-                id: "live-collision", severity: .error,
+                .liveCollision, severity: .error,
                 summary: "\(plural(collisions.liveCollisions.count, "connection attempt")) \(collisions.liveCollisions.count == 1 ? "is" : "are") landing on a leaked socket right now",
                 evidence: limited(collisions.liveCollisions) { leak in
                     let entry = leak.collidingEntry!
@@ -68,7 +68,7 @@ enum Findings {
             let firstPass = exposed.contains { $0.firstPassPoisoned > 0 }
             let severity: Severity = !firstPass ? .info : kernel.outcome == .fails ? .error : .warning
             findings.append(Finding(
-                id: "collision-risk", severity: severity,
+                .collisionRisk, severity: severity,
                 summary: collisionSummary(exposed, outcome: kernel.outcome),
                 evidence: exposed.map { describe($0, rate: collisions.connectRate) }
                     + ["model: \(CollisionPrediction.model) (its assumptions are listed with the collisions)"]
@@ -79,7 +79,7 @@ enum Findings {
         }
         if kernel.outcome != .recovers {
             findings.append(Finding(
-                id: "collision-outcome", severity: exposed.isEmpty ? .info : .warning,
+                .collisionOutcome, severity: exposed.isEmpty ? .info : .warning,
                 summary: kernel.outcome == .fails
                     ? "On this kernel a connect() that lands on a leaked socket's port times out instead of recovering"
                     : "Whether a connect() that lands on a leaked socket's port recovers is uncertain on this kernel",
@@ -88,7 +88,7 @@ enum Findings {
         }
         if let shorter = kernel.closeWaitShorterThanIdleTimeout, shorter {
             findings.append(Finding(
-                id: "close-wait-timeout", severity: (leaked.isEmpty && atRisk.isEmpty) ? .info : .warning,
+                .closeWaitTimeout, severity: (leaked.isEmpty && atRisk.isEmpty) ? .info : .warning,
                 summary: "Conntrack forgets half-closed flows after \(closeWait), the proxy keeps them \(idle): any app that closes later than \(closeWait) after its upstream leaks a socket",
                 evidence: [
                     "net.netfilter.nf_conntrack_tcp_timeout_close_wait = \(closeWait) in this namespace",
@@ -98,20 +98,20 @@ enum Findings {
         }
         if !collisions.counters.isEmpty, collisions.counters.values.contains(where: { $0 > 0 }), exposed.isEmpty {
             findings.append(Finding(
-                id: "challenge-acks-seen", severity: .info,
+                .challengeACKsSeen, severity: .info,
                 summary: "This namespace has sent challenge ACKs: port collisions (or other stale-connection hits) happened since it was created",
                 evidence: counterEvidence(collisions),
                 remedy: "Watch these counters over time (nstat -az TcpExtTCPChallengeACK); rising counts with leaked sidecar sockets mean live collisions."))
         }
         if case .procFile(let reason) = socketSource {
             findings.append(Finding(
-                id: "no-tcp-info", severity: .info,
+                .noTCPInfo, severity: .info,
                 summary: "Socket idle times are unknown: \(reason)",
                 evidence: ["leaks are assumed to live the whole proxy idle timeout"],
                 remedy: "Load the kernel's inet_diag and tcp_diag modules for exact idle times."))
         } else if case .file(let description) = socketSource, leaks.contains(where: { $0.idleMilliseconds == nil }) {
             findings.append(Finding(
-                id: "no-tcp-info", severity: .info,
+                .noTCPInfo, severity: .info,
                 summary: "Socket idle times are unknown: the listing (\(description)) carries no tcp_info",
                 evidence: ["leaks are assumed to live the whole proxy idle timeout; stalled connections cannot be seen"],
                 remedy: "Capture `ss -tanpoei` (-i adds idle times and byte counts), or take a `ctdoctor snapshot` where ctdoctor can run."))
@@ -140,7 +140,7 @@ enum Findings {
                 : "Declare \(port) TCP: a Service port named tcp-… or appProtocol: tcp, a ServiceEntry with protocol: TCP for an external server; or have clients start TLS. `ctdoctor lint` finds such ports in manifests."
             if let application = group.application, application.isServerFirst {
                 return Finding(
-                    id: "stalled-server-first", severity: linkerd ? .warning : .error,
+                    .stalledServerFirst, severity: linkerd ? .warning : .error,
                     summary: "\(plural(group.connections.count, "connection")) to \(port) (\(what!)) \(group.connections.count == 1 ? "is" : "are") stalled in the sidecar, the oldest for \(oldest): "
                         + (linkerd
                             ? "Linkerd waits up to 10 s for the client's bytes to detect the protocol, while the \(application.name) client waits for the server's greeting"
@@ -149,7 +149,7 @@ enum Findings {
             }
             if linkerd, let application = group.application, application.silentClients {
                 return Finding(
-                    id: "stalled-silent-clients", severity: .warning,
+                    .stalledSilentClients, severity: .warning,
                     summary: "\(plural(group.connections.count, "pooled \(application.name) connection")) to \(port) wait out Linkerd's 10 s protocol detection",
                     evidence: evidence, remedy: declare)
             }
@@ -157,7 +157,7 @@ enum Findings {
                 "\(application.name) is client-first, so protocol detection is not what holds these: the clients have not sent their first request (idle pooled connections, or a client stuck before it writes)."
             } ?? "If the server speaks first on \(port), it is stalled in protocol detection: \(declare) Idle pooled connections look the same: give --server-first \(group.port.map(String.init) ?? "PORT") if this protocol's server speaks first."
             return Finding(
-                id: "stalled-connections", severity: .info,
+                .stalledConnections, severity: .info,
                 summary: "\(plural(group.connections.count, "connection")) to \(port)\(what.map { " (\($0))" } ?? "") accepted by the sidecar carried no byte for over \(humanDuration(milliseconds: UInt64(saturating: thresholdSeconds * 1000)))",
                 evidence: evidence, remedy: remedy)
         }
@@ -166,7 +166,7 @@ enum Findings {
     static func tableFindings(_ kernel: KernelAudit) -> [Finding] {
         guard let fill = kernel.tableFill, fill >= 0.8 else { return [] }
         return [Finding(
-            id: "conntrack-table-full", severity: fill >= 0.95 ? .error : .warning,
+            .conntrackTableFull, severity: fill >= 0.95 ? .error : .warning,
             summary: "The conntrack table is \(Int(saturating: fill * 100))% full: new flows are dropped once it fills",
             evidence: ["nf_conntrack_count \(kernel.facts.conntrackCount ?? 0) of nf_conntrack_max \(kernel.facts.conntrackMax ?? 0) (the maximum is global, the count per namespace)"],
             remedy: "Raise net.netfilter.nf_conntrack_max on the node, or find what fills the table: ctdoctor conntrack --count --state ...")]

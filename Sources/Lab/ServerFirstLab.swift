@@ -169,7 +169,7 @@ public final class ServerFirstLab: @unchecked Sendable {
                 problems.append("\(flow.name) (app port \(flow.appPort)): listed as stalled")
             }
         }
-        if flows.contains(where: \.expectStalled), !report.findings.contains(where: { $0.id == "stalled-server-first" }) {
+        if flows.contains(where: \.expectStalled), !report.findings.contains(where: { $0.kind == .stalledServerFirst }) {
             problems.append("no stalled-server-first finding")
         }
         let known = Set(flows.map(\.appPort))

@@ -13,57 +13,70 @@ public enum DiagnosisRendering {
     /// The JSON document. `sections` narrows it for `leaks` and `collisions`, which use
     /// their own schema names with the same member shapes.
     public static func json(_ report: DiagnosisReport, failOn: Severity?, sections: Sections = .all) -> JSONValue {
-        let full = fullJSON(report, failOn: failOn)
-        guard sections != .all, case .object(let members) = full else { return full }
-        var keep = ["namespace", "verdict", "worst_severity", "fail_on", "sidecar", "proxy_idle_timeout", "findings", "sources", "notices"]
-        var name = schema
-        if sections.contains(.leaks) {
-            keep += ["leaks", "orphaned_fin_wait2"]
-            name = "ctdoctor.leaks.v1"
-        }
+        guard sections != .all else { return fullJSON(report, failOn: failOn) }
+        // `leaks` and `collisions`: their own schema names, built from the members they
+        // speak for, in the full document's order.
+        let name = sections.contains(.leaks) && sections.contains(.collisions)
+            ? schema : sections.contains(.leaks) ? "ctdoctor.leaks.v1" : "ctdoctor.collisions.v1"
+        var members: [(String, JSONValue)] = [("schema", .string(name))]
+        members += header(report, failOn: failOn, findings: relevantFindings(report, sections))
+        if sections.contains(.leaks) { members.append(("leaks", .array(report.leaks.map(leak)))) }
         if sections.contains(.collisions) {
-            keep += ["collisions", "kernel"]
-            name = sections.contains(.leaks) ? schema : "ctdoctor.collisions.v1"
+            members += [("collisions", collisions(report.collisions)), ("kernel", kernel(report.kernel))]
         }
-        let ids = Set(relevantFindings(report, sections).map(\.id))
-        return .object([("schema", .string(name))] + members.compactMap { key, value in
-            guard keep.contains(key) else { return nil }
-            if key == "findings" { return (key, .array(report.findings.filter { ids.contains($0.id) }.map(finding))) }
-            return (key, value)
-        })
+        if sections.contains(.leaks) { members.append(("orphaned_fin_wait2", .integer(Int64(report.orphans)))) }
+        members += trailer(report)
+        return .object(members)
     }
 
-    /// The findings a section speaks for (all of them for diagnose).
+    /// The findings a section speaks for (all of them for diagnose): each kind's section,
+    /// and whether there is a sidecar at all, which every report says.
     public static func relevantFindings(_ report: DiagnosisReport, _ sections: Sections) -> [Finding] {
         if sections == .all { return report.findings }
-        var ids: Set<String> = ["no-sidecar"]
-        if sections.contains(.leaks) { ids.formUnion(["leaked-sockets", "leak-at-risk", "close-wait-timeout", "no-tcp-info"]) }
-        if sections.contains(.collisions) { ids.formUnion(["live-collision", "collision-risk", "collision-outcome", "challenge-acks-seen"]) }
-        return report.findings.filter { ids.contains($0.id) }
+        return report.findings.filter { finding in
+            switch finding.kind.section {
+            case .sidecar: true
+            case .leaks: sections.contains(.leaks)
+            case .collisions: sections.contains(.collisions)
+            case .stalls: sections.contains(.stalls)
+            case .table: false
+            }
+        }
     }
 
-    static func fullJSON(_ report: DiagnosisReport, failOn: Severity?) -> JSONValue {
-        .object([
-            ("schema", .string(schema)),
+    /// The members every report starts with, up to its findings.
+    static func header(_ report: DiagnosisReport, failOn: Severity?, findings: [Finding]) -> [(String, JSONValue)] {
+        [
             ("namespace", .string(report.namespace)),
             ("verdict", .string(report.verdict)),
             ("worst_severity", .string(report.worstSeverity?.name)),
             ("fail_on", .string(failOn?.name ?? "never")),
             ("sidecar", report.sidecar.map(sidecar) ?? .null),
             ("proxy_idle_timeout", .object([("seconds", .number(report.idleTimeout.seconds)), ("source", .string(report.idleTimeout.source))])),
-            ("findings", .array(report.findings.map(finding))),
+            ("findings", .array(findings.map(finding))),
+        ]
+    }
+
+    /// The members every report ends with.
+    static func trailer(_ report: DiagnosisReport) -> [(String, JSONValue)] {
+        [
+            ("sources", .object([
+                ("sockets", .string(report.input.socketSource.name)),
+                ("conntrack", .string(report.input.conntrackSource)),
+            ])),
+            ("notices", .strings(report.notices)),
+        ]
+    }
+
+    static func fullJSON(_ report: DiagnosisReport, failOn: Severity?) -> JSONValue {
+        .object([("schema", .string(schema))] + header(report, failOn: failOn, findings: report.findings) + [
             ("leaks", .array(report.leaks.map(leak))),
             ("stall_after_seconds", .number(report.stallAfterSeconds)),
             ("stalls", .array(report.stalls.map(stall))),
             ("collisions", collisions(report.collisions)),
             ("kernel", kernel(report.kernel)),
             ("orphaned_fin_wait2", .integer(Int64(report.orphans))),
-            ("sources", .object([
-                ("sockets", .string(report.input.socketSource.name)),
-                ("conntrack", .string(report.input.conntrackSource)),
-            ])),
-            ("notices", .strings(report.notices)),
-        ])
+        ] + trailer(report))
     }
 
     /// One record per line: each finding, each half-closed socket, then a summary.
