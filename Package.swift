@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Data flows one way (see shared/STYLE.md):
+// Data flows one way:
 //   kernel ─▶ KernelIO (syscalls, bytes) ─▶ Live (the readers, the collector, the reaper)
 //          ─▶ Conntrack/Sockets (values and pure codecs) ─▶ Diagnosis ─▶ Rendering/Offline/Export ─▶ ctdoctor
 // KernelIO is the only module that imports the C boundary (CLinux, CZlib), and Live the only

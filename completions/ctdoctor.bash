@@ -357,6 +357,7 @@ _ctdoctor_lint() {
         return
         ;;
     '--mesh')
+        __ctdoctor_add_completions -W 'auto'$'\n''istio'$'\n''linkerd'
         return
         ;;
     '--server-first')

@@ -159,7 +159,7 @@ complete -c 'ctdoctor' -n '__ctdoctor_should_offer_completions_for_flags_or_opti
 complete -c 'ctdoctor' -n '__ctdoctor_should_offer_completions_for_flags_or_options "ctdoctor collisions" version' -l 'version' -d 'Show the version.'
 complete -c 'ctdoctor' -n '__ctdoctor_should_offer_completions_for_flags_or_options "ctdoctor collisions" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'ctdoctor' -n '__ctdoctor_should_offer_completions_for_flags_or_options "ctdoctor lint" format' -l 'format' -d 'Output: compiler-style lines, JSON, or SARIF 2.1.0.' -rfka 'table json sarif'
-complete -c 'ctdoctor' -n '__ctdoctor_should_offer_completions_for_flags_or_options "ctdoctor lint" mesh' -l 'mesh' -d 'Which mesh\'s rules: auto (from injection annotations and labels; Istio where none says), istio, linkerd.' -rfka ''
+complete -c 'ctdoctor' -n '__ctdoctor_should_offer_completions_for_flags_or_options "ctdoctor lint" mesh' -l 'mesh' -d 'Which mesh\'s rules: auto (from injection annotations and labels; Istio where none says), istio, linkerd.' -rfka 'auto istio linkerd'
 complete -c 'ctdoctor' -n '__ctdoctor_should_offer_completions_for_flags_or_options "ctdoctor lint"' -l 'server-first' -d 'Also treat this port as serving a server-first protocol, optionally named; repeat for several.' -rfka ''
 complete -c 'ctdoctor' -n '__ctdoctor_should_offer_completions_for_flags_or_options "ctdoctor lint" fail-on' -l 'fail-on' -d 'Exit 1 when a finding is at least this severe: info, warning, error or never.' -rfka ''
 complete -c 'ctdoctor' -n '__ctdoctor_should_offer_completions_for_flags_or_options "ctdoctor lint" list-rules' -l 'list-rules' -d 'List the rules and exit.'

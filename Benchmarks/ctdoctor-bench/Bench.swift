@@ -3,7 +3,7 @@ import ArgumentParser
 /// The benchmark and the tools that build its tables (and the golden fixtures).
 ///
 /// Not a timed test: speed and memory targets live here, measured as ratios taken in
-/// one run on a shared machine (shared/notes/anchors.md).
+/// one run, because the machine is shared and absolute times drift between runs.
 @main
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(

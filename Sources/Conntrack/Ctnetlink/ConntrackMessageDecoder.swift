@@ -4,7 +4,7 @@ import Netlink
 /// Turns ctnetlink messages into `ConntrackEntry` values. Pure: bytes in, values out.
 ///
 /// Written in Swift rather than through nfct_nlmsg_parse: on this machine kind the
-/// Swift decoder spends a tenth of the user CPU per entry (shared/notes), and the tests
+/// Swift decoder spends a tenth of the user CPU per entry (measured with ctdoctor-bench), and the tests
 /// check it against libnetfilter_conntrack message by message. Lengths are checked
 /// before every read; attributes it does not know are skipped, so newer kernels decode.
 public enum ConntrackMessageDecoder {

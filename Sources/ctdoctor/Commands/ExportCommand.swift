@@ -112,7 +112,7 @@ struct ExportCommand: ParsableCommand {
             }
         }
         let run = ExportRun(startedAt: started, durationSeconds: (ContinuousClock.now - clock).inSeconds, results: results)
-        try write(run, failOn: try diagnosis.failThreshold())
+        try write(run, failOn: diagnosis.failOn.severity)
         if let failure { throw failure }
     }
 

@@ -177,7 +177,7 @@ struct LabCommand: ParsableCommand {
             Console.writeOut("\nlab: counters during the attempt: "
                 + attempt.counterDeltas.sorted { $0.key < $1.key }.map { "\($0.key) +\($0.value)" }.joined(separator: ", ") + "\n")
         }
-        let failOn = try diagnosis.failThreshold()
+        let failOn = diagnosis.failOn.severity
         return Outcome(
             report: report, problems: problems,
             flows: lab.flows.map { flow in
@@ -258,7 +258,7 @@ struct LabCommand: ParsableCommand {
                 ? "\nlab: the diagnosis matches what the lab built.\n"
                 : "\nlab: the diagnosis does NOT match what the lab built:\n" + outcome.problems.map { "  - \($0)\n" }.joined())
         case .json, .ndjson:
-            let failOn = try? diagnosis.failThreshold()
+            let failOn = diagnosis.failOn.severity
             let document = JSONValue.object(
                 [("schema", .string("ctdoctor.lab.v1")), ("scenario", .string(scenario.rawValue)), ("namespace", .string(name))]
                     + outcome.extra

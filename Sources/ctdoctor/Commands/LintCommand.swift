@@ -38,42 +38,22 @@ struct LintCommand: ParsableCommand {
     var format: Format = .table
 
     @Option(help: ArgumentHelp("Which mesh's rules: auto (from injection annotations and labels; Istio where none says), istio, linkerd.", valueName: "mesh"))
-    var mesh: String = "auto"
+    var mesh: MeshChoice = .auto
 
     @Option(name: .customLong("server-first"), help: ArgumentHelp("Also treat this port as serving a server-first protocol, optionally named; repeat for several.", valueName: "port[/name]"))
-    var serverFirst: [String] = []
+    var serverFirst: [ServerFirstPort] = []
 
     @Option(name: .customLong("fail-on"), help: ArgumentHelp("Exit 1 when a finding is at least this severe: info, warning, error or never.", valueName: "severity"))
-    var failOn: String = "warning"
+    var failOn: FailThreshold = .warning
 
     @Flag(name: .customLong("list-rules"), help: "List the rules and exit.")
     var listRules = false
 
-    func options() throws -> LintOptions {
-        guard let choice = MeshChoice(rawValue: mesh) else {
-            throw ValidationError("--mesh takes auto, istio or linkerd, not '\(mesh)'")
-        }
-        var additions: [UInt16: ApplicationProtocol] = [:]
-        for value in serverFirst {
-            guard let (port, application) = ProtocolCatalog.parseAddition(value) else {
-                throw ValidationError("--server-first takes PORT or PORT/NAME (port 1-65535), not '\(value)'")
-            }
-            additions[port] = application
-        }
-        return LintOptions(mesh: choice, catalog: ProtocolCatalog(additions: additions))
-    }
-
-    func failThreshold() throws -> Severity? {
-        if failOn == "never" { return nil }
-        guard let severity = Severity(name: failOn) else {
-            throw ValidationError("--fail-on takes info, warning, error or never, not '\(failOn)'")
-        }
-        return severity
+    func options() -> LintOptions {
+        LintOptions(mesh: mesh, catalog: ProtocolCatalog(additions: ServerFirstPort.additions(serverFirst)))
     }
 
     func validate() throws {
-        _ = try options()
-        _ = try failThreshold()
         if paths.isEmpty && !listRules { throw ValidationError("give manifest files or directories to lint, or - for standard input") }
     }
 
@@ -97,8 +77,8 @@ struct LintCommand: ParsableCommand {
                 objects += try ManifestParser.parse(text, file: file == "-" ? "<stdin>" : file)
             }
         }
-        let report = Linter.lint(objects, files: files, options: try options())
-        let failOn = try failThreshold()
+        let report = Linter.lint(objects, files: files, options: options())
+        let failOn = failOn.severity
         (walkNotices + report.notices).forEach { log.notice("\($0)") }
         switch format {
         case .table: Console.writeOut(LintRendering.human(report, color: Console.colorful))

@@ -14,7 +14,7 @@ func runDiagnosis(
         return
     }
     let options = try arguments.options()
-    let failOn = try arguments.failThreshold()
+    let failOn = arguments.failOn.severity
     let report = try diagnose(namespace: namespace, inputs: inputs, options: options)
     try timed("render") { try render(report, format: output.format, sections: sections, failOn: failOn) }
 }

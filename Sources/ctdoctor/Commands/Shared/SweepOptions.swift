@@ -176,7 +176,7 @@ func runSweep(
     _ sweepOptions: SweepOptions, output: OutputOptions, arguments: DiagnosisArguments, sections: DiagnosisRendering.Sections
 ) throws {
     let options = try arguments.options()
-    let failOn = try arguments.failThreshold()
+    let failOn = arguments.failOn.severity
     let selection = try sweepOptions.select()
     var notices = selection.notices
     let results = try sweep(selection.namespaces, parallel: sweepOptions.parallel, options: options, notices: &notices)
