@@ -10,8 +10,8 @@ public struct ReplyTupleKey: Sendable, Hashable, Comparable, CustomStringConvert
     public var destination: Endpoint
 
     public init(source: Endpoint, destination: Endpoint) {
-        self.source = Endpoint(source.address.unmappedV4 ?? source.address, source.port)
-        self.destination = Endpoint(destination.address.unmappedV4 ?? destination.address, destination.port)
+        self.source = source.unmapped
+        self.destination = destination.unmapped
     }
 
     /// The key of an entry's reply tuple.
@@ -20,6 +20,15 @@ public struct ReplyTupleKey: Sendable, Hashable, Comparable, CustomStringConvert
     }
 
     public var description: String { "\(source) -> \(destination)" }
+
+    /// TCP entries by their reply tuple: what a sidecar's accepted socket looks up. Only
+    /// TCP, because the key has no protocol (a UDP flow on the same ports must not win);
+    /// the first of two entries on one tuple is kept.
+    public static func index(tcpEntries entries: [ConntrackEntry]) -> [ReplyTupleKey: ConntrackEntry] {
+        Dictionary(
+            entries.lazy.filter { $0.protocolNumber == IPProtocolName.tcp }.map { (ReplyTupleKey(replyOf: $0), $0) },
+            uniquingKeysWith: { first, _ in first })
+    }
 
     public static func < (lhs: ReplyTupleKey, rhs: ReplyTupleKey) -> Bool {
         (lhs.source, lhs.destination) < (rhs.source, rhs.destination)

@@ -117,7 +117,7 @@ public struct CollisionPrediction: Sendable, Hashable {
 
         let leaked = leaks.filter { $0.classification == .leaked }
         var sources: [SourceExposure] = []
-        for (address, group) in Dictionary(grouping: leaked, by: { LeakAnalysis.normalized($0.heldPort).address }) {
+        for (address, group) in Dictionary(grouping: leaked, by: { $0.heldPort.unmapped.address }) {
             var poisoned: [PoisonedPort] = []
             var unreachable = 0
             for leak in group {

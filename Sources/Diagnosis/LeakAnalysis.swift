@@ -109,9 +109,7 @@ public enum LeakAnalysis {
         conntrackReadable: Bool = true,
         closeWaitSeconds: Int? = nil
     ) -> [LeakRecord] {
-        let byReplyTuple = Dictionary(
-            conntrack.filter { $0.protocolNumber == IPProtocolName.tcp }.map { (ReplyTupleKey(replyOf: $0), $0) },
-            uniquingKeysWith: { first, _ in first })
+        let byReplyTuple = ReplyTupleKey.index(tcpEntries: conntrack)
         let listeners = captureListeners(in: sockets, profile: profile)
         let suspects = suspects(in: sockets, profile: profile).compactMap { socket in
             provenance(of: socket, listeners: listeners).map { (socket, $0) }
@@ -121,7 +119,7 @@ public enum LeakAnalysis {
         let peerPorts = Set(suspects.map(\.0.remote.port))
         let appSockets = Dictionary(
             sockets.lazy.filter { appSideStates.contains($0.state) && peerPorts.contains($0.local.port) }
-                .map { (normalized($0.local), $0) },
+                .map { ($0.local.unmapped, $0) },
             uniquingKeysWith: { first, _ in first })
 
         let records = suspects.map { socket, provenance in
@@ -132,7 +130,7 @@ public enum LeakAnalysis {
             // connect() that picked the same port: the old entry is gone.
             let colliding = found.flatMap { isNewAttempt($0) ? $0 : nil }
             let entry = colliding == nil ? found : nil
-            let appSocket = direction == .outbound ? appSockets[normalized(socket.remote)] : nil
+            let appSocket = direction == .outbound ? appSockets[socket.remote.unmapped] : nil
             let idle = socket.info.map { UInt64($0.idleMilliseconds) }
             let reapedIn: UInt64? =
                 idleTimeoutMilliseconds == 0 ? nil : idleTimeoutMilliseconds - min(idleTimeoutMilliseconds, idle ?? 0)
@@ -183,9 +181,9 @@ public enum LeakAnalysis {
         // listener says nothing of an IPv6 socket whose listener row the input lacks.
         let candidates = (listeners[socket.local.port] ?? []).filter { $0.family == socket.family }
         guard !candidates.isEmpty else { return .listenerNotSeen }
-        let local = normalized(socket.local).address
+        let local = socket.local.unmapped.address
         let accepted = candidates.contains { listener in
-            let bound = normalized(listener.local).address
+            let bound = listener.local.unmapped.address
             return (bound == local || bound.isUnspecified) && listener.uid == socket.uid
         }
         return accepted ? .acceptedFromListener : nil
@@ -251,9 +249,5 @@ public enum LeakAnalysis {
             return (.leaked, "inferred from idle time: no packet either way for \(humanDuration(milliseconds: idle)), longer than the close_wait timeout (\(closeWaitSeconds) s) + \(idleInferenceMarginSeconds) s, so no packet refreshed its conntrack entry and it has expired")
         }
         return (.unknown, "conntrack is unreadable here, and the socket has been idle \(humanDuration(milliseconds: idle)), not yet past the close_wait timeout (\(closeWaitSeconds) s) + \(idleInferenceMarginSeconds) s")
-    }
-
-    static func normalized(_ endpoint: Endpoint) -> Endpoint {
-        Endpoint(endpoint.address.unmappedV4 ?? endpoint.address, endpoint.port)
     }
 }

@@ -43,8 +43,7 @@ public enum StallAnalysis {
         sockets: [TCPSocket], conntrack: [ConntrackEntry], profile: SidecarProfile, catalog: ProtocolCatalog,
         thresholdMilliseconds: UInt64
     ) -> [StallGroup] {
-        let byReplyTuple = Dictionary(
-            conntrack.map { (ReplyTupleKey(replyOf: $0), $0) }, uniquingKeysWith: { first, _ in first })
+        let byReplyTuple = ReplyTupleKey.index(tcpEntries: conntrack)
         let stalled = sockets.filter {
             profile.captures($0.local.port) && isSilent($0, thresholdMilliseconds: thresholdMilliseconds)
         }.map { socket in

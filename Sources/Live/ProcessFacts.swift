@@ -1,5 +1,6 @@
 import Diagnosis
 import KernelIO
+import NodeSweep
 import Sockets
 
 /// Pure readers of /proc/PID files.
@@ -17,11 +18,7 @@ public enum ProcText {
 
     /// A variable from /proc/PID/environ (NUL-separated NAME=value pairs).
     public static func environmentValue(_ name: String, in bytes: [UInt8]) -> String? {
-        let prefix = Array("\(name)=".utf8)
-        for entry in bytes.split(separator: 0) where entry.starts(with: prefix) {
-            return String(decoding: entry.dropFirst(prefix.count), as: UTF8.self)
-        }
-        return nil
+        Environ.value(of: name, in: bytes)
     }
 
     /// Seconds since boot from /proc/uptime ("12345.67 2345.89").
@@ -112,11 +109,7 @@ struct OwnerSearch {
         return held
     }
 
-    func commandName(_ pid: Int32) -> String {
-        (try? procfs.read("\(procfs.root)/\(pid)/comm", limit: 64)).map {
-            String(decoding: $0, as: UTF8.self).filter { $0 != "\n" }
-        } ?? "?"
-    }
+    func commandName(_ pid: Int32) -> String { ProcessTable.commandName(of: pid, procfs: procfs) }
 
     /// Uptime and ISTIO_META_IDLE_TIMEOUT of the proxy, looking at its parent too
     /// (pilot-agent starts envoy and both carry the proxy metadata).

@@ -22,13 +22,17 @@ extension ProcessTable {
                     let link = try? procfs.readLink("\(fdDirectory)/\(descriptor)"),
                     let inode = socketInode(fromLink: link)
                 else { continue }
-                if command == nil {
-                    command = (try? procfs.read("\(procfs.root)/\(pid)/comm", limit: 64))
-                        .map { String(decoding: $0, as: UTF8.self).filter { $0 != "\n" } } ?? "?"
-                }
+                if command == nil { command = commandName(of: pid, procfs: procfs) }
                 owners[inode, default: []].append(SocketOwner(pid: pid, command: command!, fd: fd))
             }
         }
         return ProcessTable(ownersByInode: owners, unreadableProcesses: unreadable)
+    }
+
+    /// A process's command (/proc/PID/comm, at most 64 bytes), "?" when it cannot be read.
+    static func commandName(of pid: Int32, procfs: ProcFS) -> String {
+        (try? procfs.read("\(procfs.root)/\(pid)/comm", limit: 64)).map {
+            String(decoding: $0, as: UTF8.self).filter { $0 != "\n" }
+        } ?? "?"
     }
 }

@@ -311,6 +311,10 @@ public struct Endpoint: Sendable, Hashable, Comparable, CustomStringConvertible 
         self.port = port
     }
 
+    /// The endpoint with an IPv4-mapped address (`::ffff:10.0.0.5`, as a dual-stack
+    /// socket reports an IPv4 peer) as plain IPv4, the way conntrack tracks that flow.
+    public var unmapped: Endpoint { Endpoint(address.unmappedV4 ?? address, port) }
+
     /// `10.0.0.1:80` or `[::1]:80`, as ss(8) prints endpoints.
     public var description: String {
         switch address {

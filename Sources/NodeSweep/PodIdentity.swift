@@ -22,11 +22,7 @@ public struct PodIdentity: Sendable, Hashable {
     /// HOSTNAME from /proc/PID/environ (NUL-separated): Kubernetes sets it to the pod's
     /// name in every container.
     public static func hostname(fromEnviron bytes: [UInt8]) -> String? {
-        for entry in bytes.split(separator: 0) where entry.starts(with: Array("HOSTNAME=".utf8)) {
-            let value = String(decoding: entry.dropFirst(9), as: UTF8.self)
-            return value.isEmpty ? nil : value
-        }
-        return nil
+        Environ.value(of: "HOSTNAME", in: bytes).flatMap { $0.isEmpty ? nil : $0 }
     }
 
     /// The pod UID in a cgroup path: `/kubepods/burstable/pod1b2c…/…` (cgroupfs driver) or

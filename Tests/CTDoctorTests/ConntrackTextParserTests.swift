@@ -121,3 +121,20 @@ struct ConntrackTextParserTests {
         #expect(count(ConntrackFilter(port: 9999)) == 1)
     }
 }
+
+@Suite("Reply-tuple index")
+struct ReplyTupleIndexTests {
+    /// The key has no protocol: a UDP flow on the same addresses and ports must not stand
+    /// in for the TCP flow a sidecar socket looks up (the stall index once let it).
+    @Test func onlyTCPEntriesAreIndexedAndTheFirstOfTwinsWins() throws {
+        let text = """
+            udp 17 20 src=10.66.0.5 dst=10.96.0.10 sport=40000 dport=80 src=127.0.0.1 dst=10.66.0.5 sport=15001 dport=40000 mark=0 use=1
+            tcp 6 60 CLOSE_WAIT src=10.66.0.5 dst=10.96.0.10 sport=40000 dport=80 src=127.0.0.1 dst=10.66.0.5 sport=15001 dport=40000 [ASSURED] mark=0 use=1
+            tcp 6 30 SYN_SENT src=10.66.0.5 dst=10.96.0.11 sport=40000 dport=80 [UNREPLIED] src=127.0.0.1 dst=10.66.0.5 sport=15001 dport=40000 mark=0 use=1
+            """
+        let entries = try ConntrackTextParser.parse(Array(text.utf8), source: "t").entries
+        let index = ReplyTupleKey.index(tcpEntries: entries)
+        let key = ReplyTupleKey(source: Endpoint(.loopbackV4, 15001), destination: Endpoint(try #require(IPAddress("::ffff:10.66.0.5")), 40000))
+        #expect(index.count == 1 && index[key]?.tcpState == .closeWait)
+    }
+}
