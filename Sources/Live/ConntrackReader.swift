@@ -3,22 +3,33 @@ import KernelIO
 import Netlink
 import SystemPackage
 
-/// Why the table could not be read at all.
-public enum ConntrackReadError: Error, Sendable, CustomStringConvertible {
-    /// Netlink needs CAP_NET_ADMIN and the /proc fallback failed too.
-    case permissionDenied(fallback: String)
+/// Why the table could not be read at all, with the error that said so.
+public enum ConntrackReadError: WrapsCause, Sendable, CustomStringConvertible {
+    /// Netlink needs CAP_NET_ADMIN and the /proc fallback failed too (`cause`: the
+    /// fallback's error), or, with a `note`, a refusal no fallback can answer.
+    case permissionDenied(cause: any Error, note: String? = nil)
     /// The kernel has no conntrack here (module not loaded, or not built).
-    case unavailable(detail: String)
-    case dumpFailed(detail: String)
+    case unavailable(cause: any Error)
+    /// `cause` is nil when no error stands behind it (a pass that never completed).
+    case dumpFailed(cause: (any Error)?, note: String? = nil)
+
+    public var cause: (any Error)? {
+        switch self {
+        case .permissionDenied(let cause, _), .unavailable(let cause): cause
+        case .dumpFailed(let cause, _): cause
+        }
+    }
 
     public var description: String {
         switch self {
-        case .permissionDenied(let fallback):
-            "reading the conntrack table needs CAP_NET_ADMIN in this network namespace (netlink answered EPERM), and the /proc fallback failed: \(fallback)"
-        case .unavailable(let detail):
-            "conntrack is not available in this network namespace (is the nf_conntrack module loaded?): \(detail)"
-        case .dumpFailed(let detail):
-            "conntrack dump failed: \(detail)"
+        case .permissionDenied(let cause, let note?):
+            "reading the conntrack table needs CAP_NET_ADMIN in this network namespace: \(note) (\(cause))"
+        case .permissionDenied(let cause, nil):
+            "reading the conntrack table needs CAP_NET_ADMIN in this network namespace (netlink answered EPERM), and the /proc fallback failed: \(cause)"
+        case .unavailable(let cause):
+            "conntrack is not available in this network namespace (is the nf_conntrack module loaded?): \(cause)"
+        case .dumpFailed(let cause, let note):
+            "conntrack dump failed: " + [cause.map { "\($0)" }, note].compactMap { $0 }.joined(separator: " ")
         }
     }
 }
@@ -145,9 +156,9 @@ public struct ConntrackReader: Sendable {
         do {
             bytes = try readFallbackFile()
         } catch let error as KernelIOError where error.errno == .noSuchFileOrDirectory {
-            throw ConntrackReadError.unavailable(detail: error.description)
+            throw ConntrackReadError.unavailable(cause: error)
         } catch {
-            throw ConntrackReadError.permissionDenied(fallback: "\(error)")
+            throw ConntrackReadError.permissionDenied(cause: error)
         }
         return try ConntrackTextParser.parse(bytes, source: "/proc/net/nf_conntrack").entries
     }
@@ -167,7 +178,7 @@ public struct ConntrackReader: Sendable {
             do {
                 transport = try makeTransport(receiveBuffer)
             } catch let error as KernelIOError where error.errno == .protocolNotSupported {
-                throw ConntrackReadError.unavailable(detail: error.description)
+                throw ConntrackReadError.unavailable(cause: error)
             }
             do {
                 let result = try pass(transport, sequence)
@@ -176,32 +187,32 @@ public struct ConntrackReader: Sendable {
                     source: .netlink, matched: matched(), passes: attempt, consistent: !result.interrupted)
             } catch let error as NetlinkTransportError where error.errno == .noBufferSpace {
                 guard attempt < maximumPasses else {
-                    throw ConntrackReadError.dumpFailed(detail: "\(error) after \(attempt) passes with growing buffers")
+                    throw ConntrackReadError.dumpFailed(cause: error, note: "after \(attempt) passes with growing buffers")
                 }
                 receiveBuffer = (receiveBuffer ?? 1 << 20) * 4
             } catch let error as NetlinkKernelError
                 where error.errno == .notPermitted || error.errno == .permissionDenied
             {
-                guard matched() == 0 else { throw ConntrackReadError.dumpFailed(detail: error.description) }
+                guard matched() == 0 else { throw ConntrackReadError.dumpFailed(cause: error) }
                 return try fallback(
                     "netlink dump refused with \(error.errno.symbol) (needs CAP_NET_ADMIN); read /proc/net/nf_conntrack instead")
             } catch let error as NetlinkKernelError
                 where error.errno == .protocolNotSupported || error.errno == .noSuchFileOrDirectory
             {
-                throw ConntrackReadError.unavailable(detail: error.description)
+                throw ConntrackReadError.unavailable(cause: error)
             } catch let error as NetlinkKernelError where error.errno == .invalidArgument && matched() == 0 {
                 // nfnetlink's answer when no ctnetlink subsystem is registered
                 // (nf_conntrack_netlink not loaded); the /proc file may still be there.
                 return try fallback(
                     "netlink dump refused with EINVAL (is nf_conntrack_netlink loaded?); read /proc/net/nf_conntrack instead")
             } catch let error as NetlinkFramingError {
-                throw ConntrackReadError.dumpFailed(detail: error.description)
+                throw ConntrackReadError.dumpFailed(cause: error)
             } catch let error as NetlinkKernelError {
-                throw ConntrackReadError.dumpFailed(detail: error.description)
+                throw ConntrackReadError.dumpFailed(cause: error)
             } catch let error as NetlinkTransportError {
-                throw ConntrackReadError.dumpFailed(detail: error.description)
+                throw ConntrackReadError.dumpFailed(cause: error)
             }
         }
-        throw ConntrackReadError.dumpFailed(detail: "no pass completed")
+        throw ConntrackReadError.dumpFailed(cause: nil, note: "no pass completed")
     }
 }

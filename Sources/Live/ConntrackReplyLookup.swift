@@ -94,7 +94,7 @@ public struct ConntrackReplyLookup: Sendable {
             do {
                 while answered.count < batch.count {
                     if let socket = transport as? NetlinkSocket, try !socket.waitReadable(milliseconds: 5000) {
-                        throw ConntrackReadError.dumpFailed(detail: "no conntrack reply within 5 s to \(batch.count - answered.count) lookups")
+                        throw ConntrackReadError.dumpFailed(cause: nil, note: "no conntrack reply within 5 s to \(batch.count - answered.count) lookups")
                     }
                     let counts = try transport.receiveMany(into: &buffer, slotSize: Self.replySlotBytes)
                     for (slot, count) in counts.enumerated() {
@@ -115,7 +115,7 @@ public struct ConntrackReplyLookup: Sendable {
                 // Replies overran the socket: ask again, in smaller batches, for what
                 // went unanswered. The kernel has finished the whole batch by now.
                 overruns += 1
-                guard overruns < 8 else { throw ConntrackReadError.dumpFailed(detail: "\(error) on every retry") }
+                guard overruns < 8 else { throw ConntrackReadError.dumpFailed(cause: error, note: "on every retry") }
                 size = max(1, size / 4)
                 if let socket = transport as? NetlinkSocket {
                     while (try? socket.waitReadable(milliseconds: 0)) == true {
@@ -138,8 +138,8 @@ public struct ConntrackReplyLookup: Sendable {
             case .noSuchFileOrDirectory: return
             case .invalidArgument, .notSupported: throw Unsupported(detail: error.description)
             case .notPermitted, .permissionDenied:
-                throw ConntrackReadError.permissionDenied(fallback: "conntrack lookups need CAP_NET_ADMIN too (\(error.errno.symbol))")
-            default: throw ConntrackReadError.dumpFailed(detail: error.description)
+                throw ConntrackReadError.permissionDenied(cause: error, note: "its lookups by reply tuple were refused")
+            default: throw ConntrackReadError.dumpFailed(cause: error)
             }
         }
     }

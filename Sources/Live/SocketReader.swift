@@ -4,12 +4,19 @@ import Netlink
 import Sockets
 import SystemPackage
 
-public enum SocketReadError: Error, Sendable, CustomStringConvertible {
-    case unreadable(detail: String)
+/// Why the sockets could not be listed, with the error that said so.
+public enum SocketReadError: WrapsCause, Sendable, CustomStringConvertible {
+    case unreadable(cause: any Error, while: String)
+
+    public var cause: (any Error)? {
+        switch self {
+        case .unreadable(let cause, _): cause
+        }
+    }
 
     public var description: String {
         switch self {
-        case .unreadable(let detail): "cannot list TCP sockets: \(detail)"
+        case .unreadable(let cause, let doing): "cannot list TCP sockets: \(doing): \(cause)"
         }
     }
 }
@@ -111,9 +118,9 @@ public struct SocketReader: Sendable {
                 if family == .ipv6 && !sockets.isEmpty { continue }
                 throw SockDiagUnavailable(detail: error.description)
             } catch let error as NetlinkKernelError {
-                throw SocketReadError.unreadable(detail: "sock_diag dump failed: \(error)")
+                throw SocketReadError.unreadable(cause: error, while: "sock_diag dump failed")
             } catch let error as NetlinkFramingError {
-                throw SocketReadError.unreadable(detail: "sock_diag dump: \(error)")
+                throw SocketReadError.unreadable(cause: error, while: "sock_diag dump")
             }
         }
         // Few sockets are bound to a device: one namespace switch names them all.
@@ -137,7 +144,7 @@ public struct SocketReader: Sendable {
             } catch let error as KernelIOError where name == "tcp6" && error.errno == .noSuchFileOrDirectory {
                 continue  // IPv6 disabled in this kernel
             } catch {
-                throw SocketReadError.unreadable(detail: "\(error)")
+                throw SocketReadError.unreadable(cause: error, while: "reading /proc/net/\(name)")
             }
             try ProcNetTCPParser.forEachSocket(bytes, family: family, source: "/proc/net/\(name)") { socket in
                 if states.contains(socket.state) { sockets.append(socket) }

@@ -29,7 +29,28 @@ extension NetlinkTransport {
 }
 
 /// A failed socket operation, with the errno the kernel gave.
-public struct NetlinkTransportError: Error, Sendable, Equatable, CustomStringConvertible {
+/// An error that stands for a failed system call: its errno, however it was wrapped, so
+/// that callers classify failures (permission, gone, kernel) from the cause rather than
+/// from text.
+public protocol SystemCallFailure: Error, Sendable {
+    var errno: Errno { get }
+}
+
+extension Error {
+    /// The errno behind this error, when one is: the error's own, or its cause's.
+    public var underlyingErrno: Errno? {
+        if let failure = self as? any SystemCallFailure { return failure.errno }
+        if let wrapped = self as? any WrapsCause { return wrapped.cause?.underlyingErrno }
+        return nil
+    }
+}
+
+/// An error that keeps the error it was raised for.
+public protocol WrapsCause: Error {
+    var cause: (any Error)? { get }
+}
+
+public struct NetlinkTransportError: SystemCallFailure, Equatable, CustomStringConvertible {
     public var operation: String
     public var errno: Errno
 
@@ -42,7 +63,7 @@ public struct NetlinkTransportError: Error, Sendable, Equatable, CustomStringCon
 }
 
 /// An NLMSG_ERROR reply, or a negative status in NLMSG_DONE: the kernel refused the request.
-public struct NetlinkKernelError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct NetlinkKernelError: SystemCallFailure, Equatable, CustomStringConvertible {
     public var errno: Errno
     public init(errno: Errno) { self.errno = errno }
     public var description: String { "kernel refused the request: \(errno.description) (\(errno.symbol))" }

@@ -171,3 +171,14 @@ struct ConntrackReaderTests {
         #expect(decoded == entry)
     }
 }
+
+@Suite("Errors keep their cause")
+struct ErrorCauseTests {
+    @Test func theErrnoBehindAReadersErrorIsFoundThroughItsWrapping() {
+        let refused = ConntrackReadError.dumpFailed(cause: NetlinkKernelError(errno: .notPermitted))
+        #expect(refused.underlyingErrno == .notPermitted)
+        let gone = SocketReadError.unreadable(cause: KernelIOError("read", subject: "/proc/net/tcp", errno: .noSuchFileOrDirectory), while: "reading /proc/net/tcp")
+        #expect(gone.underlyingErrno == .noSuchFileOrDirectory && "\(gone)".contains("ENOENT"))
+        #expect(ConntrackReadError.dumpFailed(cause: nil, note: "no pass completed").underlyingErrno == nil)
+    }
+}

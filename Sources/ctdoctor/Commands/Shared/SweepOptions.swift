@@ -67,14 +67,17 @@ func failureReason(of error: any Error) -> FailureReason {
         case .notANetworkNamespace, .emptySpec: return .other
         case .enterFailed: return .kernelError
         }
-    case let error as KernelIOError:
-        switch error.errno {
-        case .permissionDenied, .notPermitted: return .permissionDenied
-        case .noSuchFileOrDirectory, .noSuchProcess: return .namespaceGone
-        default: return .kernelError
-        }
+    case ConntrackReadError.permissionDenied:
+        return .permissionDenied
     default:
-        return .other
+        // However the reader wrapped it (ConntrackReadError, SocketReadError, a netlink
+        // error), the errno behind the failure decides.
+        switch error.underlyingErrno {
+        case .permissionDenied?, .notPermitted?: return .permissionDenied
+        case .noSuchFileOrDirectory?, .noSuchProcess?: return .namespaceGone
+        case .some: return .kernelError
+        case nil: return .other
+        }
     }
 }
 
