@@ -103,6 +103,13 @@ enum Findings {
                 evidence: counterEvidence(collisions),
                 remedy: "Watch these counters over time (nstat -az TcpExtTCPChallengeACK); rising counts with leaked sidecar sockets mean live collisions."))
         }
+        return findings + tcpInfoFindings(socketSource: socketSource, leaks: leaks) + tableFindings(kernel)
+    }
+
+    /// When the socket listing has no tcp_info, idle times (and so the leaks' lifetimes
+    /// and the stalls) are unknown: say so and how to get them.
+    static func tcpInfoFindings(socketSource: SocketSource, leaks: [LeakRecord]) -> [Finding] {
+        var findings: [Finding] = []
         if case .procFile(let reason) = socketSource {
             findings.append(Finding(
                 .noTCPInfo, severity: .info,
@@ -116,7 +123,7 @@ enum Findings {
                 evidence: ["leaks are assumed to live the whole proxy idle timeout; stalled connections cannot be seen"],
                 remedy: "Capture `ss -tanpoei` (-i adds idle times and byte counts), or take a `ctdoctor snapshot` where ctdoctor can run."))
         }
-        return findings + tableFindings(kernel)
+        return findings
     }
 
     /// Stalled connections: a deadlock (Istio, ASM) or a 10 s delay (Linkerd) on a

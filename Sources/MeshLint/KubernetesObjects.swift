@@ -157,55 +157,7 @@ public struct ManifestSet: Sendable {
                     annotations: metadata?["annotations"]?.stringMap ?? [:],
                     type: spec?["type"]?.string ?? "ClusterIP"))
             case _ where Workload.kinds.contains(object.kind):
-                let template: YAMLNode?
-                switch object.kind {
-                case "Pod": template = root
-                case "CronJob": template = root["spec"]?["jobTemplate"]?["spec"]?["template"]
-                default: template = root["spec"]?["template"]
-                }
-                let podMetadata = template?["metadata"]
-                let podSpec = template?["spec"]
-                // ConfigMap volumes by volume name: the ConfigMap and its items.
-                var configVolumes: [String: (name: String, items: [String: String]?)] = [:]
-                for volume in podSpec?["volumes"]?.items ?? [] {
-                    guard let name = volume["name"]?.string, let source = volume["configMap"], let configMap = source["name"]?.string else { continue }
-                    var items: [String: String]?
-                    if let list = source["items"]?.items {
-                        let pairs = list.compactMap { item -> (String, String)? in
-                            guard let key = item["key"]?.string, let path = item["path"]?.string else { return nil }
-                            return (key, path)
-                        }
-                        items = Dictionary(pairs, uniquingKeysWith: { first, _ in first })
-                    }
-                    configVolumes[name] = (configMap, items)
-                }
-                let containers = (podSpec?["containers"]?.items ?? []) + (podSpec?["initContainers"]?.items ?? []).filter {
-                    // Sidecar-style init containers (restartPolicy: Always) serve ports too.
-                    $0["restartPolicy"]?.string == "Always"
-                }
-                workloads.append(Workload(
-                    object: object,
-                    podLabels: podMetadata?["labels"]?.stringMap ?? [:],
-                    podAnnotations: podMetadata?["annotations"]?.stringMap ?? [:],
-                    containers: containers.map { container in
-                        Container(
-                            name: container["name"]?.string ?? "",
-                            image: container["image"]?.string ?? "",
-                            ports: (container["ports"]?.items ?? []).compactMap { port in
-                                port["containerPort"]?.int.map { ContainerPort(name: port["name"]?.string, number: $0, line: port.line) }
-                            },
-                            line: container.line,
-                            arguments: ((container["command"]?.items ?? []) + (container["args"]?.items ?? [])).compactMap(\.string),
-                            configMounts: (container["volumeMounts"]?.items ?? []).compactMap { mount in
-                                guard let volume = mount["name"]?.string.flatMap({ configVolumes[$0] }), let path = mount["mountPath"]?.string else { return nil }
-                                return ConfigMount(configMap: volume.name, mountPath: path, subPath: mount["subPath"]?.string, items: volume.items)
-                            },
-                            environment: Dictionary(
-                                (container["env"]?.items ?? []).compactMap { entry in
-                                    entry["name"]?.string.flatMap { name in entry["value"]?.string.map { (name, $0) } }
-                                },
-                                uniquingKeysWith: { first, _ in first }))
-                    }))
+                workloads.append(Self.workload(object))
             case "ConfigMap":
                 configMaps.append(ConfigMap(object: object, data: root["data"]?.stringMap ?? [:]))
             case "Namespace":
@@ -266,6 +218,61 @@ public struct ManifestSet: Sendable {
             let name = rule.host.split(separator: ".", maxSplits: 1).first.map(String.init) ?? ""
             destinationRulesByName[name, default: []].append(index)
         }
+    }
+
+    /// A workload of any kind (Pod, Deployment, StatefulSet, DaemonSet, Job, CronJob…)
+    /// from its pod template: labels, annotations, serving containers and what they mount.
+    static func workload(_ object: ManifestObject) -> Workload {
+        let root = object.root
+        let template: YAMLNode?
+        switch object.kind {
+        case "Pod": template = root
+        case "CronJob": template = root["spec"]?["jobTemplate"]?["spec"]?["template"]
+        default: template = root["spec"]?["template"]
+        }
+        let podMetadata = template?["metadata"]
+        let podSpec = template?["spec"]
+        // ConfigMap volumes by volume name: the ConfigMap and its items.
+        var configVolumes: [String: (name: String, items: [String: String]?)] = [:]
+        for volume in podSpec?["volumes"]?.items ?? [] {
+            guard let name = volume["name"]?.string, let source = volume["configMap"], let configMap = source["name"]?.string else { continue }
+            var items: [String: String]?
+            if let list = source["items"]?.items {
+                let pairs = list.compactMap { item -> (String, String)? in
+                    guard let key = item["key"]?.string, let path = item["path"]?.string else { return nil }
+                    return (key, path)
+                }
+                items = Dictionary(pairs, uniquingKeysWith: { first, _ in first })
+            }
+            configVolumes[name] = (configMap, items)
+        }
+        let containers = (podSpec?["containers"]?.items ?? []) + (podSpec?["initContainers"]?.items ?? []).filter {
+            // Sidecar-style init containers (restartPolicy: Always) serve ports too.
+            $0["restartPolicy"]?.string == "Always"
+        }
+        return Workload(
+            object: object,
+            podLabels: podMetadata?["labels"]?.stringMap ?? [:],
+            podAnnotations: podMetadata?["annotations"]?.stringMap ?? [:],
+            containers: containers.map { container in
+                Container(
+                    name: container["name"]?.string ?? "",
+                    image: container["image"]?.string ?? "",
+                    ports: (container["ports"]?.items ?? []).compactMap { port in
+                        port["containerPort"]?.int.map { ContainerPort(name: port["name"]?.string, number: $0, line: port.line) }
+                    },
+                    line: container.line,
+                    arguments: ((container["command"]?.items ?? []) + (container["args"]?.items ?? [])).compactMap(\.string),
+                    configMounts: (container["volumeMounts"]?.items ?? []).compactMap { mount in
+                        guard let volume = mount["name"]?.string.flatMap({ configVolumes[$0] }), let path = mount["mountPath"]?.string else { return nil }
+                        return ConfigMount(configMap: volume.name, mountPath: path, subPath: mount["subPath"]?.string, items: volume.items)
+                    },
+                    environment: Dictionary(
+                        (container["env"]?.items ?? []).compactMap { entry in
+                            entry["name"]?.string.flatMap { name in entry["value"]?.string.map { (name, $0) } }
+                        },
+                        uniquingKeysWith: { first, _ in first }))
+            })
     }
 
     /// The workloads a Service selects: same namespace (or both unstated), and every

@@ -256,106 +256,11 @@ public enum DiagnosisRendering {
             let idle = report.idleTimeout.seconds == 0 ? "disabled" : humanDuration(milliseconds: UInt64(saturating: report.idleTimeout.seconds * 1000))
             out += "Proxy idle timeout  \(idle) (\(report.idleTimeout.source.terminalSafe))\n"
         }
-        if sections.contains(.findings) {
-            out += "\n" + style.bold("Findings") + "\n"
-            let shown = relevantFindings(report, sections)
-            if shown.isEmpty { out += "  none\n" }
-            var remedies: [String: String] = [:]
-            for finding in shown {
-                let label = finding.severity.name.uppercased().padding(to: 7)
-                out += "  " + style.severity(finding.severity, label) + "  " + style.bold(finding.id) + "  " + finding.summary.terminalSafe + "\n"
-                for line in finding.evidence { out += "           · \(line.terminalSafe)\n" }
-                // A remedy shared by several findings is spelled out once.
-                if let first = remedies[finding.remedy] {
-                    out += "           fix: as for \(first) above\n"
-                } else {
-                    remedies[finding.remedy] = finding.id
-                    out += "           fix: \(finding.remedy.terminalSafe)\n"
-                }
-            }
-        }
-        if sections.contains(.leaks) {
-            out += "\n" + style.bold("Half-closed sidecar sockets (FIN_WAIT2 on capture ports)") + "\n"
-            if report.leaks.isEmpty {
-                out += "  none\n"
-            } else {
-                var table = TextTable([
-                    .init("Class"), .init("Proxy socket"), .init("Peer"), .init("Dialled"), .init("App socket"),
-                    .init("Conntrack"), .init("Idle", .right), .init("Reaped in", .right), .init("Process"),
-                ])
-                for leak in report.leaks {
-                    table.append([
-                        leak.classification.rawValue,
-                        leak.socket.local.description,
-                        leak.socket.remote.description,
-                        leak.originalDestination?.description ?? "-",
-                        leak.appSocket?.state.name ?? "-",
-                        leak.collidingEntry.map { "\($0.state?.name ?? "?") (collision)" }
-                            ?? leak.entry.map { "\($0.state?.name ?? "?") \($0.timeout.map { "\($0)s" } ?? "")" } ?? "gone",
-                        leak.idleMilliseconds.map { humanDuration(milliseconds: $0) } ?? "?",
-                        leak.reapedInMilliseconds.map { humanDuration(milliseconds: $0) } ?? "never",
-                        leak.owner.map { "\(leak.ownerInferred ? "listener: " : "")\($0.command)/\($0.pid)" } ?? "?",
-                    ])
-                }
-                out += table.render().split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
-            }
-            if report.orphans > 0 {
-                out += "  (\(report.orphans) orphaned FIN_WAIT2 sockets not listed: the kernel reaps them after tcp_fin_timeout)\n"
-            }
-        }
-        if sections.contains(.stalls) && !report.stalls.isEmpty {
-            out += "\n" + style.bold("Stalled connections (accepted by the sidecar, no byte either way for \(humanDuration(milliseconds: UInt64(saturating: report.stallAfterSeconds * 1000))) or more)") + "\n"
-            var table = TextTable([.init("Port"), .init("Protocol"), .init("Direction"), .init("Proxy socket"), .init("Peer"), .init("Silent", .right)])
-            for group in report.stalls {
-                for connection in group.connections {
-                    table.append([
-                        group.port.map(String.init) ?? "?",
-                        group.application.map { "\($0.name)\($0.isServerFirst ? " (server-first)" : "")" } ?? "?",
-                        group.direction.rawValue, connection.socket.local.description, connection.socket.remote.description,
-                        humanDuration(milliseconds: connection.silentMilliseconds),
-                    ])
-                }
-            }
-            out += table.render().split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
-        }
-        if sections.contains(.collisions) {
-            out += "\n" + style.bold("Port collisions") + "\n"
-            let prediction = report.collisions
-            if prediction.sources.isEmpty { out += "  no poisoned ports\n" }
-            for source in prediction.sources {
-                out += "  \(source.address) (\(source.direction == .outbound ? "the app" : "a remote client")): "
-                out += "\(source.poisoned.count) poisoned, \(source.firstPassPoisoned) of \(source.firstPassSpace) first-pass ports"
-                out += " (\(formatPercent(source.fractionPoisoned)) of connects)\n"
-                let ports = source.poisoned.map { "\($0.port)\($0.firstPass ? "" : "*")" }
-                out += "    ports: \(ports.prefix(20).joined(separator: " "))\(ports.count > 20 ? " …" : "")\n"
-                if let expected = source.expectedCollisions, let probability = source.collisionProbability {
-                    out += "    expected before these leaks end: \(formatQuantity(expected)) connects on a poisoned port"
-                    if let hit = source.expectedLeaksHit { out += ", \(formatQuantity(hit)) leaks hit" }
-                    out += "; P(at least one collision) \(formatPercent(probability))\n"
-                }
-            }
-            out += "  model: \(CollisionPrediction.model)\n"
-            for assumption in prediction.assumptions { out += "    assumes \(assumption)\n" }
-            if !prediction.counters.isEmpty {
-                out += "  counters since the namespace was created: "
-                out += CollisionPrediction.counterNames.compactMap { name in prediction.counters[name].map { "\(name) \($0)" } }.joined(separator: ", ") + "\n"
-            }
-        }
-        if sections.contains(.kernel) {
-            let audit = report.kernel
-            let facts = audit.facts
-            out += "\n" + style.bold("Kernel") + "\n"
-            out += "  release \((facts.release ?? "unknown").terminalSafe); challenge-ACK fix (v6.2): \(audit.challengeAckFix.rawValue)\n"
-            out += "  a collision here: " + style.bold(audit.outcome.rawValue) + " — \(audit.reason)\n"
-            out += "  nf_conntrack_tcp_timeout_close_wait \(facts.closeWaitTimeout.map { "\($0) s" } ?? "unknown")"
-            out += " · nf_conntrack_tcp_ignore_invalid_rst \(KernelAudit.ignoreInvalidRSTText(facts))"
-            out += " · nf_conntrack_tcp_be_liberal \(facts.beLiberal.map(String.init) ?? "unknown") (does not help: out-of-window RSTs stay INVALID)\n"
-            if let count = facts.conntrackCount, let max = facts.conntrackMax {
-                out += "  conntrack \(count) / \(max) entries (\(formatPercent(Double(count) / Double(Swift.max(max, 1)))))\n"
-            }
-            let drop = audit.rules.invalidDrop.map { $0 ? "present: \(audit.rules.matchingRule ?? "")" : "none" } ?? "unknown"
-            out += "  INVALID-drop rule: \(drop.terminalSafe) (\(audit.rules.source.terminalSafe))\n"
-        }
+        if sections.contains(.findings) { out += findingsSection(report, sections: sections, style: style) }
+        if sections.contains(.leaks) { out += leaksSection(report, sections: sections, style: style) }
+        if sections.contains(.stalls) && !report.stalls.isEmpty { out += stallsSection(report, sections: sections, style: style) }
+        if sections.contains(.collisions) { out += collisionsSection(report, sections: sections, style: style) }
+        if sections.contains(.kernel) { out += kernelSection(report, sections: sections, style: style) }
         if !report.notices.isEmpty {
             out += "\n" + style.bold("Notices") + "\n"
             for notice in report.notices { out += "  - \(notice.terminalSafe)\n" }
@@ -363,6 +268,127 @@ public enum DiagnosisRendering {
         out += "\nRead: sockets via \(report.input.socketSource.name.terminalSafe), conntrack via \(report.input.conntrackSource.terminalSafe).\n"
         return out
     }
+
+    /// Findings, worst first, each with its evidence and fix (a fix shared by several is spelled out once).
+    static func findingsSection(_ report: DiagnosisReport, sections: Sections, style: Style) -> String {
+        var out = ""
+        out += "\n" + style.bold("Findings") + "\n"
+        let shown = relevantFindings(report, sections)
+        if shown.isEmpty { out += "  none\n" }
+        var remedies: [String: String] = [:]
+        for finding in shown {
+            let label = finding.severity.name.uppercased().padding(to: 7)
+            out += "  " + style.severity(finding.severity, label) + "  " + style.bold(finding.id) + "  " + finding.summary.terminalSafe + "\n"
+            for line in finding.evidence { out += "           · \(line.terminalSafe)\n" }
+            // A remedy shared by several findings is spelled out once.
+            if let first = remedies[finding.remedy] {
+                out += "           fix: as for \(first) above\n"
+            } else {
+                remedies[finding.remedy] = finding.id
+                out += "           fix: \(finding.remedy.terminalSafe)\n"
+            }
+        }
+        return out
+    }
+
+    /// The half-closed sidecar sockets, one row each.
+    static func leaksSection(_ report: DiagnosisReport, sections: Sections, style: Style) -> String {
+        var out = ""
+        out += "\n" + style.bold("Half-closed sidecar sockets (FIN_WAIT2 on capture ports)") + "\n"
+        if report.leaks.isEmpty {
+            out += "  none\n"
+        } else {
+            var table = TextTable([
+                .init("Class"), .init("Proxy socket"), .init("Peer"), .init("Dialled"), .init("App socket"),
+                .init("Conntrack"), .init("Idle", .right), .init("Reaped in", .right), .init("Process"),
+            ])
+            for leak in report.leaks {
+                table.append([
+                    leak.classification.rawValue,
+                    leak.socket.local.description,
+                    leak.socket.remote.description,
+                    leak.originalDestination?.description ?? "-",
+                    leak.appSocket?.state.name ?? "-",
+                    leak.collidingEntry.map { "\($0.state?.name ?? "?") (collision)" }
+                        ?? leak.entry.map { "\($0.state?.name ?? "?") \($0.timeout.map { "\($0)s" } ?? "")" } ?? "gone",
+                    leak.idleMilliseconds.map { humanDuration(milliseconds: $0) } ?? "?",
+                    leak.reapedInMilliseconds.map { humanDuration(milliseconds: $0) } ?? "never",
+                    leak.owner.map { "\(leak.ownerInferred ? "listener: " : "")\($0.command)/\($0.pid)" } ?? "?",
+                ])
+            }
+            out += table.render().split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
+        }
+        if report.orphans > 0 {
+            out += "  (\(report.orphans) orphaned FIN_WAIT2 sockets not listed: the kernel reaps them after tcp_fin_timeout)\n"
+        }
+        return out
+    }
+
+    /// Stalled connections, grouped by the dialled port's protocol.
+    static func stallsSection(_ report: DiagnosisReport, sections: Sections, style: Style) -> String {
+        var out = ""
+        out += "\n" + style.bold("Stalled connections (accepted by the sidecar, no byte either way for \(humanDuration(milliseconds: UInt64(saturating: report.stallAfterSeconds * 1000))) or more)") + "\n"
+        var table = TextTable([.init("Port"), .init("Protocol"), .init("Direction"), .init("Proxy socket"), .init("Peer"), .init("Silent", .right)])
+        for group in report.stalls {
+            for connection in group.connections {
+                table.append([
+                    group.port.map(String.init) ?? "?",
+                    group.application.map { "\($0.name)\($0.isServerFirst ? " (server-first)" : "")" } ?? "?",
+                    group.direction.rawValue, connection.socket.local.description, connection.socket.remote.description,
+                    humanDuration(milliseconds: connection.silentMilliseconds),
+                ])
+            }
+        }
+        out += table.render().split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
+        return out
+    }
+
+    /// The collision prediction per source address, the model and its assumptions, and the counters.
+    static func collisionsSection(_ report: DiagnosisReport, sections: Sections, style: Style) -> String {
+        var out = ""
+        out += "\n" + style.bold("Port collisions") + "\n"
+        let prediction = report.collisions
+        if prediction.sources.isEmpty { out += "  no poisoned ports\n" }
+        for source in prediction.sources {
+            out += "  \(source.address) (\(source.direction == .outbound ? "the app" : "a remote client")): "
+            out += "\(source.poisoned.count) poisoned, \(source.firstPassPoisoned) of \(source.firstPassSpace) first-pass ports"
+            out += " (\(formatPercent(source.fractionPoisoned)) of connects)\n"
+            let ports = source.poisoned.map { "\($0.port)\($0.firstPass ? "" : "*")" }
+            out += "    ports: \(ports.prefix(20).joined(separator: " "))\(ports.count > 20 ? " …" : "")\n"
+            if let expected = source.expectedCollisions, let probability = source.collisionProbability {
+                out += "    expected before these leaks end: \(formatQuantity(expected)) connects on a poisoned port"
+                if let hit = source.expectedLeaksHit { out += ", \(formatQuantity(hit)) leaks hit" }
+                out += "; P(at least one collision) \(formatPercent(probability))\n"
+            }
+        }
+        out += "  model: \(CollisionPrediction.model)\n"
+        for assumption in prediction.assumptions { out += "    assumes \(assumption)\n" }
+        if !prediction.counters.isEmpty {
+            out += "  counters since the namespace was created: "
+            out += CollisionPrediction.counterNames.compactMap { name in prediction.counters[name].map { "\(name) \($0)" } }.joined(separator: ", ") + "\n"
+        }
+        return out
+    }
+
+    /// The kernel audit: release, the challenge-ACK fix, the sysctls and what a collision does here.
+    static func kernelSection(_ report: DiagnosisReport, sections: Sections, style: Style) -> String {
+        var out = ""
+        let audit = report.kernel
+        let facts = audit.facts
+        out += "\n" + style.bold("Kernel") + "\n"
+        out += "  release \((facts.release ?? "unknown").terminalSafe); challenge-ACK fix (v6.2): \(audit.challengeAckFix.rawValue)\n"
+        out += "  a collision here: " + style.bold(audit.outcome.rawValue) + " — \(audit.reason)\n"
+        out += "  nf_conntrack_tcp_timeout_close_wait \(facts.closeWaitTimeout.map { "\($0) s" } ?? "unknown")"
+        out += " · nf_conntrack_tcp_ignore_invalid_rst \(KernelAudit.ignoreInvalidRSTText(facts))"
+        out += " · nf_conntrack_tcp_be_liberal \(facts.beLiberal.map(String.init) ?? "unknown") (does not help: out-of-window RSTs stay INVALID)\n"
+        if let count = facts.conntrackCount, let max = facts.conntrackMax {
+            out += "  conntrack \(count) / \(max) entries (\(formatPercent(Double(count) / Double(Swift.max(max, 1)))))\n"
+        }
+        let drop = audit.rules.invalidDrop.map { $0 ? "present: \(audit.rules.matchingRule ?? "")" : "none" } ?? "unknown"
+        out += "  INVALID-drop rule: \(drop.terminalSafe) (\(audit.rules.source.terminalSafe))\n"
+        return out
+    }
+
 }
 
 /// ANSI styling, applied only when writing to a terminal (and NO_COLOR is unset).

@@ -94,10 +94,7 @@ struct ExportCommand: ParsableCommand {
             do {
                 let selection = try sweep.select()
                 var notices = selection.notices
-                for result in try ctdoctor.sweep(selection.namespaces, parallel: sweep.parallel, options: options, notices: &notices) {
-                    let identity = NamespaceIdentity(netns: result.node.netnsLabel, pod: result.node.pod.label)
-                    results.append(result.report.map { .diagnosed(identity, $0) } ?? .failed(identity, result.failure ?? "failed", reason: result.failureReason ?? .other))
-                }
+                results += try ctdoctor.sweep(selection.namespaces, parallel: sweep.parallel, options: options, notices: &notices).map(\.outcome)
                 notices.forEach { log.warning("\($0)") }
             } catch {
                 failure = error
@@ -108,7 +105,7 @@ struct ExportCommand: ParsableCommand {
                 results.append(.diagnosed(identity, try diagnose(namespace: namespace, inputs: inputs, options: options)))
             } catch {
                 failure = error
-                results.append(.failed(identity, "\(error)", reason: failureReason(of: error)))
+                results.append(.failed(identity, because: error))
             }
         }
         let run = ExportRun(startedAt: started, durationSeconds: (ContinuousClock.now - clock).inSeconds, results: results)

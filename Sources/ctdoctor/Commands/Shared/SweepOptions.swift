@@ -49,12 +49,26 @@ struct SweepOptions: ParsableArguments {
     }
 }
 
-/// One namespace of a sweep: its diagnosis, or why there is none.
+/// One namespace of a sweep: where it is on the node, and its result as the export
+/// labels it (its diagnosis, or why there is none).
 struct SweepResult: Sendable {
     var node: NodeNamespace
-    var report: DiagnosisReport?
-    var failure: String?
-    var failureReason: FailureReason?
+    var outcome: NamespaceResult
+
+    var report: DiagnosisReport? { outcome.report }
+    var failure: String? { outcome.failure }
+
+    static func identity(of node: NodeNamespace) -> NamespaceIdentity {
+        NamespaceIdentity(netns: node.netnsLabel, pod: node.pod.label)
+    }
+}
+
+extension NamespaceResult {
+    /// The result of a namespace that could not be diagnosed: the error's one line and
+    /// its bounded reason.
+    static func failed(_ identity: NamespaceIdentity, because error: any Error) -> Self {
+        .failed(identity, "\(error)", reason: ctdoctor.failureReason(of: error))
+    }
 }
 
 /// The bounded reason an error stands for, for the export's failure label.
@@ -86,10 +100,11 @@ func failureReason(of error: any Error) -> FailureReason {
 func sweep(_ namespaces: [NodeNamespace], parallel: Int, options: DiagnosisOptions, notices: inout [String]) throws -> [SweepResult] {
     let results = try inParallel(namespaces, width: parallel) { node -> SweepResult? in
         do {
-            return SweepResult(node: node, report: try LiveCollector.collectAndDiagnose(node.namespace, options: options))
+            let report = try LiveCollector.collectAndDiagnose(node.namespace, options: options)
+            return SweepResult(node: node, outcome: .diagnosed(SweepResult.identity(of: node), report))
         } catch {
             if let path = node.namespace.path, fileKind(path) == .missing { return nil }
-            return SweepResult(node: node, failure: "\(error)", failureReason: failureReason(of: error))
+            return SweepResult(node: node, outcome: .failed(SweepResult.identity(of: node), because: error))
         }
     }
     let vanished = results.filter { $0 == nil }.count
