@@ -193,9 +193,10 @@ public struct ProtocolCatalog: Sendable {
         // nats-server -p/--port (clients), --cluster URL (routes), -m/--http_port
         // (monitoring); leafnodes and gateways only from its config (opts.go).
         ServerImage(repository: "nats", ports: [
-            ImagePort(port: 4222, application: nats, portFlags: ["--port", "-p"], configSetting: .natsClient),
-            ImagePort(port: 6222, application: natsRoute, portFlags: ["--cluster", "--cluster_listen"], configSetting: .natsCluster),
-            ImagePort(port: 8222, application: http, portFlags: ["--http_port", "-m"], configSetting: .natsMonitor),
+            // Go's flag package takes one dash as well as two (`-cluster nats://…`).
+            ImagePort(port: 4222, application: nats, portFlags: ["--port", "-port", "-p"], configSetting: .natsClient),
+            ImagePort(port: 6222, application: natsRoute, portFlags: ["--cluster", "-cluster", "--cluster_listen", "-cluster_listen"], configSetting: .natsCluster),
+            ImagePort(port: 8222, application: http, portFlags: ["--http_port", "-http_port", "-m"], configSetting: .natsMonitor),
             ImagePort(port: 7422, application: natsLeafnode, configSetting: .natsLeafnodes),
             ImagePort(port: 7522, application: natsGateway, configSetting: .natsGateway),
         ], configDialect: .natsServer),
@@ -257,6 +258,11 @@ public struct ProtocolCatalog: Sendable {
         return match.map { ($0.1, .name(name)) }
     }
 
+    /// Repository names that are the same server under another name (`percona-server`,
+    /// `mariadb-galera`, `redis-cluster`): any other suffix is another program
+    /// (`percona-server-mongodb`, `nats-surveyor`, `redis-exporter`).
+    static let derivativeSuffixes = ["-server", "-cluster", "-galera", "-xtradb-cluster", "-sentinel", "-streaming"]
+
     /// What an image serves on each of its ports, as the container runs it.
     public struct ImageMatch: Sendable {
         public var repository: String
@@ -277,7 +283,9 @@ public struct ProtocolCatalog: Sendable {
         let withoutDigest = image.split(separator: "@").first.map(String.init) ?? image
         let lastComponent = withoutDigest.split(separator: "/").last.map(String.init) ?? withoutDigest
         let repository = lastComponent.split(separator: ":").first.map(String.init) ?? lastComponent
-        guard let server = Self.images.first(where: { repository == $0.repository || repository.hasPrefix($0.repository + "-") }) else {
+        guard let server = Self.images.first(where: { image in
+            repository == image.repository || Self.derivativeSuffixes.contains { repository == image.repository + $0 }
+        }) else {
             return nil
         }
         let config = server.configDialect.map { ServerConfig.read($0, files: configFiles) } ?? ServerConfig.Reading()
@@ -308,7 +316,9 @@ public struct ProtocolCatalog: Sendable {
     static func configuredPort(_ imagePort: ImagePort, arguments: [String]) -> (UInt16, String)? {
         // `sh -c "mysqld --port=3307"` is one argument: split every one at blanks.
         let words = arguments.flatMap { $0.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).map(String.init) }
-        for (index, word) in words.enumerated() {
+        // The last one given wins, as mysqld's and nats-server's option parsing has it.
+        for index in words.indices.reversed() {
+            let word = words[index]
             for flag in imagePort.portFlags {
                 var value: Substring?
                 if word == flag, index + 1 < words.count {

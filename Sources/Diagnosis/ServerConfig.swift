@@ -72,7 +72,8 @@ public enum ServerConfig {
 
     /// The number in `3307`, `"0.0.0.0:4333"`, `nats://h:6222`, `[::]:25`; nil otherwise.
     static func portNumber(_ text: Substring) -> UInt16? {
-        let value = text.trimmingBlanks.filter { $0 != "\"" && $0 != "'" }
+        // Quotes, and the `,` or `;` nats.conf and JSON end a setting with.
+        let value = text.trimmingBlanks.filter { $0 != "\"" && $0 != "'" && $0 != "," && $0 != ";" }
         let last = value.split(separator: ":").last.map(String.init) ?? value
         guard let port = UInt16(last), port > 0 else { return nil }
         return port
@@ -113,11 +114,8 @@ public enum ServerConfig {
         var blocks: [String] = []
         // Comments go first, then every brace gets a line of its own, so that
         // `leafnodes: { port: 7433 }` reads as a block like the multi-line form.
-        let uncommented = file.text.split(whereSeparator: \.isNewline).map { rawLine -> Substring in
-            let line = rawLine.trimmingBlanks
-            guard let comment = line.firstRange(of: "#") ?? line.firstRange(of: "//") else { return line }
-            return line[..<comment.lowerBound]
-        }.joined(separator: "\n")
+        let uncommented = file.text.split(whereSeparator: \.isNewline).map { uncommentedNATS($0.trimmingBlanks) }
+            .joined(separator: "\n")
         var statements: [Substring] = []
         for line in uncommented.split(whereSeparator: \.isNewline) {
             var rest = line[...]
@@ -136,13 +134,16 @@ public enum ServerConfig {
             if line.isEmpty { continue }
             // `cluster {`, `cluster: {`, `leafnodes = {`
             if line.hasSuffix("{") {
-                let name = line.dropLast().trimmingBlanks.filter { $0 != ":" && $0 != "=" }.trimmingBlanks.lowercased()
+                let name = line.dropLast().trimmingBlanks.filter { $0 != ":" && $0 != "=" && $0 != "\"" }.trimmingBlanks.lowercased()
+                // The outer braces of a JSON-style file (the NATS Helm chart writes one)
+                // are the top level itself.
+                if name.isEmpty && blocks.isEmpty { continue }
                 blocks.append(name)
                 continue
             }
 
             guard let separator = line.firstIndex(where: { $0 == ":" || $0 == "=" || $0 == " " }) else { continue }
-            let key = line[..<separator].lowercased()
+            let key = line[..<separator].filter { $0 != "\"" }.lowercased()
             let value = line[line.index(after: separator)...].drop { $0 == ":" || $0 == "=" || $0 == " " }
             guard let port = portNumber(value) else { continue }
             let setting: Setting?
@@ -158,10 +159,38 @@ public enum ServerConfig {
         }
     }
 
+    /// A nats.conf line without its comment: `#` or `//` outside quotes
+    /// (`token: "a#b"` and `url: "nats://h:7422"` keep theirs).
+    static func uncommentedNATS(_ line: Substring) -> Substring {
+        var quote: Character?
+        var previous: Character?
+        for index in line.indices {
+            let character = line[index]
+            if let open = quote {
+                if character == open { quote = nil }
+            } else if character == "\"" || character == "'" {
+                quote = character
+            } else if character == "#" || (character == "/" && previous == "/") {
+                let end = character == "#" ? index : line.index(before: index)
+                return line[..<end]
+            }
+            previous = character
+        }
+        return line
+    }
+
     // MARK: postfix master.cf
 
     /// master.cf service names that stand for ports (/etc/services).
     static let serviceNames: [String: UInt16] = ["smtp": 25, "submission": 587, "submissions": 465, "smtps": 465]
+
+    /// smtpd_tls_wrappermode set on a master.cf line (`=yes`, `= no`, `-o { … }`): the
+    /// last setting on the line; nil when the line sets none.
+    static func wrapperMode(_ line: Substring) -> Bool? {
+        let compact = String(line.filter { $0 != " " && $0 != "\t" && $0 != "{" && $0 != "}" }).lowercased()
+        guard let found = compact.ranges(of: "smtpd_tls_wrappermode=").last else { return nil }
+        return compact[found.upperBound...].hasPrefix("yes")
+    }
 
     static func readMasterCF(_ file: File, into reading: inout Reading) {
         struct Listener {
@@ -175,7 +204,7 @@ public enum ServerConfig {
             if rawLine.trimmingBlanks.hasPrefix("#") || rawLine.trimmingBlanks.isEmpty { continue }
             if rawLine.first == " " || rawLine.first == "\t" {
                 // A continuation: `-o smtpd_tls_wrappermode=yes` belongs to the service above.
-                if let current, rawLine.contains("smtpd_tls_wrappermode=yes") { listeners[current]?.wrapper = true }
+                if let current, let wrapper = wrapperMode(rawLine) { listeners[current]?.wrapper = wrapper }
                 continue
             }
             current = nil
@@ -183,7 +212,8 @@ public enum ServerConfig {
             guard fields.count >= 8, fields[1] == "inet", fields[7] == "smtpd" || fields[7] == "postscreen" else { continue }
             let service = fields[0].split(separator: ":").last.map(String.init) ?? String(fields[0])
             guard let port = UInt16(service) ?? serviceNames[service], port > 0 else { continue }
-            listeners[port] = Listener(port: port, line: rawLine.trimmingBlanks)
+            // `-o` may also follow the command on the service's own line.
+            listeners[port] = Listener(port: port, line: rawLine.trimmingBlanks, wrapper: wrapperMode(rawLine) ?? false)
             current = port
         }
         for listener in listeners.values.sorted(by: { $0.port < $1.port }) {

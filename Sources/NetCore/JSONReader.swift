@@ -229,9 +229,13 @@ public struct JSONReader {
                 let key = try string()
                 guard consume(UInt8(ascii: ":")) else { throw fail("expected ':' after \"\(key)\"") }
                 var childPath: String?
-                if let path, let stream {
+                if let path, let stream, !key.contains(".") {
                     let candidate = path.isEmpty ? key : "\(path).\(key)"
-                    if stream.prefixes.contains(candidate) || stream.paths.contains(candidate) { childPath = candidate }
+                    if stream.prefixes.contains(candidate) || stream.paths.contains(candidate) {
+                        // A streamed table given twice would be read twice: refuse it.
+                        guard members[key] == nil else { throw fail("\"\(key)\" given twice") }
+                        childPath = candidate
+                    }
                 }
                 members[key] = try value(depth: depth + 1, path: childPath)
             } while consume(UInt8(ascii: ","))

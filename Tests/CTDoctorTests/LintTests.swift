@@ -290,6 +290,22 @@ struct LintTests {
         #expect(match.ports[UInt16(port)]?.application.firstSpeaker == speaker)
     }
 
+    @Test func imagesOfOtherProgramsUnderAServersNameAreNotThatServer() throws {
+        let catalog = ProtocolCatalog()
+        #expect(catalog.byImage("percona/percona-server-mongodb:7.0", arguments: ["--port=27017"]) == nil)
+        #expect(catalog.byImage("natsio/nats-surveyor:0.5", arguments: ["-p", "7777"]) == nil)
+        #expect(catalog.byImage("percona/percona-server:8.0")?.ports[3306]?.application == ProtocolCatalog.mysql)
+        #expect(catalog.byImage("bitnami/mariadb-galera:11")?.ports[4567]?.application == ProtocolCatalog.galera)
+    }
+
+    @Test func theLastPortFlagWinsAndGoStyleSingleDashFlagsCount() throws {
+        let catalog = ProtocolCatalog()
+        let mysql = try #require(catalog.byImage("mysql:8", arguments: ["sh", "-c", "mysqladmin -P 3306 ping; exec mysqld --port=3307"]))
+        #expect(mysql.ports[3307]?.application == ProtocolCatalog.mysql && mysql.ports[3306] == nil)
+        let nats = try #require(catalog.byImage("nats:2.10", arguments: ["-port", "4333", "-cluster", "nats://0.0.0.0:5222"]))
+        #expect(nats.ports[4333]?.application == ProtocolCatalog.nats && nats.ports[5222]?.application == ProtocolCatalog.natsRoute)
+    }
+
     @Test func rabbitMQsPortsMoveWithItsEnvironment() throws {
         let match = try #require(ProtocolCatalog().byImage("rabbitmq:3", environment: ["RABBITMQ_NODE_PORT": "5673", "RABBITMQ_DIST_PORT": "25673"]))
         #expect(match.ports[5673]?.application == ProtocolCatalog.amqp && match.ports[25673]?.application == ProtocolCatalog.erlangDistribution)
@@ -372,6 +388,44 @@ struct ServerConfigTests {
         #expect(found.settings[.natsCluster]?.port == 6333 && found.settings[.natsLeafnodes]?.port == 7433)
         #expect(found.settings[.natsGateway]?.port == 7533)
         #expect(found.settings.count == 5, "the websocket block's port is not the client's")
+    }
+
+    /// The NATS Helm chart writes nats.conf as JSON; hand-written ones end settings with
+    /// `,` and keep `#` inside quoted values.
+    @Test func natsConfigInJSONAndWithQuotedHashes() {
+        let json = """
+            {
+              "cluster": {
+                "name": "nats",
+                "port": 6333
+              },
+              "http_port": 8223,
+              "port": 4333
+            }
+            """
+        let found = reading(.natsServer, "nats.conf", json)
+        #expect(found.settings[.natsClient]?.port == 4333 && found.settings[.natsCluster]?.port == 6333)
+        #expect(found.settings[.natsMonitor]?.port == 8223)
+        let handwritten = """
+            authorization { token: "s3#cret" }
+            leafnodes { remotes: [ { url: "nats-leaf://hub:7422" } ] }
+            listen: 0.0.0.0:4444,   # clients
+            """
+        let other = reading(.natsServer, "nats.conf", handwritten)
+        #expect(other.settings[.natsClient]?.port == 4444, "the braces after a quoted # still close their blocks")
+        #expect(other.settings[.natsLeafnodes] == nil)
+    }
+
+    @Test func wrapperModeOnTheServiceLineAndTheLastSettingWins() {
+        let text = """
+            smtps     inet  n       -       y       -       -       smtpd -o smtpd_tls_wrappermode=yes
+            2465      inet  n       -       y       -       -       smtpd
+              -o smtpd_tls_wrappermode=yes
+              -o smtpd_tls_wrappermode=no
+            """
+        let services = reading(.postfixMaster, "master.cf", text).services
+        #expect(services.first { $0.port == 465 }?.application == ProtocolCatalog.smtps)
+        #expect(services.first { $0.port == 2465 }?.application == ProtocolCatalog.smtp)
     }
 
     @Test func masterCFDeclaresSMTPListenersAndImplicitTLS() {

@@ -300,6 +300,15 @@ struct StreamedJSONTests {
         #expect(try full["a"]["items"].array().count == 3)
     }
 
+    @Test func aStreamedTableGivenTwiceIsRefused() {
+        let twice = Array(#"{"sockets": {"items": [1]}, "sockets": {"items": [2]}}"#.utf8)
+        #expect(throws: JSONError.self) { _ = try JSONReader.parse(twice, streaming: ["sockets.items"]) { _ in } }
+        // A key holding a dot is not the path it spells.
+        var seen = 0
+        _ = try? JSONReader.parse(Array(#"{"sockets.items": [1, 2]}"#.utf8), streaming: ["sockets.items"]) { _ in seen += 1 }
+        #expect(seen == 0)
+    }
+
     @Test func aBrokenStreamedRecordNamesItsPlaceAfterTheSchemaCheck() throws {
         let notSnapshot = Array(#"{"schema": "other.v1", "sockets": {"items": [{"state": 1}]}}"#.utf8)
         #expect { try SnapshotFormat.decode(notSnapshot, source: "x") } throws: { error in
