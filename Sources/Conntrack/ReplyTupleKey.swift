@@ -41,8 +41,34 @@ extension ConntrackRequest {
     /// this: libnetfilter_conntrack always adds an empty CTA_TUPLE_ORIG, which the
     /// kernel prefers.)
     public static func getByReply(_ key: ReplyTupleKey, protocolNumber: UInt8 = IPProtocolName.tcp, sequence: UInt32) -> [UInt8] {
+        var builder = replyTupleRequest(Ctnetlink.messageGet, key, protocolNumber: protocolNumber, acknowledged: false, sequence: sequence)
+        return builder.finish()
+    }
+
+    /// Sets an existing entry's timeout, finding it by reply tuple: IPCTNL_MSG_CT_NEW
+    /// without NLM_F_CREATE updates instead of creating. What raising
+    /// nf_conntrack_tcp_timeout_close_wait does to a half-closed flow, for one flow.
+    public static func setTimeout(replyOf key: ReplyTupleKey, seconds: UInt32, sequence: UInt32) -> [UInt8] {
+        var builder = replyTupleRequest(Ctnetlink.messageNew, key, acknowledged: true, sequence: sequence)
+        builder.attributeBE(Ctnetlink.timeout, seconds)
+        return builder.finish()
+    }
+
+    /// Deletes the entry with this reply tuple (IPCTNL_MSG_CT_DELETE), as
+    /// `conntrack -D` does: the benchmark and tests use it to make a flow's entry vanish
+    /// the way an expired one does.
+    public static func delete(replyOf key: ReplyTupleKey, sequence: UInt32) -> [UInt8] {
+        var builder = replyTupleRequest(Ctnetlink.messageDelete, key, acknowledged: true, sequence: sequence)
+        return builder.finish()
+    }
+
+    /// A request naming its entry by reply tuple alone, before any further attributes.
+    private static func replyTupleRequest(
+        _ message: UInt16, _ key: ReplyTupleKey, protocolNumber: UInt8 = IPProtocolName.tcp, acknowledged: Bool, sequence: UInt32
+    ) -> NetlinkRequestBuilder {
         var builder = NetlinkRequestBuilder(
-            type: Ctnetlink.type(Ctnetlink.messageGet), flags: NetlinkConstant.request, sequence: sequence)
+            type: Ctnetlink.type(message), flags: NetlinkConstant.request | (acknowledged ? NetlinkConstant.ack : 0),
+            sequence: sequence)
         appendFamilyHeader(&builder, family: key.source.address.family)
         appendTuple(
             &builder, Ctnetlink.tupleReply,
@@ -50,46 +76,6 @@ extension ConntrackRequest {
                 source: key.source.address, destination: key.destination.address,
                 sourcePort: key.source.port, destinationPort: key.destination.port),
             protocolNumber: protocolNumber)
-        return builder.finish()
+        return builder
     }
 }
-
-extension ConntrackRequest {
-    /// Sets an existing entry's timeout, finding it by reply tuple: IPCTNL_MSG_CT_NEW
-    /// without NLM_F_CREATE updates instead of creating. What raising
-    /// nf_conntrack_tcp_timeout_close_wait does to a half-closed flow, for one flow.
-    public static func setTimeout(replyOf key: ReplyTupleKey, seconds: UInt32, sequence: UInt32) -> [UInt8] {
-        var builder = NetlinkRequestBuilder(
-            type: Ctnetlink.type(Ctnetlink.messageNew), flags: NetlinkConstant.request | NetlinkConstant.ack,
-            sequence: sequence)
-        appendFamilyHeader(&builder, family: key.source.address.family)
-        appendTuple(
-            &builder, Ctnetlink.tupleReply,
-            ConntrackTuple(
-                source: key.source.address, destination: key.destination.address,
-                sourcePort: key.source.port, destinationPort: key.destination.port),
-            protocolNumber: IPProtocolName.tcp)
-        builder.attributeBE(Ctnetlink.timeout, seconds)
-        return builder.finish()
-    }
-}
-
-extension ConntrackRequest {
-    /// Deletes the entry with this reply tuple (IPCTNL_MSG_CT_DELETE), as
-    /// `conntrack -D` does: the benchmark and tests use it to make a flow's entry vanish
-    /// the way an expired one does.
-    public static func delete(replyOf key: ReplyTupleKey, sequence: UInt32) -> [UInt8] {
-        var builder = NetlinkRequestBuilder(
-            type: Ctnetlink.type(Ctnetlink.messageDelete), flags: NetlinkConstant.request | NetlinkConstant.ack,
-            sequence: sequence)
-        appendFamilyHeader(&builder, family: key.source.address.family)
-        appendTuple(
-            &builder, Ctnetlink.tupleReply,
-            ConntrackTuple(
-                source: key.source.address, destination: key.destination.address,
-                sourcePort: key.source.port, destinationPort: key.destination.port),
-            protocolNumber: IPProtocolName.tcp)
-        return builder.finish()
-    }
-}
-
