@@ -3,7 +3,8 @@ import PackageDescription
 
 // Data flows one way:
 //   kernel ─▶ KernelIO (syscalls, bytes) ─▶ Live (the readers, the collector, the reaper)
-//          ─▶ Conntrack/Sockets (values and pure codecs) ─▶ Diagnosis ─▶ Rendering/Offline/Export ─▶ ctdoctor
+//          ─▶ Conntrack/Sockets (values and pure codecs) ─▶ Diagnosis
+//          ─▶ Formats (every ctdoctor.*.v1 record) / Rendering (text) / Export (metrics) ─▶ Offline ─▶ ctdoctor
 // KernelIO is the only module that imports the C boundary (CLinux, CZlib), and Live the only
 // one above it that may touch the kernel; everything else works on bytes and values, so
 // its dependency list below names no KernelIO.
@@ -17,8 +18,8 @@ let package = Package(
         .library(
             name: "CTDoctorKit",
             targets: [
-                "CTDoctorKit", "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live", "MeshLint",
-                "Lab", "Rendering", "Export", "Offline", "NodeSweep",
+                "CTDoctorKit", "NetCore", "JSON", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live",
+                "MeshLint", "Lab", "Formats", "Rendering", "Export", "Offline", "NodeSweep",
             ]
         ),
     ],
@@ -45,6 +46,12 @@ let package = Package(
         .target(
             name: "NetCore"
         ),
+        // The one JSON reader (located errors, exact integers, streamed arrays), the value
+        // writer, the byte-level record writer and the streaming listing around them.
+        .target(
+            name: "JSON",
+            dependencies: ["NetCore"]
+        ),
         .target(
             name: "Netlink",
             dependencies: [.product(name: "SystemPackage", package: "swift-system")]
@@ -70,7 +77,7 @@ let package = Package(
         ),
         .target(
             name: "NodeSweep",
-            dependencies: ["NetCore"]
+            dependencies: ["NetCore", "JSON"]
         ),
         // Every reader of the live kernel: conntrack dumps and lookups, sock_diag, the reaper,
         // the /proc scans, the node's namespaces, and the collector that runs them for a diagnosis.
@@ -89,28 +96,37 @@ let package = Package(
             name: "Lab",
             dependencies: ["NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live"]
         ),
+        // Every documented JSON schema, its writer and (where ctdoctor reads it back) its
+        // reader side by side.
+        .target(
+            name: "Formats",
+            dependencies: ["NetCore", "JSON", "Conntrack", "Sockets", "Diagnosis", "MeshLint"]
+        ),
+        // What people read: tables and reports.
         .target(
             name: "Rendering",
             dependencies: ["NetCore", "Conntrack", "Sockets", "Diagnosis", "MeshLint"]
         ),
         .target(
-            name: "Offline",
-            dependencies: ["NetCore", "Conntrack", "Sockets", "Diagnosis", "Rendering"]
-        ),
-        .target(
             name: "Export",
-            dependencies: ["Diagnosis", "Rendering", .product(name: "Prometheus", package: "swift-prometheus")]
+            dependencies: ["Diagnosis", .product(name: "Prometheus", package: "swift-prometheus")]
+        ),
+        // Tables copied from elsewhere, recognised by content; ctdoctor's own listings read
+        // back through Formats.
+        .target(
+            name: "Offline",
+            dependencies: ["NetCore", "JSON", "Conntrack", "Sockets", "Diagnosis", "Formats"]
         ),
         // The documented entry point of the library (its DocC catalog beside it).
         .target(
             name: "CTDoctorKit",
-            dependencies: ["NetCore", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live", "Rendering", "Export"]
+            dependencies: ["NetCore", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live", "Formats", "Rendering", "Export"]
         ),
         .executableTarget(
             name: "ctdoctor",
             dependencies: [
-                "NetCore", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live", "MeshLint", "Lab", "Rendering",
-                "Export", "Offline", "NodeSweep",
+                "NetCore", "JSON", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live", "MeshLint", "Lab", "Formats",
+                "Rendering", "Export", "Offline", "NodeSweep",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -119,7 +135,9 @@ let package = Package(
         // libFuzzer targets for every parser of outside input; scripts/fuzz builds and runs them.
         .executableTarget(
             name: "ctdoctor-fuzz",
-            dependencies: ["NetCore", "Netlink", "Conntrack", "Sockets", "Diagnosis", "Live", "NodeSweep", "Offline", "MeshLint"],
+            dependencies: [
+                "NetCore", "JSON", "Netlink", "Conntrack", "Sockets", "Diagnosis", "Live", "NodeSweep", "Formats", "Offline", "MeshLint",
+            ],
             path: "Fuzz/ctdoctor-fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
@@ -147,15 +165,16 @@ let package = Package(
         .testTarget(
             name: "CTDoctorTests",
             dependencies: [
-                "TestSupport", "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live",
-                "MeshLint", "Rendering", "Export", "Offline", "NodeSweep",
+                "TestSupport", "NetCore", "JSON", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live",
+                "MeshLint", "Formats", "Rendering", "Export", "Offline", "NodeSweep",
             ],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "TestSupport", "NetCore", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live", "Lab", "ctdoctor",
+                "TestSupport", "NetCore", "JSON", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live", "Lab", "Formats",
+                "ctdoctor",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),

@@ -1,6 +1,7 @@
 @_exported import Conntrack
 @_exported import Diagnosis
 import Export
+import Formats
 @_exported import KernelIO
 import Live
 @_exported import NetCore
@@ -57,7 +58,7 @@ public enum CTDoctor {
     public static func render(_ report: DiagnosisReport, as format: Format, failOn: Severity? = .warning) -> String {
         switch format {
         case .text(let color): DiagnosisRendering.human(report, color: color)
-        case .json: DiagnosisRendering.json(report, failOn: failOn).text + "\n"
+        case .json: DiagnosisDocument.json(report, failOn: failOn).text + "\n"
         }
     }
 

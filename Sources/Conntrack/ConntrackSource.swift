@@ -34,3 +34,46 @@ public struct ConntrackReadReport: Sendable, Equatable {
     }
 }
 
+
+/// The formats a copied conntrack table is recognised in.
+public enum ConntrackFileFormat: String, Sendable, CaseIterable {
+    case xml = "conntrack -o xml"
+    case ctdoctorJSON = "ctdoctor conntrack JSON"
+    /// The two share one line format.
+    case procText = "/proc/net/nf_conntrack or conntrack -o extended"
+    case conntrackList = "conntrack -L"
+}
+
+/// How a diagnosis got its conntrack entries: a value, so that a snapshot stores what
+/// happened rather than a sentence to be parsed back, and reports say it in one place.
+public enum ConntrackProvenance: Sendable, Equatable, CustomStringConvertible {
+    /// Looked up one by one by reply tuple; `count` lookups (0: none was needed).
+    case lookups(count: Int)
+    /// A whole-table read: the netlink dump, or the /proc fallback.
+    case dump(ConntrackSource)
+    /// Neither netlink nor /proc could be read (no CAP_NET_ADMIN, not root).
+    case unreadable
+    /// A copied table.
+    case file(format: ConntrackFileFormat, path: String)
+
+    public var description: String {
+        switch self {
+        case .lookups(0): "netlink lookups by reply tuple (none needed)"
+        case .lookups(let count): "netlink lookups by reply tuple (\(count))"
+        case .dump(.netlink): "netlink dump"
+        case .dump(.procFile): "/proc/net/nf_conntrack"
+        case .unreadable: "unreadable (no CAP_NET_ADMIN, not root)"
+        case .file(let format, let path): "\(format.rawValue) in \(path)"
+        }
+    }
+
+    /// The short name snapshots store beside the details.
+    public var name: String {
+        switch self {
+        case .lookups: "lookups"
+        case .dump(let source): source.name
+        case .unreadable: "unreadable"
+        case .file: "file"
+        }
+    }
+}

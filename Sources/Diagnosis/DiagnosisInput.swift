@@ -15,12 +15,12 @@ public struct DiagnosisInput: Sendable {
     /// At least the entries whose reply tuple is a FIN_WAIT2 capture socket's tuple
     /// (live: looked up one by one); a whole table is fine too.
     public var conntrack: [ConntrackEntry]
-    /// Where `conntrack` came from: "netlink lookups", "netlink dump", "/proc/net/nf_conntrack"...
-    public var conntrackSource: String
+    /// How `conntrack` was read: lookups, a dump, a copied file, or not at all.
+    public var conntrackSource: ConntrackProvenance
     /// False where conntrack could not be read at all (a pod without CAP_NET_ADMIN, not
     /// root): `conntrack` is then empty for want of access, not because flows are gone,
     /// and leaks are inferred from idle times instead.
-    public var conntrackReadable: Bool
+    public var conntrackReadable: Bool { conntrackSource != .unreadable }
     /// Owners of the sockets that were looked up (at least the capture listeners).
     public var owners: [UInt64: [SocketOwner]]
     /// The sidecar process's facts, when found.
@@ -39,16 +39,14 @@ public struct DiagnosisInput: Sendable {
         sockets: [TCPSocket],
         socketSource: SocketSource,
         conntrack: [ConntrackEntry],
-        conntrackSource: String,
+        conntrackSource: ConntrackProvenance,
         owners: [UInt64: [SocketOwner]] = [:],
         sidecarProcess: SidecarProcessFacts? = nil,
         kernel: KernelFacts = KernelFacts(),
         counters: [String: UInt64] = [:],
         rules: RulesFacts = RulesFacts(),
-        notices: [String] = [],
-        conntrackReadable: Bool = true
+        notices: [String] = []
     ) {
-        self.conntrackReadable = conntrackReadable
         self.namespace = namespace
         self.sockets = sockets
         self.socketSource = socketSource

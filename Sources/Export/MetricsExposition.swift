@@ -135,7 +135,7 @@ public enum MetricsExposition {
         set(sidecar, namespace + [("mesh", report.sidecar.map { $0.profile.mesh.rawValue } ?? "none")], 1)
         for leakClass in [LeakClass.leaked, .atRisk, .healthy, .unknown] {
             let count = report.leaks.filter { $0.classification == leakClass }.count
-            set(halfClosed, namespace + [("class", leakClass.rawValue.replacingOccurrences(of: "-", with: "_"))], Double(count))
+            set(halfClosed, namespace + [("class", String(leakClass.rawValue.map { $0 == "-" ? "_" : $0 }))], Double(count))
         }
         let sources = report.collisions.sources
         set(poisonedPorts, namespace + [("pass", "first")], Double(sources.reduce(0) { $0 + $1.firstPassPoisoned }))

@@ -132,8 +132,7 @@ public struct LiveCollector: Sendable {
             kernel: local.kernel,
             counters: local.counters,
             rules: rules.withLock { $0 } ?? RulesFacts(),
-            notices: notices,
-            conntrackReadable: found != nil)
+            notices: notices)
     }
 
     /// The owners of the capture listeners, and the facts of the process holding them
@@ -182,7 +181,7 @@ public struct LiveCollector: Sendable {
         let rules = phase("rules") { (try? namespace.run { RuleInspector.inspect(procfs: procfs) }) ?? RulesFacts(source: "unknown: could not enter the namespace") }
         return DiagnosisInput(
             namespace: namespace.name, sockets: sockets, socketSource: socketSource, conntrack: entries,
-            conntrackSource: report.source == .netlink ? "netlink dump" : "/proc/net/nf_conntrack", owners: owners,
+            conntrackSource: .dump(report.source), owners: owners,
             sidecarProcess: sidecarProcess, kernel: local.kernel, counters: local.counters, rules: rules, notices: notices)
     }
 
@@ -190,12 +189,12 @@ public struct LiveCollector: Sendable {
     /// kernel refuses those — by a full dump.
     /// The suspects' flows; nil when conntrack cannot be read at all (no CAP_NET_ADMIN and
     /// not root, as in `kubectl exec` into a sidecar container), which is said.
-    func lookUpFlows(of suspects: [TCPSocket], notices: inout [String]) throws -> ([ConntrackEntry]?, String) {
-        guard !suspects.isEmpty else { return ([], "netlink lookups by reply tuple (none needed)") }
+    func lookUpFlows(of suspects: [TCPSocket], notices: inout [String]) throws -> ([ConntrackEntry]?, ConntrackProvenance) {
+        guard !suspects.isEmpty else { return ([], .lookups(count: 0)) }
         let keys = suspects.map { ReplyTupleKey(source: $0.local, destination: $0.remote) }
         do {
             let found = try ConntrackReplyLookup(namespace: namespace).entries(for: keys)
-            return (Array(found.values), "netlink lookups by reply tuple (\(keys.count))")
+            return (Array(found.values), .lookups(count: keys.count))
         } catch let error as ConntrackReplyLookup.Unsupported {
             notices.append("\(error); fell back to a full conntrack dump")
         } catch ConntrackReadError.permissionDenied {
@@ -208,10 +207,10 @@ public struct LiveCollector: Sendable {
             (entries, report) = try reader.entries(matching: ConntrackFilter(protocolNumber: IPProtocolName.tcp))
         } catch ConntrackReadError.permissionDenied {
             notices.append("conntrack is unreadable here (netlink needs CAP_NET_ADMIN, /proc/net/nf_conntrack root): half-closed sockets idle past the close_wait timeout are reported leaked by inference, younger ones unknown")
-            return (nil, "unreadable (no CAP_NET_ADMIN, not root)")
+            return (nil, .unreadable)
         }
         if case .procFile(let reason) = report.source { notices.append(reason) }
-        return (entries, report.source == .netlink ? "netlink dump" : "/proc/net/nf_conntrack")
+        return (entries, .dump(report.source))
     }
 
     struct NamespaceFacts {

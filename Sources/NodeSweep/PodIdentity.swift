@@ -1,3 +1,4 @@
+import JSON
 import NetCore
 
 /// What a node sweep can learn about the pod living in a network namespace, from the

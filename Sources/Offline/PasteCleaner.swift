@@ -96,7 +96,7 @@ public struct PasteCleaner {
     public static func isPrompt(_ text: String) -> Bool {
         let window = text.prefix(120)
         for marker in ["$ ", "# ", "> ", "% "] {
-            guard let range = window.range(of: marker) else { continue }
+            guard let range = window.firstRange(of: marker) else { continue }
             let before = window[..<range.lowerBound]
             // The prompt itself holds no blank but, at most, one (busybox's "/ #").
             guard before.filter({ $0 == " " }).count <= 1 else { continue }

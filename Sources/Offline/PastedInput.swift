@@ -1,5 +1,7 @@
 import Conntrack
 import Diagnosis
+import Formats
+import JSON
 import NetCore
 import Sockets
 
@@ -18,7 +20,7 @@ public enum PastedInput {
     public struct ConntrackTable: Sendable {
         public var entries: [ConntrackEntry]
         /// Which form was recognised, for the report.
-        public var format: String
+        public var format: ConntrackFileFormat
         public var skippedLines: Int
         /// What the capture added around the table (prompts, watch headers…).
         public var removed = PasteCleaner.Removed()
@@ -27,7 +29,7 @@ public enum PastedInput {
     public struct SocketTable: Sendable {
         public var sockets: [TCPSocket]
         public var owners: [UInt64: [SocketOwner]]
-        public var format: String
+        public var format: SocketFileFormat
         public var skippedLines: Int
         public var removed = PasteCleaner.Removed()
         /// What the listing cannot tell about which sockets a process holds, if anything.
@@ -46,13 +48,13 @@ public enum PastedInput {
     static func recognisedConntrack(_ bytes: [UInt8], source: String) throws(ParseError) -> ConntrackTable {
         let first = firstLine(bytes)
         if first.hasPrefix("<") {
-            return ConntrackTable(entries: try ConntrackXMLParser.parse(bytes, source: source), format: "conntrack -o xml", skippedLines: 0)
+            return ConntrackTable(entries: try ConntrackXMLParser.parse(bytes, source: source), format: .xml, skippedLines: 0)
         }
         if first.hasPrefix("{") {
             return ConntrackTable(entries: try jsonRecords(bytes, source: source, key: "entries") { field throws(JSONError) in
-                try EntryRecord.read(field)
+                try ConntrackRecord.read(field)
             },
-                format: "ctdoctor conntrack JSON", skippedLines: 0)
+                format: .ctdoctorJSON, skippedLines: 0)
         }
         if first.hasPrefix("cpu=") {
             throw ParseError(source: source, line: 1, field: "file", reason: "this is `conntrack -S` statistics, not the table: capture `conntrack -L`")
@@ -67,7 +69,7 @@ public enum PastedInput {
             throw ParseError(source: source, line: 1, field: "file", reason: "this is /proc/net/stat/nf_conntrack (statistics), not the table: copy /proc/net/nf_conntrack or capture `conntrack -L`")
         }
         let parsed = try ConntrackTextParser.parse(bytes, source: source)
-        let format = first.hasPrefix("ipv4") || first.hasPrefix("ipv6") ? "/proc/net/nf_conntrack or conntrack -o extended" : "conntrack -L"
+        let format: ConntrackFileFormat = first.hasPrefix("ipv4") || first.hasPrefix("ipv6") ? .procText : .conntrackList
         return ConntrackTable(entries: parsed.entries, format: format, skippedLines: parsed.skippedLines)
     }
 
@@ -89,7 +91,7 @@ public enum PastedInput {
         }
         if first.hasPrefix("sl ") || isProcNetTCPLine(first) {
             let sockets = try ProcNetTCPParser.parse(bytes, family: nil, source: source)
-            return SocketTable(sockets: sockets, owners: [:], format: "/proc/net/tcp", skippedLines: headerLines(bytes))
+            return SocketTable(sockets: sockets, owners: [:], format: .procNetTCP, skippedLines: headerLines(bytes))
         }
         if first.hasPrefix("{") {
             var owners: [UInt64: [SocketOwner]] = [:]
@@ -98,7 +100,7 @@ public enum PastedInput {
                 if let processes, socket.inode != 0 { owners[socket.inode] = processes }
                 return socket
             }
-            return SocketTable(sockets: sockets, owners: owners, format: "ctdoctor sockets JSON", skippedLines: 0)
+            return SocketTable(sockets: sockets, owners: owners, format: .ctdoctorJSON, skippedLines: 0)
         }
         if isNetstatOutput(first) {
             throw ParseError(source: source, line: 1, field: "file", reason: "this is netstat output, which lacks inodes, timers and tcp_info: capture `ss -tanpoi` for --sockets-file instead")
@@ -115,7 +117,7 @@ public enum PastedInput {
         }
         let (sockets, owners, ownership) = ownedSockets(parsed.lines)
         return SocketTable(
-            sockets: sockets, owners: owners, format: "ss output", skippedLines: parsed.skippedLines, ownership: ownership)
+            sockets: sockets, owners: owners, format: .ssOutput, skippedLines: parsed.skippedLines, ownership: ownership)
     }
 
     /// Leak analysis needs to know which FIN_WAIT2 sockets a process still holds (an
@@ -170,7 +172,7 @@ public enum PastedInput {
             notices.append("\(conntrackPath) holds no conntrack entry: an empty table, or a failed copy; if the latter, every half-closed sidecar socket is wrongly classified leaked")
         }
         notices += [
-            "diagnosing copies (\(conntrack.format) from \(conntrackPath), \(sockets.format) from \(socketsPath)): the kernel release, sysctls, counters and rules are unknown, so collision outcomes are uncertain",
+            "diagnosing copies (\(conntrack.format.rawValue) from \(conntrackPath), \(sockets.format.rawValue) from \(socketsPath)): the kernel release, sysctls, counters and rules are unknown, so collision outcomes are uncertain",
         ]
         if let ownership = sockets.ownership { notices.append(ownership) }
         for (table, path) in [(conntrack.removed, conntrackPath), (sockets.removed, socketsPath)] where table.total > 0 {
@@ -182,8 +184,8 @@ public enum PastedInput {
         return DiagnosisInput(
             namespace: socketsPath,
             sockets: sockets.sockets,
-            socketSource: .file(description: "\(sockets.format) in \(socketsPath)\(sockets.hasTCPInfo ? "" : ", without tcp_info")"),
-            conntrack: conntrack.entries, conntrackSource: "\(conntrack.format) in \(conntrackPath)",
+            socketSource: .file(format: sockets.format, path: socketsPath, hasTCPInfo: sockets.hasTCPInfo),
+            conntrack: conntrack.entries, conntrackSource: .file(format: conntrack.format, path: conntrackPath),
             owners: sockets.owners, notices: notices)
     }
 

@@ -6,8 +6,8 @@ public enum SocketSource: Sendable, Equatable {
     /// No tcp_info: idle times are unknown.
     case procFile(reason: String)
     /// A listing given as a file (--sockets-file: a /proc/net/tcp copy or ss output);
-    /// `description` says which and where. tcp_info only where ss -i printed it.
-    case file(description: String)
+    /// tcp_info only where ss -i printed it.
+    case file(format: SocketFileFormat, path: String, hasTCPInfo: Bool)
 
     public var name: String {
         switch self {
@@ -16,5 +16,12 @@ public enum SocketSource: Sendable, Equatable {
         case .file: "file"
         }
     }
+}
+
+/// The formats a copied socket listing is recognised in.
+public enum SocketFileFormat: String, Sendable, CaseIterable {
+    case procNetTCP = "/proc/net/tcp"
+    case ctdoctorJSON = "ctdoctor sockets JSON"
+    case ssOutput = "ss output"
 }
 

@@ -59,7 +59,7 @@ struct Pod {
     func input(counters: [String: UInt64] = [:], sidecarProcess: SidecarProcessFacts? = nil) -> DiagnosisInput {
         DiagnosisInput(
             namespace: "test", sockets: sockets, socketSource: .sockDiag, conntrack: conntrack,
-            conntrackSource: "fixture", owners: owners, sidecarProcess: sidecarProcess, kernel: kernel, counters: counters,
+            conntrackSource: .lookups(count: 1), owners: owners, sidecarProcess: sidecarProcess, kernel: kernel, counters: counters,
             rules: RulesFacts(invalidDrop: false, source: "fixture"))
     }
 
@@ -155,7 +155,7 @@ struct LeakClassificationTests {
     }
 
     @Test func withoutASidecarThereIsNothingToDiagnose() {
-        let report = Diagnosis.diagnose(DiagnosisInput(namespace: "bare", sockets: [], socketSource: .sockDiag, conntrack: [], conntrackSource: "none"))
+        let report = Diagnosis.diagnose(DiagnosisInput(namespace: "bare", sockets: [], socketSource: .sockDiag, conntrack: [], conntrackSource: .lookups(count: 0)))
         #expect(report.sidecar == nil && report.findings.map(\.id) == ["no-sidecar"])
         #expect(report.worstSeverity == .info)
     }

@@ -1,5 +1,7 @@
 import Diagnosis
+import Formats
 import Foundation
+import JSON
 import MeshLint
 import Rendering
 import Testing
@@ -147,13 +149,13 @@ struct LintTests {
 
     @Test func jsonAndSARIFCarryEveryFinding() throws {
         let report = try lint(["istio-smtp.yaml", "linkerd.yaml"])
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(LintRendering.json(report, failOn: .warning).text.utf8)) as? [String: Any])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(LintDocument.json(report, failOn: .warning).text.utf8)) as? [String: Any])
         #expect(json["schema"] as? String == "ctdoctor.lint.v1" && json["worst_severity"] as? String == "error")
         let findings = try #require(json["findings"] as? [[String: Any]])
         #expect(findings.count == report.findings.count)
         #expect(Set(findings.first?.keys.map { $0 } ?? []) == ["rule", "name", "severity", "file", "line", "object", "port", "workloads", "message", "fix"])
 
-        let sarif = try #require(try JSONSerialization.jsonObject(with: Data(LintRendering.sarif(report, version: "test").text.utf8)) as? [String: Any])
+        let sarif = try #require(try JSONSerialization.jsonObject(with: Data(LintDocument.sarif(report, version: "test").text.utf8)) as? [String: Any])
         #expect(sarif["version"] as? String == "2.1.0")
         let run = try #require((sarif["runs"] as? [[String: Any]])?.first)
         let rules = try #require(((run["tool"] as? [String: Any])?["driver"] as? [String: Any])?["rules"] as? [[String: Any]])

@@ -1,6 +1,8 @@
 import Conntrack
 import Diagnosis
+import Formats
 import Foundation
+import JSON
 import KernelIO
 import NetCore
 import Offline
@@ -54,7 +56,7 @@ struct PastedInputTests {
     ])
     func recognisesEveryConntrackForm(fixture: String, format: String) throws {
         let table = try PastedInput.conntrack(try Fixture.bytes(fixture), source: fixture)
-        #expect(table.format == format)
+        #expect(table.format.rawValue == format)
         #expect(table.entries.contains { $0.reply.sourcePort == 15001 && $0.tcpState == .closeWait })
     }
 
@@ -65,7 +67,7 @@ struct PastedInputTests {
     ])
     func recognisesEverySocketForm(fixture: String, format: String) throws {
         let table = try PastedInput.sockets(try Fixture.bytes(fixture), source: fixture)
-        #expect(table.format == format)
+        #expect(table.format.rawValue == format)
         #expect(table.sockets.contains { $0.state == .finWait2 || $0.state == .listen })
     }
 
@@ -73,7 +75,7 @@ struct PastedInputTests {
         let text = try Fixture.text("captured/proc-net-tcp.txt")
         let headless = Array(text.split(separator: "\n", omittingEmptySubsequences: false).dropFirst().joined(separator: "\n").utf8)
         let table = try PastedInput.sockets(headless, source: "headless")
-        #expect(table.format == "/proc/net/tcp")
+        #expect(table.format == .procNetTCP)
         #expect(table.sockets.count == (try ProcNetTCPParser.parse(try Fixture.bytes("captured/proc-net-tcp.txt"), family: nil, source: "x")).count)
     }
 
@@ -142,7 +144,7 @@ struct SnapshotTests {
         let conntrack = try ConntrackTextParser.parse(try Fixture.bytes("captured/conntrack-L-id.txt"), source: "ct").entries
         return DiagnosisInput(
             namespace: "pod \"a\"", sockets: sockets.sockets, socketSource: .sockDiag, conntrack: conntrack,
-            conntrackSource: "netlink dump", owners: sockets.owners,
+            conntrackSource: .dump(.netlink), owners: sockets.owners,
             sidecarProcess: SidecarProcessFacts(pid: 42, command: "envoy", uptimeSeconds: 12.5, idleTimeoutSetting: "90s"),
             kernel: KernelFacts(
                 release: "6.1.0-18-amd64", closeWaitTimeout: 60, ignoreInvalidRST: nil, beLiberal: 0, conntrackCount: 9,

@@ -1,5 +1,7 @@
 import Conntrack
+import Formats
 import Foundation
+import JSON
 import NetCore
 import Rendering
 import Sockets
@@ -16,7 +18,7 @@ struct RenderingTests {
         let entries = try ConntrackTextParser.parse(try Fixture.bytes("captured/conntrack-L-id.txt"), source: "L").entries
         for entry in entries {
             var bytes: [UInt8] = []
-            ConntrackRendering.appendJSON(entry, to: &bytes)
+            ConntrackRecord.appendJSON(entry, to: &bytes)
             let object = try json(bytes)
             #expect(Set(object.keys) == [
                 "family", "protocol", "protocol_number", "state", "timeout", "original", "reply", "status", "dnat",
@@ -30,7 +32,7 @@ struct RenderingTests {
         }
         let icmp = try #require(entries.first { $0.protocolNumber == 1 })
         var bytes: [UInt8] = []
-        ConntrackRendering.appendJSON(icmp, to: &bytes)
+        ConntrackRecord.appendJSON(icmp, to: &bytes)
         let tuple = try #require(try json(bytes)["original"] as? [String: Any])
         #expect(tuple["sport"] is NSNull && (tuple["icmp"] as? [String: Any])?["type"] as? Int == 8)
     }
@@ -48,7 +50,7 @@ struct RenderingTests {
         }
         func render(_ entry: ConntrackEntry) throws -> [String: Any] {
             var bytes: [UInt8] = []
-            ConntrackRendering.appendJSON(entry, to: &bytes)
+            ConntrackRecord.appendJSON(entry, to: &bytes)
             return try json(bytes)
         }
         #expect(try render(entry(protocolNumber: 6, status: [.confirmed, .seenReply])) ["dnat"] as? Bool == false, "the status word says no DST_NAT")
@@ -67,7 +69,7 @@ struct RenderingTests {
             family: .ipv6, state: .finWait2, local: Endpoint(.loopbackV6, 15001), remote: Endpoint(.loopbackV6, 4000),
             inode: 77, cookie: 9, info: TCPInfo(lastDataSentMilliseconds: 5, lastDataReceivedMilliseconds: 7, lastAckReceivedMilliseconds: 3, bytesReceived: 10))
         var bytes: [UInt8] = []
-        SocketRendering.appendJSON(socket, owners: [SocketOwner(pid: 1, command: "we\"ird\nname", fd: 3)], to: &bytes)
+        SocketRecord.appendJSON(socket, owners: [SocketOwner(pid: 1, command: "we\"ird\nname", fd: 3)], to: &bytes)
         let object = try json(bytes)
         #expect(object["state"] as? String == "FIN_WAIT2")
         #expect((object["local"] as? [String: Any])?["address"] as? String == "::1")
@@ -75,7 +77,7 @@ struct RenderingTests {
         let owner = try #require((object["processes"] as? [[String: Any]])?.first)
         #expect(owner["command"] as? String == "we\"ird\nname")
         var none: [UInt8] = []
-        SocketRendering.appendJSON(socket, owners: nil, to: &none)
+        SocketRecord.appendJSON(socket, owners: nil, to: &none)
         #expect(try json(none)["processes"] is NSNull)
     }
 

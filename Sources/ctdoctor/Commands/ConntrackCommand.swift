@@ -1,5 +1,7 @@
 import ArgumentParser
 import Conntrack
+import Formats
+import JSON
 import KernelIO
 import Live
 import Rendering
@@ -79,7 +81,7 @@ struct ConntrackCommand: ParsableCommand {
             if output.format == .table {
                 out.write("\(report.matched)\n")
             } else {
-                out.write { ConntrackRendering.appendCountJSON(namespace: namespace.name, report: report, notices: notices, to: &$0) }
+                out.write { ConntrackRecord.appendCountJSON(namespace: namespace.name, report: report, notices: notices, to: &$0) }
             }
             try out.flush()
             return
@@ -92,27 +94,13 @@ struct ConntrackCommand: ParsableCommand {
             out.write(table.render())
             try out.flush()
             Self.notices(for: report).forEach { log.warning("\($0)") }
-        case .ndjson:
+        case .ndjson, .json:
+            var stream = RecordStream(output.format == .ndjson ? .lines : .array(head: ConntrackRecord.documentHead), to: out)
             let report = try reader.forEachEntry(matching: filter) { entry in
-                out.write { ConntrackRendering.appendJSON(entry, to: &$0); $0.append(0x0A) }
-                try out.flushIfFull()
-            }
-            try out.flush()
-            Self.notices(for: report).forEach { log.warning("\($0)") }
-        case .json:
-            out.write("{\"schema\":\"\(ConntrackRendering.schema)\",\"entries\":[")
-            var first = true
-            let report = try reader.forEachEntry(matching: filter) { entry in
-                out.write {
-                    if !first { $0.append(UInt8(ascii: ",")) }
-                    ConntrackRendering.appendJSON(entry, to: &$0)
-                }
-                first = false
-                try out.flushIfFull()
+                try stream.append(bound: ConntrackRecord.entryBound) { ConntrackRecord.writeJSON(entry, to: &$0) }
             }
             let notices = Self.notices(for: report)
-            out.write { ConntrackRendering.appendJSONTrailer(namespace: namespace.name, report: report, notices: notices, to: &$0) }
-            try out.flush()
+            try stream.finish { ConntrackRecord.appendJSONTrailer(namespace: namespace.name, report: report, notices: notices, to: &$0) }
             notices.forEach { log.warning("\($0)") }
         }
     }

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Diagnosis
 import Export
+import Formats
 import Glibc
+import JSON
 import KernelIO
 import NetCore
 import Rendering
@@ -94,7 +96,7 @@ struct ExportCommand: ParsableCommand {
             do {
                 let selection = try sweep.select()
                 var notices = selection.notices
-                results += try ctdoctor.sweep(selection.namespaces, parallel: sweep.parallel, options: options, notices: &notices).map(\.outcome)
+                results += try ctdoctor.sweep(selection.namespaces, parallel: sweep.parallel, options: options, notices: &notices)
                 notices.forEach { log.warning("\($0)") }
             } catch {
                 failure = error

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Diagnosis
 import Dispatch
+import Formats
 import Glibc
+import JSON
 import KernelIO
 import Lab
 import Live
@@ -191,7 +193,7 @@ struct LabCommand: ParsableCommand {
                         ("port", .integer(Int64(attempt.port))), ("connected", .bool(attempt.connected)),
                         ("seconds", .number(attempt.seconds)), ("error", .string(attempt.error)),
                         ("counter_deltas", .object(attempt.counterDeltas.sorted { $0.key < $1.key }.map { ($0.key, .integer($0.value)) })),
-                        ("diagnosis_during", attempt.duringAttempt.map { DiagnosisRendering.json($0, failOn: failOn) } ?? .null),
+                        ("diagnosis_during", attempt.duringAttempt.map { DiagnosisDocument.json($0, failOn: failOn) } ?? .null),
                     ])
                 } ?? .null),
             ])
@@ -264,7 +266,7 @@ struct LabCommand: ParsableCommand {
                     + outcome.extra
                     + [
                         ("flows", .array(outcome.flows)),
-                        ("diagnosis", DiagnosisRendering.json(outcome.report, failOn: failOn ?? nil)),
+                        ("diagnosis", DiagnosisDocument.json(outcome.report, failOn: failOn ?? nil)),
                         ("matches", .bool(outcome.problems.isEmpty)),
                         ("problems", .strings(outcome.problems)),
                     ])

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Diagnosis
+import Formats
+import JSON
 import KernelIO
 import MeshLint
 import Rendering
@@ -82,8 +84,8 @@ struct LintCommand: ParsableCommand {
         (walkNotices + report.notices).forEach { log.notice("\($0)") }
         switch format {
         case .table: Console.writeOut(LintRendering.human(report, color: Console.colorful))
-        case .json: Console.writeOut(LintRendering.json(report, failOn: failOn).text + "\n")
-        case .sarif: Console.writeOut(LintRendering.sarif(report, version: CTDoctor.version).text + "\n")
+        case .json: Console.writeOut(LintDocument.json(report, failOn: failOn).text + "\n")
+        case .sarif: Console.writeOut(LintDocument.sarif(report, version: CTDoctor.version).text + "\n")
         }
         if let failOn, report.findings.contains(where: { $0.severity >= failOn }) {
             throw ExitCode(ExitStatus.findings)

@@ -1,5 +1,7 @@
 import ArgumentParser
+import Formats
 import Glibc
+import JSON
 import KernelIO
 import Live
 import Offline

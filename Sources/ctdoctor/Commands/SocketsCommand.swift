@@ -1,4 +1,6 @@
 import ArgumentParser
+import Formats
+import JSON
 import KernelIO
 import Live
 import Rendering
@@ -76,9 +78,9 @@ struct SocketsCommand: ParsableCommand {
                 out.write("\(sockets.count)\n")
             } else {
                 out.write {
-                    SocketRendering.appendMetadata(
+                    SocketRecord.appendMetadata(
                         count: sockets.count, namespace: namespace.name, source: source, notices: notices,
-                        prefix: "{\"schema\":\"ctdoctor.sockets.count.v1\",\"count\":", to: &$0)
+                        prefix: "{\"schema\":\"\(SocketRecord.countSchema)\",\"count\":", to: &$0)
                 }
             }
             try out.flush()
@@ -90,25 +92,17 @@ struct SocketsCommand: ParsableCommand {
             var text = TextTable(SocketRendering.tableColumns(withProcesses: processes))
             for socket in sockets { text.append(SocketRendering.tableRow(socket, owners: owners(socket))) }
             out.write(text.render())
-        case .ndjson:
+        case .ndjson, .json:
+            var stream = RecordStream(output.format == .ndjson ? .lines : .array(head: SocketRecord.documentHead), to: out)
             for socket in sockets {
-                out.write { SocketRendering.appendJSON(socket, owners: owners(socket), to: &$0); $0.append(0x0A) }
-                try out.flushIfFull()
+                let owners = owners(socket)
+                try stream.append(bound: SocketRecord.bound(socket, owners: owners)) { SocketRecord.writeJSON(socket, owners: owners, to: &$0) }
             }
-        case .json:
-            out.write("{\"schema\":\"\(SocketRendering.schema)\",\"sockets\":[")
-            for (index, socket) in sockets.enumerated() {
-                out.write {
-                    if index > 0 { $0.append(UInt8(ascii: ",")) }
-                    SocketRendering.appendJSON(socket, owners: owners(socket), to: &$0)
-                }
-                try out.flushIfFull()
+            try stream.finish {
+                SocketRecord.appendMetadata(
+                    count: sockets.count, namespace: namespace.name, source: source, notices: notices, prefix: "],\"count\":", to: &$0)
             }
-            out.write {
-                SocketRendering.appendMetadata(
-                    count: sockets.count, namespace: namespace.name, source: source, notices: notices,
-                    prefix: "],\"count\":", to: &$0)
-            }
+            return
         }
         try out.flush()
     }

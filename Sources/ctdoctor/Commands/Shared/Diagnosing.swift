@@ -1,5 +1,7 @@
 import ArgumentParser
 import Diagnosis
+import Formats
+import JSON
 import KernelIO
 import Live
 import Rendering
@@ -7,7 +9,7 @@ import Rendering
 /// Collects, diagnoses, renders; exits 1 when findings reach --fail-on.
 func runDiagnosis(
     namespace: NamespaceOptions, inputs: InputOptions, sweep: SweepOptions, output: OutputOptions, arguments: DiagnosisArguments,
-    sections: DiagnosisRendering.Sections
+    sections: ReportParts
 ) throws {
     if sweep.isActive {
         try runSweep(sweep, output: output, arguments: arguments, sections: sections)
@@ -41,21 +43,21 @@ func timed<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
 }
 
 /// Prints a report and turns its findings into the exit status.
-func render(_ report: DiagnosisReport, format: OutputFormat, sections: DiagnosisRendering.Sections, failOn: Severity?) throws {
+func render(_ report: DiagnosisReport, format: OutputFormat, sections: ReportParts, failOn: Severity?) throws {
     var out = OutputBuffer { try Console.writeOut(bytes: $0) }
     switch format {
     case .table:
         out.write(DiagnosisRendering.human(report, sections: sections, color: Console.colorful))
         report.notices.forEach { log.warning("\($0)") }
     case .json:
-        out.write { DiagnosisRendering.json(report, failOn: failOn, sections: sections).write(to: &$0); $0.append(0x0A) }
+        out.write { DiagnosisDocument.json(report, failOn: failOn, parts: sections).write(to: &$0); $0.append(0x0A) }
     case .ndjson:
-        for record in DiagnosisRendering.ndjson(report, failOn: failOn) {
+        for record in DiagnosisDocument.ndjson(report, failOn: failOn) {
             out.write { record.write(to: &$0); $0.append(0x0A) }
         }
     }
     try out.flush()
-    let relevant = DiagnosisRendering.relevantFindings(report, sections)
+    let relevant = report.findings(for: sections)
     if let failOn, relevant.contains(where: { $0.severity >= failOn }) {
         throw ExitCode(ExitStatus.findings)
     }

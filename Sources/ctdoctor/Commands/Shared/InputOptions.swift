@@ -1,5 +1,7 @@
 import ArgumentParser
 import Diagnosis
+import Formats
+import JSON
 import KernelIO
 import Offline
 

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Conntrack
 import Diagnosis
+import Formats
+import JSON
 import KernelIO
 import Live
 import NetCore
@@ -93,13 +95,13 @@ func runReap(_ reap: ReapOptions, namespace: NamespaceOptions, output: OutputOpt
         out.write(ReapRendering.human(outcomes, dryRun: !reap.yes, minimumIdleSeconds: minimumIdleSeconds))
         report.notices.forEach { log.warning("\($0)") }
     case .json:
-        let document = ReapRendering.json(outcomes, namespace: report.namespace, dryRun: !reap.yes, minimumIdleSeconds: minimumIdleSeconds, notices: report.notices)
+        let document = ReapDocument.json(outcomes, namespace: report.namespace, dryRun: !reap.yes, minimumIdleSeconds: minimumIdleSeconds, notices: report.notices)
         out.write { document.write(to: &$0); $0.append(0x0A) }
     case .ndjson:
         for outcome in outcomes {
-            out.write { ReapRendering.record(outcome, kind: "action").write(to: &$0); $0.append(0x0A) }
+            out.write { ReapDocument.record(outcome, kind: "action").write(to: &$0); $0.append(0x0A) }
         }
-        let summary = JSONValue.object([("kind", .string("summary"))] + ReapRendering.summary(outcomes, dryRun: !reap.yes, minimumIdleSeconds: minimumIdleSeconds))
+        let summary = JSONValue.object([("kind", .string("summary"))] + ReapDocument.summary(outcomes, dryRun: !reap.yes, minimumIdleSeconds: minimumIdleSeconds))
         out.write { summary.write(to: &$0); $0.append(0x0A) }
     }
     try out.flush()

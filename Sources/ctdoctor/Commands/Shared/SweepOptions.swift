@@ -1,6 +1,8 @@
 import ArgumentParser
 import Diagnosis
 import Export
+import Formats
+import JSON
 import KernelIO
 import Live
 import NetCore
@@ -49,17 +51,14 @@ struct SweepOptions: ParsableArguments {
     }
 }
 
-/// One namespace of a sweep: where it is on the node, and its result as the export
-/// labels it (its diagnosis, or why there is none).
-struct SweepResult: Sendable {
-    var node: NodeNamespace
-    var outcome: NamespaceResult
-
-    var report: DiagnosisReport? { outcome.report }
-    var failure: String? { outcome.failure }
-
-    static func identity(of node: NodeNamespace) -> NamespaceIdentity {
-        NamespaceIdentity(netns: node.netnsLabel, pod: node.pod.label)
+extension NamespaceIdentity {
+    /// A swept namespace as monitoring labels it, with where it is on the node.
+    init(_ node: NodeNamespace) {
+        self.init(
+            netns: node.netnsLabel, pod: node.pod.label,
+            place: NodePlace(
+                netnsName: node.netnsName, podName: node.pod.name, podUID: node.pod.uid, podSource: node.pod.source,
+                pid: node.pid, processCount: node.processCount, isHost: node.isHost))
     }
 }
 
@@ -97,14 +96,13 @@ func failureReason(of error: any Error) -> FailureReason {
 
 /// Diagnoses the selected namespaces, `parallel` at a time. Namespaces whose every
 /// process exited meanwhile are dropped, with a notice: pods come and go.
-func sweep(_ namespaces: [NodeNamespace], parallel: Int, options: DiagnosisOptions, notices: inout [String]) throws -> [SweepResult] {
-    let results = try inParallel(namespaces, width: parallel) { node -> SweepResult? in
+func sweep(_ namespaces: [NodeNamespace], parallel: Int, options: DiagnosisOptions, notices: inout [String]) throws -> [NamespaceResult] {
+    let results = try inParallel(namespaces, width: parallel) { node -> NamespaceResult? in
         do {
-            let report = try LiveCollector.collectAndDiagnose(node.namespace, options: options)
-            return SweepResult(node: node, outcome: .diagnosed(SweepResult.identity(of: node), report))
+            return .diagnosed(NamespaceIdentity(node), try LiveCollector.collectAndDiagnose(node.namespace, options: options))
         } catch {
             if let path = node.namespace.path, fileKind(path) == .missing { return nil }
-            return SweepResult(node: node, outcome: .failed(SweepResult.identity(of: node), because: error))
+            return .failed(NamespaceIdentity(node), because: error)
         }
     }
     let vanished = results.filter { $0 == nil }.count
@@ -112,86 +110,9 @@ func sweep(_ namespaces: [NodeNamespace], parallel: Int, options: DiagnosisOptio
     return results.compactMap { $0 }
 }
 
-/// Renders a sweep: a summary line per namespace, then the findings of those with any;
-/// JSON `ctdoctor.sweep.v1`; ndjson one record per namespace and a summary.
-enum SweepRendering {
-    static let schema = "ctdoctor.sweep.v1"
-
-    static func counts(_ report: DiagnosisReport) -> (leaked: Int, atRisk: Int, stalled: Int) {
-        (report.leaks.filter { $0.classification == .leaked }.count, report.leaks.filter { $0.classification == .atRisk }.count,
-         report.stalls.reduce(0) { $0 + $1.connections.count })
-    }
-
-    static func record(_ result: SweepResult, failOn: Severity?, sections: DiagnosisRendering.Sections, full: Bool) -> JSONValue {
-        let node = result.node
-        var members: [(String, JSONValue)] = [
-            ("netns", .string(node.netnsLabel)), ("netns_name", .string(node.netnsName)), ("pod", .string(node.pod.name)),
-            ("pod_uid", .string(node.pod.uid)), ("pod_source", .string(node.pod.source)), ("pid", .integer(node.pid)),
-            ("processes", .integer(node.processCount)), ("host", .bool(node.isHost)), ("error", .string(result.failure)),
-        ]
-        if full {
-            members.append(("diagnosis", result.report.map { DiagnosisRendering.json($0, failOn: failOn, sections: sections) } ?? .null))
-        } else {
-            let report = result.report
-            let (leaked, atRisk, stalled) = report.map(counts) ?? (0, 0, 0)
-            members = [("kind", .string("namespace"))] + members + [
-                ("sidecar", .string(report?.sidecar?.profile.mesh.rawValue)), ("verdict", .string(report?.verdict)),
-                ("worst_severity", .string(report.flatMap { DiagnosisRendering.relevantFindings($0, sections).map(\.severity).max()?.name })),
-                ("leaked", .integer(leaked)), ("at_risk", .integer(atRisk)), ("stalled", .integer(stalled)),
-            ]
-        }
-        return .object(members)
-    }
-
-    static func summary(_ results: [SweepResult], sections: DiagnosisRendering.Sections) -> [(String, JSONValue)] {
-        let reports = results.compactMap(\.report)
-        let totals = reports.map(counts).reduce((0, 0, 0)) { ($0.0 + $1.leaked, $0.1 + $1.atRisk, $0.2 + $1.stalled) }
-        return [
-            ("namespaces", .integer(results.count)), ("diagnosed", .integer(reports.count)),
-            ("failed", .integer(results.count - reports.count)),
-            ("with_sidecar", .integer(reports.filter { $0.sidecar != nil }.count)),
-            ("leaked", .integer(totals.0)), ("at_risk", .integer(totals.1)), ("stalled", .integer(totals.2)),
-            ("worst_severity", .string(reports.flatMap { DiagnosisRendering.relevantFindings($0, sections) }.map(\.severity).max()?.name)),
-        ]
-    }
-
-    static func human(_ results: [SweepResult], sections: DiagnosisRendering.Sections, notices: [String]) -> String {
-        let withSidecar = results.filter { $0.report?.sidecar != nil }.count
-        var out = "Node sweep: \(results.count) network namespaces, \(withSidecar) with a sidecar\n\n"
-        var table = TextTable([
-            .init("Namespace"), .init("Pod"), .init("Sidecar"), .init("Leaked", .right), .init("At risk", .right),
-            .init("Stalled", .right), .init("Worst"), .init("Verdict"),
-        ])
-        for result in results {
-            let node = result.node
-            let name = node.netnsName ?? (node.isHost ? "host" : node.netnsLabel)
-            guard let report = result.report else {
-                table.append([name, node.pod.label ?? "-", "?", "", "", "", "failed", result.failure ?? ""])
-                continue
-            }
-            let (leaked, atRisk, stalled) = counts(report)
-            let worst = DiagnosisRendering.relevantFindings(report, sections).map(\.severity).max()
-            table.append([
-                name, node.pod.label ?? "-", report.sidecar?.profile.mesh.rawValue ?? "-", String(leaked), String(atRisk),
-                String(stalled), worst?.name ?? "-", report.verdict,
-            ])
-        }
-        out += table.render() + "\n"
-        for result in results {
-            guard let report = result.report, report.sidecar != nil,
-                !DiagnosisRendering.relevantFindings(report, sections).isEmpty
-            else { continue }
-            out += "\n── \(result.node.displayName.terminalSafe) (\(result.node.netnsLabel))\n"
-            out += DiagnosisRendering.human(report, sections: sections, color: false)
-        }
-        if !notices.isEmpty { out += "\nNotices\n" + notices.map { "  - \($0.terminalSafe)\n" }.joined() }
-        return out
-    }
-}
-
 /// `diagnose`/`leaks`/`collisions` over many namespaces (or one pod's).
 func runSweep(
-    _ sweepOptions: SweepOptions, output: OutputOptions, arguments: DiagnosisArguments, sections: DiagnosisRendering.Sections
+    _ sweepOptions: SweepOptions, output: OutputOptions, arguments: DiagnosisArguments, sections: ReportParts
 ) throws {
     let options = try arguments.options()
     let failOn = arguments.failOn.severity
@@ -212,21 +133,14 @@ func runSweep(
     case .table:
         out.write(SweepRendering.human(results, sections: sections, notices: notices))
     case .json:
-        let document = JSONValue.object([
-            ("schema", .string(SweepRendering.schema)), ("fail_on", .string(failOn?.name ?? "never")),
-            ("namespaces", .array(results.map { SweepRendering.record($0, failOn: failOn, sections: sections, full: true) })),
-            ("summary", .object(SweepRendering.summary(results, sections: sections))), ("notices", .strings(notices)),
-        ])
-        out.write { document.write(to: &$0); $0.append(0x0A) }
+        out.write { SweepDocument.json(results, failOn: failOn, parts: sections, notices: notices).write(to: &$0); $0.append(0x0A) }
     case .ndjson:
-        for result in results {
-            out.write { SweepRendering.record(result, failOn: failOn, sections: sections, full: false).write(to: &$0); $0.append(0x0A) }
+        for record in SweepDocument.ndjson(results, failOn: failOn, parts: sections, notices: notices) {
+            out.write { record.write(to: &$0); $0.append(0x0A) }
         }
-        let summary = JSONValue.object([("kind", .string("summary"))] + SweepRendering.summary(results, sections: sections) + [("notices", .strings(notices))])
-        out.write { summary.write(to: &$0); $0.append(0x0A) }
     }
     try out.flush()
-    if let failOn, results.contains(where: { $0.report.map { DiagnosisRendering.relevantFindings($0, sections).contains { $0.severity >= failOn } } ?? false }) {
+    if let failOn, results.contains(where: { $0.report.map { $0.findings(for: sections).contains { $0.severity >= failOn } } ?? false }) {
         throw ExitCode(ExitStatus.findings)
     }
 }

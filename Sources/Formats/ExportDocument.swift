@@ -1,5 +1,5 @@
 import Diagnosis
-import Rendering
+import JSON
 
 /// The JSON form of an export run (`ctdoctor.export.v1`): the run's facts and, per
 /// namespace, its diagnosis document or why there is none.
@@ -18,7 +18,7 @@ public enum ExportDocument {
                     ("pod", .string(result.identity.pod)),
                     ("error", .string(result.failure)),
                     ("error_reason", .string(result.failureReason?.rawValue)),
-                    ("diagnosis", result.report.map { DiagnosisRendering.json($0, failOn: failOn) } ?? .null),
+                    ("diagnosis", result.report.map { DiagnosisDocument.json($0, failOn: failOn) } ?? .null),
                 ])
             })),
         ])

@@ -1,15 +1,47 @@
-import Diagnosis
-
 /// Which network namespace a result is about, as monitoring should label it: the netns
 /// (a name from `ip netns`, a path, `pid:N`, or `net:[inode]`) and the pod living there,
 /// when a node sweep could tell.
 public struct NamespaceIdentity: Sendable, Hashable {
     public var netns: String
     public var pod: String?
+    /// Where a node sweep found it; nil for a namespace named on the command line.
+    public var place: NodePlace?
 
-    public init(netns: String, pod: String? = nil) {
+    public init(netns: String, pod: String? = nil, place: NodePlace? = nil) {
         self.netns = netns
         self.pod = pod
+        self.place = place
+    }
+
+    /// How people name it: the pod, the ip netns name, "host", or the netns label.
+    public var displayName: String { pod ?? place?.netnsName ?? (place?.isHost == true ? "host" : netns) }
+}
+
+/// What a node sweep knows of a namespace besides its label: the facts `ctdoctor.sweep.v1`
+/// reports per namespace.
+public struct NodePlace: Sendable, Hashable {
+    /// Its name under /var/run/netns, if any.
+    public var netnsName: String?
+    public var podName: String?
+    public var podUID: String?
+    /// Which file named the pod.
+    public var podSource: String?
+    /// A process inside, and how many there are.
+    public var pid: Int32?
+    public var processCount: Int
+    /// The node's own namespace.
+    public var isHost: Bool
+
+    public init(
+        netnsName: String?, podName: String?, podUID: String?, podSource: String?, pid: Int32?, processCount: Int, isHost: Bool
+    ) {
+        self.netnsName = netnsName
+        self.podName = podName
+        self.podUID = podUID
+        self.podSource = podSource
+        self.pid = pid
+        self.processCount = processCount
+        self.isHost = isHost
     }
 }
 

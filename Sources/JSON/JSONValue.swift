@@ -56,15 +56,21 @@ public indirect enum JSONValue: Sendable, Equatable {
             out.append(UInt8(ascii: "]"))
         case .object(let members):
             out.append(UInt8(ascii: "{"))
-            for (index, (key, value)) in members.enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                out.appendRecord(bound: OutputSpan<UInt8>.jsonStringBound(key) + 1) {
-                    $0.write(jsonString: key)
-                    $0.append(UInt8(ascii: ":"))
-                }
-                value.write(to: &out)
-            }
+            Self.writeMembers(members, to: &out)
             out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    /// An object's members without its braces, for documents that stream an array after
+    /// them (`{"source":"sock_diag","items":[…]}`).
+    public static func writeMembers(_ members: [(String, JSONValue)], to out: inout [UInt8]) {
+        for (index, (key, value)) in members.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out.appendRecord(bound: OutputSpan<UInt8>.jsonStringBound(key) + 1) {
+                $0.write(jsonString: key)
+                $0.append(UInt8(ascii: ":"))
+            }
+            value.write(to: &out)
         }
     }
 }

@@ -1,7 +1,7 @@
 import Conntrack
 import Diagnosis
+import JSON
 import NetCore
-import Rendering
 import Sockets
 
 /// A namespace's facts frozen for offline analysis (`ctdoctor.snapshot.v1`): what a
@@ -68,19 +68,19 @@ public enum SnapshotFormat {
                 ("idle_timeout_setting", .string(process.idleTimeoutSetting)),
             ])
         } ?? .null)
-        text(",\"sockets\":{\"source\":")
-        append(.string(sourceName(input.socketSource)))
+        text(",\"sockets\":{")
+        JSONValue.writeMembers(socketSource(input.socketSource), to: &out)
         text(",\"items\":[")
         for (index, socket) in input.sockets.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
-            SocketRendering.appendJSON(socket, owners: input.owners[socket.inode].flatMap { socket.inode == 0 ? nil : $0 }, to: &out)
+            SocketRecord.appendJSON(socket, owners: input.owners[socket.inode].flatMap { socket.inode == 0 ? nil : $0 }, to: &out)
         }
-        text("]},\"conntrack\":{\"source\":")
-        append(.string(input.conntrackSource))
+        text("]},\"conntrack\":{")
+        JSONValue.writeMembers(conntrackSource(input.conntrackSource), to: &out)
         text(",\"entries\":[")
         for (index, entry) in input.conntrack.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
-            ConntrackRendering.appendJSON(entry, to: &out)
+            ConntrackRecord.appendJSON(entry, to: &out)
         }
         text("]},\"notices\":")
         append(.strings(input.notices))
@@ -88,19 +88,25 @@ public enum SnapshotFormat {
         return out
     }
 
-    /// How the socket source is written: its name, and for the /proc fallback why.
-    static func sourceName(_ source: SocketSource) -> String {
+    /// How each table says where it came from: `source` names the kind, the other
+    /// members carry what that kind knows (why the /proc fallback, which file), so that
+    /// the value reads back without parsing a sentence.
+    static func socketSource(_ source: SocketSource) -> [(String, JSONValue)] {
         switch source {
-        case .sockDiag: "sock_diag"
-        case .procFile(let reason): "proc: \(reason)"
-        case .file(let description): "file: \(description)"
+        case .sockDiag: [("source", .string(source.name))]
+        case .procFile(let reason): [("source", .string(source.name)), ("reason", .string(reason))]
+        case .file(let format, let path, let hasTCPInfo):
+            [("source", .string(source.name)), ("format", .string(format.rawValue)), ("path", .string(path)), ("tcp_info", .bool(hasTCPInfo))]
         }
     }
 
-    static func socketSource(_ name: String) -> SocketSource {
-        if name.hasPrefix("proc: ") { return .procFile(reason: String(name.dropFirst(6))) }
-        if name.hasPrefix("file: ") { return .file(description: String(name.dropFirst(6))) }
-        return .sockDiag
+    static func conntrackSource(_ source: ConntrackProvenance) -> [(String, JSONValue)] {
+        switch source {
+        case .lookups(let count): [("source", .string(source.name)), ("lookups", .integer(count))]
+        case .dump(.netlink), .unreadable: [("source", .string(source.name))]
+        case .dump(.procFile(let reason)): [("source", .string(source.name)), ("reason", .string(reason))]
+        case .file(let format, let path): [("source", .string(source.name)), ("format", .string(format.rawValue)), ("path", .string(path))]
+        }
     }
 
     /// Reads a snapshot; `source` names it in errors.

@@ -1,3 +1,5 @@
+import NetCore
+
 /// A JSON error in one line: where (a line of the text, or a key path) and what.
 public struct JSONError: Error, Sendable, CustomStringConvertible {
     public var reason: String
