@@ -92,10 +92,6 @@ let package = Package(
             name: "MeshLint",
             dependencies: ["Diagnosis", .product(name: "Yams", package: "Yams")]
         ),
-        .target(
-            name: "Lab",
-            dependencies: ["NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live"]
-        ),
         // Every documented JSON schema, its writer and (where ctdoctor reads it back) its
         // reader side by side.
         .target(
@@ -116,6 +112,12 @@ let package = Package(
         .target(
             name: "Offline",
             dependencies: ["NetCore", "JSON", "Conntrack", "Sockets", "Diagnosis", "Formats"]
+        ),
+        // The lab builds pod-shaped namespaces and diagnoses them: an orchestrator, like
+        // the command line, so it sits after what it uses.
+        .target(
+            name: "Lab",
+            dependencies: ["NetCore", "JSON", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live", "Formats"]
         ),
         // The documented entry point of the library (its DocC catalog beside it).
         .target(

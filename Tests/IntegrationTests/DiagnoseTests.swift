@@ -110,6 +110,11 @@ struct LabCommandTests {
         #expect(result.status == 0, "\(result.standardError)")
         let document = try #require(try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any])
         #expect(document["matches"] as? Bool == true)
+        // README's ctdoctor.lab.v1 members, and the half-close scenario's own.
+        #expect(Set(document.keys) == [
+            "schema", "scenario", "namespace", "close_wait_seconds", "collision", "flows", "diagnosis", "matches", "problems",
+        ])
+        #expect(document["schema"] as? String == "ctdoctor.lab.v1" && document["close_wait_seconds"] as? Int == 2)
         let diagnosis = try #require(document["diagnosis"] as? [String: Any])
         let idle = try #require(diagnosis["proxy_idle_timeout"] as? [String: Any])
         #expect(idle["seconds"] as? Double == 90 || idle["seconds"] as? Int == 90)

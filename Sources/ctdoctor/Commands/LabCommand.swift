@@ -179,23 +179,11 @@ struct LabCommand: ParsableCommand {
             Console.writeOut("\nlab: counters during the attempt: "
                 + attempt.counterDeltas.sorted { $0.key < $1.key }.map { "\($0.key) +\($0.value)" }.joined(separator: ", ") + "\n")
         }
-        let failOn = diagnosis.failOn.severity
         return Outcome(
-            report: report, problems: problems,
-            flows: lab.flows.map { flow in
-                .object([("name", .string(flow.name)), ("app_port", .integer(Int64(flow.appPort))),
-                         ("expected", .string(flow.expected?.rawValue))])
-            },
+            report: report, problems: problems, flows: lab.flows.map(\.record),
             extra: [
-                ("close_wait_seconds", .integer(Int64(closeWait))),
-                ("collision", attempt.map { attempt in
-                    .object([
-                        ("port", .integer(Int64(attempt.port))), ("connected", .bool(attempt.connected)),
-                        ("seconds", .number(attempt.seconds)), ("error", .string(attempt.error)),
-                        ("counter_deltas", .object(attempt.counterDeltas.sorted { $0.key < $1.key }.map { ($0.key, .integer($0.value)) })),
-                        ("diagnosis_during", attempt.duringAttempt.map { DiagnosisDocument.json($0, failOn: failOn) } ?? .null),
-                    ])
-                } ?? .null),
+                ("close_wait_seconds", .integer(closeWait)),
+                ("collision", attempt?.record(failOn: diagnosis.failOn.severity) ?? .null),
             ])
     }
 
@@ -219,18 +207,7 @@ struct LabCommand: ParsableCommand {
         }
         let outcome = Outcome(
             report: firstReport!, problems: measurements.flatMap { m in m.problems.map { "\(m.pattern.rawValue): \($0)" } },
-            flows: [],
-            extra: [("measurements", .array(measurements.map { m in
-                .object([
-                    ("pattern", .string(m.pattern.rawValue)), ("connects", .integer(Int64(m.connects))),
-                    ("leaks", .integer(Int64(m.leaks))), ("first_pass_poisoned", .integer(Int64(m.poisonedFirstPass))),
-                    ("first_pass_space", .integer(Int64(m.firstPassSpace))), ("picks", .integer(Int64(m.picks))),
-                    ("collisions", .integer(Int64(m.collisions))), ("leaks_hit", .integer(Int64(m.leaksHit))),
-                    ("expected_picks", .number(m.expected.picks)), ("expected_leaks_hit", .number(m.expected.leaksHit)),
-                    ("uniform_picks", .number(m.uniformPicks)),
-                    ("counter_deltas", .object(m.counterDeltas.sorted { $0.key < $1.key }.map { ($0.key, .integer($0.value)) })),
-                ])
-            }))])
+            flows: [], extra: [("measurements", .array(measurements.map(\.record)))])
         emit(outcome)
         return outcome
     }
@@ -242,11 +219,7 @@ struct LabCommand: ParsableCommand {
         problems += lab.awaitStalledGreeting()
         return Outcome(
             report: report, problems: problems,
-            flows: lab.flows.map { flow in
-                .object([("name", .string(flow.name)), ("service_port", .integer(Int64(flow.servicePort))),
-                         ("app_port", .integer(Int64(flow.appPort))), ("expect_stalled", .bool(flow.expectStalled)),
-                         ("first_bytes_after_seconds", flow.firstBytesAfter.map { .number($0) } ?? .null)])
-            },
+            flows: lab.flows.map(\.record),
             extra: [("mesh", .string(mesh.rawValue)), ("stall_after_seconds", .number(options.stallAfterSeconds))])
     }
 
@@ -260,16 +233,9 @@ struct LabCommand: ParsableCommand {
                 ? "\nlab: the diagnosis matches what the lab built.\n"
                 : "\nlab: the diagnosis does NOT match what the lab built:\n" + outcome.problems.map { "  - \($0)\n" }.joined())
         case .json, .ndjson:
-            let failOn = diagnosis.failOn.severity
-            let document = JSONValue.object(
-                [("schema", .string("ctdoctor.lab.v1")), ("scenario", .string(scenario.rawValue)), ("namespace", .string(name))]
-                    + outcome.extra
-                    + [
-                        ("flows", .array(outcome.flows)),
-                        ("diagnosis", DiagnosisDocument.json(outcome.report, failOn: failOn ?? nil)),
-                        ("matches", .bool(outcome.problems.isEmpty)),
-                        ("problems", .strings(outcome.problems)),
-                    ])
+            let document = LabDocument.json(
+                scenario: scenario.rawValue, namespace: name, members: outcome.extra, flows: outcome.flows, diagnosis: outcome.report,
+                failOn: diagnosis.failOn.severity, problems: outcome.problems)
             Console.writeOut(document.text + "\n")
         }
     }
