@@ -148,6 +148,7 @@ let package = Package(
             dependencies: [
                 "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Live",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             path: "Benchmarks/ctdoctor-bench"
         ),
