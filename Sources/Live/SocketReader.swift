@@ -76,12 +76,15 @@ public struct SocketReader: Sendable {
                 (localPorts.isEmpty || localPorts.contains($0.local.port)) && families.contains($0.family)
                     && (localPortRange?.contains($0.local.port) ?? true)
             }
-            return (sockets, .procFile(reason: "sock_diag unavailable (\(error.detail)); read /proc/net/tcp and tcp6 instead"))
+            return (sockets, .procFile(reason: "sock_diag unavailable (\(error.error)); read /proc/net/tcp and tcp6 instead"))
         }
     }
 
-    struct SockDiagUnavailable: Error {
-        var detail: String
+    /// sock_diag cannot answer here (no socket, no tcp_diag handler): the /proc fallback
+    /// is taken, and `cause` says why in its notice.
+    struct SockDiagUnavailable: WrapsCause {
+        var error: any Error
+        var cause: (any Error)? { error }
     }
 
     func sockDiagSockets(
@@ -91,7 +94,7 @@ public struct SocketReader: Sendable {
         do {
             transport = try makeTransport()
         } catch let error as KernelIOError {
-            throw SockDiagUnavailable(detail: error.description)
+            throw SockDiagUnavailable(error: error)
         }
         var sockets: [TCPSocket] = []
         var sequence = UInt32.random(in: 1...(UInt32.max / 2))
@@ -116,7 +119,7 @@ public struct SocketReader: Sendable {
                 // ENOENT: no tcp_diag handler (module missing). An IPv6-less kernel also
                 // answers this for AF_INET6 only; keep what IPv4 gave.
                 if family == .ipv6 && !sockets.isEmpty { continue }
-                throw SockDiagUnavailable(detail: error.description)
+                throw SockDiagUnavailable(error: error)
             } catch let error as NetlinkKernelError {
                 throw SocketReadError.unreadable(cause: error, while: "sock_diag dump failed")
             } catch let error as NetlinkFramingError {

@@ -18,21 +18,35 @@ public struct SocketReaper: Sendable {
         self.init(transportFactory: { try namespace.run { try NetlinkSocket(bus: .sockDiag) } })
     }
 
-    public enum Failure: Error, Sendable, CustomStringConvertible, Equatable {
+    public enum Failure: WrapsCause, Sendable, CustomStringConvertible, Equatable {
         /// The socket has no cookie to name it by.
         case noCookie
         /// EPERM: SOCK_DESTROY needs CAP_NET_ADMIN in the socket's network namespace.
         case notPermitted
         /// EOPNOTSUPP: the kernel was built without CONFIG_INET_DIAG_DESTROY.
         case unsupported
-        case failed(String)
+        /// Any other error of `operation` (a lookup or SOCK_DESTROY), kept as it came.
+        case failed(operation: String, cause: any Error & Sendable)
 
         public var description: String {
             switch self {
             case .noCookie: "the socket has no sock_diag cookie to name it by"
             case .notPermitted: "SOCK_DESTROY refused (EPERM): it needs CAP_NET_ADMIN in the socket's network namespace"
             case .unsupported: "SOCK_DESTROY unsupported (EOPNOTSUPP): the kernel lacks CONFIG_INET_DIAG_DESTROY"
-            case .failed(let detail): detail
+            case .failed(let operation, let cause): "sock_diag \(operation) failed: \(cause)"
+            }
+        }
+
+        public var cause: (any Error)? {
+            if case .failed(_, let cause) = self { return cause }
+            return nil
+        }
+
+        public static func == (lhs: Failure, rhs: Failure) -> Bool {
+            switch (lhs, rhs) {
+            case (.noCookie, .noCookie), (.notPermitted, .notPermitted), (.unsupported, .unsupported): true
+            case (.failed(let a, let x), .failed(let b, let y)): a == b && "\(x)" == "\(y)"
+            default: false
             }
         }
     }
@@ -82,10 +96,10 @@ public struct SocketReaper: Sendable {
             case .noSuchFileOrDirectory, .staleNFSFileHandle: return true
             case .notPermitted, .permissionDenied: throw .notPermitted
             case .notSupported, .notSupportedOnSocket: throw .unsupported
-            default: throw .failed("sock_diag \(destroy ? "SOCK_DESTROY" : "lookup") failed: \(error)")
+            default: throw .failed(operation: destroy ? "SOCK_DESTROY" : "lookup", cause: error)
             }
         } catch {
-            throw .failed("sock_diag \(destroy ? "SOCK_DESTROY" : "lookup") failed: \(error)")
+            throw .failed(operation: destroy ? "SOCK_DESTROY" : "lookup", cause: error)
         }
     }
 }

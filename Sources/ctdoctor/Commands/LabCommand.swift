@@ -241,10 +241,5 @@ struct LabCommand: ParsableCommand {
     }
 }
 
-/// A failure a command reports in one line, naming its cause.
-struct CommandFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
 
 extension ServerFirstLab.Mesh: ExpressibleByArgument {}

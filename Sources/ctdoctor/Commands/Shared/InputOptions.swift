@@ -66,15 +66,15 @@ func readInputFile(_ path: String) throws -> [UInt8] {
     do {
         bytes = try path == "-" ? readStandardInput(limit: maximumInputBytes) : readFile(path, limit: maximumInputBytes)
     } catch let error as KernelIOError where error.errno == .fileTooLarge {
-        throw CommandFailure(tooLarge)
+        throw CommandFailure(tooLarge, cause: error)
     }
     guard isGzip(bytes) else { return bytes }
     do {
         return try gzipDecompress(bytes, limit: maximumInputBytes)
     } catch let error as GzipError where error.isTooLarge {
-        throw CommandFailure(tooLarge + " (once decompressed)")
+        throw CommandFailure(tooLarge + " (once decompressed)", cause: error)
     } catch {
-        throw CommandFailure("\(path): \(error)")
+        throw CommandFailure("\(path): \(error)", cause: error)
     }
 }
 

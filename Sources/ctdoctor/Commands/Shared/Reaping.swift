@@ -65,7 +65,7 @@ func runReap(_ reap: ReapOptions, namespace: NamespaceOptions, output: OutputOpt
             do {
                 entryNow = try lookup.entries(for: [key])[key]
             } catch {
-                throw CommandFailure("cannot re-verify the conntrack entry of \(key), so nothing is destroyed: \(error)")
+                throw CommandFailure("cannot re-verify the conntrack entry of \(key), so nothing is destroyed: \(error)", cause: error)
             }
             let decision = ReapPolicy.decide(
                 leak, now: current, entryNow: entryNow, minimumIdleMilliseconds: minimumIdle, profile: profile,
