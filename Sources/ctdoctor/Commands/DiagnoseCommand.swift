@@ -31,18 +31,12 @@ struct DiagnoseCommand: ParsableCommand {
             """
     )
 
-    @OptionGroup var namespace: NamespaceOptions
-    @OptionGroup var inputs: InputOptions
-    @OptionGroup var sweep: SweepOptions
+    @OptionGroup var source: DiagnosisSource
     @OptionGroup var output: OutputOptions
     @OptionGroup var diagnosis: DiagnosisArguments
 
-    func validate() throws {
-        try inputs.validate(with: namespace)
-        try sweep.validate(with: namespace, inputs: inputs)
-    }
 
     func run() throws {
-        try runDiagnosis(namespace: namespace, inputs: inputs, sweep: sweep, output: output, arguments: diagnosis, sections: .all)
+        try source.diagnose(output: output, arguments: diagnosis, sections: .all)
     }
 }

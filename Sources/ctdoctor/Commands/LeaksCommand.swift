@@ -31,21 +31,17 @@ struct LeaksCommand: ParsableCommand {
             """
     )
 
-    @OptionGroup var namespace: NamespaceOptions
-    @OptionGroup var inputs: InputOptions
-    @OptionGroup var sweep: SweepOptions
+    @OptionGroup var source: DiagnosisSource
     @OptionGroup var output: OutputOptions
     @OptionGroup var diagnosis: DiagnosisArguments
     @OptionGroup(title: "Reclaiming leaked sockets") var reap: ReapOptions
 
     func validate() throws {
-        try inputs.validate(with: namespace)
-        try sweep.validate(with: namespace, inputs: inputs)
-        try reap.validate(sweep: sweep, inputs: inputs)
+        try reap.validate(sweep: source.sweep, inputs: source.inputs)
     }
 
     func run() throws {
-        if reap.reap { return try runReap(reap, namespace: namespace, output: output, arguments: diagnosis) }
-        try runDiagnosis(namespace: namespace, inputs: inputs, sweep: sweep, output: output, arguments: diagnosis, sections: [.findings, .leaks])
+        if reap.reap { return try runReap(reap, namespace: source.namespace, output: output, arguments: diagnosis) }
+        try source.diagnose(output: output, arguments: diagnosis, sections: [.findings, .leaks])
     }
 }
