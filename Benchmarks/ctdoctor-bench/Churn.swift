@@ -18,6 +18,8 @@ struct Churn: ParsableCommand {
     @Option(help: "How long to churn.") var seconds = 10.0
     @Option(help: "Entries per create (and then delete) batch.") var batch = 512
     @Option(help: "Which of several churners this is (0-15): each uses its own addresses.") var lane = 0
+    @Option(help: "Conntrack changes per second to aim at (0: as many as the kernel takes). A load test names the load it means.")
+    var rate = 0
 
     func run() throws {
         let namespace = try NetworkNamespace.resolve(netns)
@@ -86,6 +88,11 @@ struct Churn: ParsableCommand {
             sent += 2 * batch
             round += 1
             try drain()
+            // Paced: ahead of the rate, wait until the changes sent are due.
+            if rate > 0 {
+                let due = Double(sent) / Double(rate) - Date().timeIntervalSince(start)
+                if due > 0 { usleep(UInt32(min(due, 1) * 1_000_000)) }
+            }
         }
         let elapsed = Date().timeIntervalSince(start)
         socketChurn.cancel()
