@@ -67,16 +67,35 @@ public struct SocketReader: Sendable {
         in states: TCPStateSet = .all, withInfo: Bool = true, localPorts: [UInt16] = [],
         localPortRange: ClosedRange<UInt16>? = nil, families: [AddressFamily] = AddressFamily.allCases
     ) throws -> ([TCPSocket], SocketSource) {
+        var sockets: [TCPSocket] = []
+        let source = try forEachSocket(
+            in: states, withInfo: withInfo, localPorts: localPorts, localPortRange: localPortRange, families: families
+        ) { sockets.append($0) }
+        return (sockets, source)
+    }
+
+    /// The same sockets as `sockets(…)`, each handed to `body` as the dump decodes it, so
+    /// that a listing of half a million sockets holds one at a time. sock_diag's dump is
+    /// received on one thread and decoded (and `body` run) on another.
+    public func forEachSocket(
+        in states: TCPStateSet = .all, withInfo: Bool = true, localPorts: [UInt16] = [],
+        localPortRange: ClosedRange<UInt16>? = nil, families: [AddressFamily] = AddressFamily.allCases,
+        _ body: (TCPSocket) throws -> Void
+    ) throws -> SocketSource {
         do {
-            return (try sockDiagSockets(
-                states: states, withInfo: withInfo, localPorts: localPorts, localPortRange: localPortRange, families: families
-            ), .sockDiag)
+            try sockDiagSockets(
+                states: states, withInfo: withInfo, localPorts: localPorts, localPortRange: localPortRange, families: families, body)
+            return .sockDiag
         } catch let error as SockDiagUnavailable {
-            let sockets = try procSockets(states: states).filter {
-                (localPorts.isEmpty || localPorts.contains($0.local.port)) && families.contains($0.family)
-                    && (localPortRange?.contains($0.local.port) ?? true)
+            // sock_diag fails before its first socket (no socket, no handler for IPv4),
+            // so nothing was delivered twice.
+            for socket in try procSockets(states: states)
+            where (localPorts.isEmpty || localPorts.contains(socket.local.port)) && families.contains(socket.family)
+                && (localPortRange?.contains(socket.local.port) ?? true)
+            {
+                try body(socket)
             }
-            return (sockets, .procFile(reason: "sock_diag unavailable (\(error.error)); read /proc/net/tcp and tcp6 instead"))
+            return .procFile(reason: "sock_diag unavailable (\(error.error)); read /proc/net/tcp and tcp6 instead")
         }
     }
 
@@ -88,15 +107,18 @@ public struct SocketReader: Sendable {
     }
 
     func sockDiagSockets(
-        states: TCPStateSet, withInfo: Bool, localPorts: [UInt16], localPortRange: ClosedRange<UInt16>?, families: [AddressFamily]
-    ) throws -> [TCPSocket] {
+        states: TCPStateSet, withInfo: Bool, localPorts: [UInt16], localPortRange: ClosedRange<UInt16>?, families: [AddressFamily],
+        _ body: (TCPSocket) throws -> Void
+    ) throws {
         let transport: any NetlinkTransport
         do {
             transport = try makeTransport()
         } catch let error as KernelIOError {
             throw SockDiagUnavailable(error: error)
         }
-        var sockets: [TCPSocket] = []
+        var delivered = 0
+        // Few sockets are bound to a device; each index is named once, in the namespace.
+        var deviceNames: [UInt32: String?] = [:]
         var sequence = UInt32.random(in: 1...(UInt32.max / 2))
         for family in families {
             sequence &+= 1
@@ -104,21 +126,26 @@ public struct SocketReader: Sendable {
                 family: family, states: states, withInfo: withInfo, sequence: sequence, localPorts: localPorts,
                 localPortRange: localPortRange)
             do {
-                _ = try NetlinkDump.run(transport: transport, request: request, sequence: sequence) { buffer, message in
+                _ = try NetlinkDump.runPipelined(transport: transport, request: request, sequence: sequence) { buffer, message in
                     guard SockDiagCodec.carriesSocket(message) else { return }
-                    let socket = try SockDiagCodec.decode(buffer, message)
+                    var socket = try SockDiagCodec.decode(buffer, message)
                     // The kernel filtered already; checking again keeps a kernel that
                     // ignored the bytecode from widening the answer.
-                    if states.contains(socket.state) && (localPorts.isEmpty || localPorts.contains(socket.local.port))
+                    guard states.contains(socket.state) && (localPorts.isEmpty || localPorts.contains(socket.local.port))
                         && (localPortRange?.contains(socket.local.port) ?? true)
-                    {
-                        sockets.append(socket)
+                    else { return }
+                    if let index = socket.boundDevice?.index {
+                        if deviceNames[index] == nil { deviceNames[index] = .some(nameDevices([index])[index]) }
+                        socket.boundDevice?.name = deviceNames[index] ?? nil
                     }
+                    delivered += 1
+                    try body(socket)
                 }
             } catch let error as NetlinkKernelError where error.errno == .noSuchFileOrDirectory || error.errno == .notSupported {
                 // ENOENT: no tcp_diag handler (module missing). An IPv6-less kernel also
                 // answers this for AF_INET6 only; keep what IPv4 gave.
-                if family == .ipv6 && !sockets.isEmpty { continue }
+                if family == .ipv6 && delivered > 0 { continue }
+                guard delivered == 0 else { throw SocketReadError.unreadable(cause: error, while: "sock_diag dump failed") }
                 throw SockDiagUnavailable(error: error)
             } catch let error as NetlinkKernelError {
                 throw SocketReadError.unreadable(cause: error, while: "sock_diag dump failed")
@@ -126,15 +153,6 @@ public struct SocketReader: Sendable {
                 throw SocketReadError.unreadable(cause: error, while: "sock_diag dump")
             }
         }
-        // Few sockets are bound to a device: one namespace switch names them all.
-        let indexes = Set(sockets.compactMap { $0.boundDevice?.index })
-        if !indexes.isEmpty {
-            let names = nameDevices(indexes.sorted())
-            for position in sockets.indices {
-                if let index = sockets[position].boundDevice?.index { sockets[position].boundDevice?.name = names[index] }
-            }
-        }
-        return sockets
     }
 
     /// The /proc/net/tcp{,6} listing alone, without trying sock_diag first.

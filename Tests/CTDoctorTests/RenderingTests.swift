@@ -93,6 +93,32 @@ struct RenderingTests {
         ])
     }
 
+    @Test func aStreamedTableNoLongerThanItsSampleIsTheTable() {
+        let columns: [TextTable.Column] = [.init("State"), .init("Recv-Q", .right), .init("Local")]
+        let rows = [["ESTABLISHED", "0", "127.0.0.1:1"], ["LISTEN", "4096", "[::1]:15001"], ["CLOSE\u{1B}[2J", "1", "x"]]
+        var table = TextTable(columns)
+        var streamed = StreamedTable(columns, sampleSize: 3)
+        var text = ""
+        for row in rows {
+            table.append(row)
+            text += streamed.append(row)
+        }
+        text += streamed.finish()
+        #expect(text == table.render())
+        #expect(!text.contains("\u{1B}"), "control characters escaped as TextTable does")
+    }
+
+    @Test func aStreamedTablePrintsEachRowOnceItsSampleIsFull() {
+        var streamed = StreamedTable([.init("A"), .init("B", .right)], sampleSize: 2)
+        #expect(streamed.append(["x", "1"]) == "")
+        let head = streamed.append(["yy", "22"])
+        #expect(head == "A    B\nx    1\nyy  22\n", "widths from the header and the sample")
+        // Held no longer: each row comes out as it is appended, a wider cell pushing its line.
+        #expect(streamed.append(["zzzz", "3"]) == "zzzz   3\n")
+        #expect(streamed.append(["w", "4"]) == "w    4\n")
+        #expect(streamed.finish() == "")
+    }
+
     @Test(arguments: [(UInt64(850), "850ms"), (41_234, "41.2s"), (61_234, "1m1s"), (725_000, "12m5s"), (10_920_000, "3h2m"), (90_000_000, "1d1h")])
     func durationsReadLikePeopleSayThem(milliseconds: UInt64, text: String) {
         #expect(humanDuration(milliseconds: milliseconds) == text)

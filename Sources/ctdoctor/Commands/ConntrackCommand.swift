@@ -15,6 +15,10 @@ struct ConntrackCommand: ParsableCommand {
             refuses, reads /proc/net/nf_conntrack instead and says so on standard error and in \
             the JSON "source" and "notices" fields.
 
+            Every format streams: a million entries cost one entry's memory. The table's \
+            columns are as wide as the first 1,000 rows need; a wider cell later pushes its \
+            line right, as in conntrack -L.
+
             JSON output follows the schema ctdoctor.conntrack.v1, documented in README under \"JSON output\".
 
             Examples:
@@ -89,9 +93,12 @@ struct ConntrackCommand: ParsableCommand {
 
         switch output.format {
         case .table:
-            var table = TextTable(ConntrackRendering.tableColumns())
-            let report = try reader.forEachEntry(matching: filter) { table.append(ConntrackRendering.tableRow($0)) }
-            out.write(table.render())
+            var table = StreamedTable(ConntrackRendering.tableColumns())
+            let report = try reader.forEachEntry(matching: filter) { entry in
+                out.write(table.append(ConntrackRendering.tableRow(entry)))
+                try out.flushIfFull()
+            }
+            out.write(table.finish())
             try out.flush()
             Self.notices(for: report).forEach { log.warning("\($0)") }
         case .ndjson, .json:

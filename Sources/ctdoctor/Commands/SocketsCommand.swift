@@ -16,6 +16,9 @@ struct SocketsCommand: ParsableCommand {
             finds each socket's owners in /proc/PID/fd, as `ss -p` does (other users' processes \
             need CAP_SYS_PTRACE).
 
+            Every format streams, each socket printed as the sock_diag dump decodes it; the \
+            table's columns are as wide as the first 1,000 rows need.
+
             JSON output follows the schema ctdoctor.sockets.v1, documented in README under \"JSON output\".
 
             Examples:
@@ -57,53 +60,67 @@ struct SocketsCommand: ParsableCommand {
     func run() throws {
         let namespace = try self.namespace.resolve()
         let portFilter = try port.map { try parsePort($0, option: "--port") }
-        let (all, source) = try SocketReader(namespace: namespace).sockets(in: try states())
-        let sockets = all.filter { socket in
-            portFilter.map { socket.local.port == $0 || socket.remote.port == $0 } ?? true
-        }
-        var notices: [String] = []
-        if case .procFile(let reason) = source { notices.append(reason) }
+        let matches: (TCPSocket) -> Bool = { socket in portFilter.map { socket.local.port == $0 || socket.remote.port == $0 } ?? true }
+        var processNotices: [String] = []
         var table: ProcessTable?
         if processes {
             table = try ProcessTable.scan()
             if let unreadable = table?.unreadableProcesses, unreadable > 0 {
-                notices.append("\(unreadable) processes could not be inspected (needs CAP_SYS_PTRACE or their uid); their sockets show no owner")
+                processNotices.append("\(unreadable) processes could not be inspected (needs CAP_SYS_PTRACE or their uid); their sockets show no owner")
             }
         }
-        notices.forEach { log.warning("\($0)") }
+        let owners: (TCPSocket) -> [SocketOwner]? = { socket in table.map { $0.owners(of: socket.inode) } }
+        let reader = SocketReader(namespace: namespace)
+        let states = try states()
+        func notices(_ source: SocketSource) -> [String] {
+            var notices = processNotices
+            if case .procFile(let reason) = source { notices.insert(reason, at: 0) }
+            return notices
+        }
 
+        // Every form streams: each socket is printed as the dump decodes it, and the
+        // listing's end (count, source, notices) follows the last one.
         var out = OutputBuffer { try Console.writeOut(bytes: $0) }
         if count {
+            var matched = 0
+            let source = try reader.forEachSocket(in: states, withInfo: false) { if matches($0) { matched += 1 } }
+            notices(source).forEach { log.warning("\($0)") }
             if output.format == .table {
-                out.write("\(sockets.count)\n")
+                out.write("\(matched)\n")
             } else {
                 out.write {
                     SocketRecord.appendMetadata(
-                        count: sockets.count, namespace: namespace.name, source: source, notices: notices,
+                        count: matched, namespace: namespace.name, source: source, notices: notices(source),
                         prefix: "{\"schema\":\"\(SocketRecord.countSchema)\",\"count\":", to: &$0)
                 }
             }
             try out.flush()
             return
         }
-        let owners: (TCPSocket) -> [SocketOwner]? = { socket in table.map { $0.owners(of: socket.inode) } }
         switch output.format {
         case .table:
-            var text = TextTable(SocketRendering.tableColumns(withProcesses: processes))
-            for socket in sockets { text.append(SocketRendering.tableRow(socket, owners: owners(socket))) }
-            out.write(text.render())
+            var text = StreamedTable(SocketRendering.tableColumns(withProcesses: processes))
+            let source = try reader.forEachSocket(in: states) { socket in
+                guard matches(socket) else { return }
+                out.write(text.append(SocketRendering.tableRow(socket, owners: owners(socket))))
+                try out.flushIfFull()
+            }
+            out.write(text.finish())
+            try out.flush()
+            notices(source).forEach { log.warning("\($0)") }
         case .ndjson, .json:
             var stream = RecordStream(output.format == .ndjson ? .lines : .array(head: SocketRecord.documentHead), to: out)
-            for socket in sockets {
-                let owners = owners(socket)
-                try stream.append(bound: SocketRecord.bound(socket, owners: owners)) { SocketRecord.writeJSON(socket, owners: owners, to: &$0) }
+            let source = try reader.forEachSocket(in: states) { socket in
+                guard matches(socket) else { return }
+                let held = owners(socket)
+                try stream.append(bound: SocketRecord.bound(socket, owners: held)) { SocketRecord.writeJSON(socket, owners: held, to: &$0) }
             }
+            let matched = stream.count
             try stream.finish {
                 SocketRecord.appendMetadata(
-                    count: sockets.count, namespace: namespace.name, source: source, notices: notices, prefix: "],\"count\":", to: &$0)
+                    count: matched, namespace: namespace.name, source: source, notices: notices(source), prefix: "],\"count\":", to: &$0)
             }
-            return
+            notices(source).forEach { log.warning("\($0)") }
         }
-        try out.flush()
     }
 }
