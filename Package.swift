@@ -101,7 +101,7 @@ let package = Package(
         // What people read: tables and reports.
         .target(
             name: "Rendering",
-            dependencies: ["NetCore", "Conntrack", "Sockets", "Diagnosis", "MeshLint"]
+            dependencies: ["NetCore", "JSON", "Conntrack", "Sockets", "Diagnosis", "MeshLint"]
         ),
         .target(
             name: "Export",

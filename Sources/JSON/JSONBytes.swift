@@ -39,6 +39,17 @@ extension OutputSpan where Element == UInt8 {
         }
     }
 
+    /// Appends an unsigned integer in lowercase hexadecimal, without leading zeros.
+    @inlinable
+    public mutating func write(hexadecimal value: UInt64) {
+        var shift = 60
+        while shift > 0 && value >> UInt64(shift) == 0 { shift -= 4 }
+        while shift >= 0 {
+            append(hexDigit(UInt8(truncatingIfNeeded: value >> UInt64(shift)) & 0xF))
+            shift -= 4
+        }
+    }
+
     @inlinable
     public mutating func write<T: BinaryInteger>(number value: T) {
         if value < 0 {

@@ -1,4 +1,5 @@
 import Conntrack
+import JSON
 import NetCore
 
 /// Conntrack entries as an aligned table, with conntrack -L's flags.
@@ -10,37 +11,68 @@ public enum ConntrackRendering {
         ]
     }
 
-    /// One table row: tuples as endpoints, flags as conntrack -L prints them plus DNAT/SNAT.
-    public static func tableRow(_ entry: ConntrackEntry) -> [String] {
-        func end(_ tuple: ConntrackTuple, source: Bool) -> String {
-            let address = source ? tuple.source : tuple.destination
-            if let icmp = tuple.icmp {
-                return source ? "\(address) type=\(icmp.type) code=\(icmp.code) id=\(icmp.id)" : address.description
-            }
-            if entry.hasKeys { return "\(address) key=0x\(String(source ? tuple.sourcePort : tuple.destinationPort, radix: 16))" }
-            guard IPProtocolName.hasPorts(entry.protocolNumber) else { return address.description }
-            return Endpoint(address, source ? tuple.sourcePort : tuple.destinationPort).description
+    /// One table row, written as bytes: tuples as endpoints, flags as conntrack -L
+    /// prints them plus DNAT/SNAT. Every cell is ctdoctor's own text (numbers, addresses,
+    /// names from fixed tables), so none needs escaping.
+    public static func writeRow(_ entry: ConntrackEntry, to row: inout TableRow) {
+        row.cell(bound: 32) { $0.write(entry.protocolName) }
+        row.cell(bound: 32) { $0.write(entry.state?.name ?? "-") }
+        row.cell(bound: 12) { out in if let timeout = entry.timeout { out.write(number: timeout) } else { out.write("-") } }
+        let ports = IPProtocolName.hasPorts(entry.protocolNumber)
+        for (tuple, source) in [(entry.original, true), (entry.original, false), (entry.reply, true), (entry.reply, false)] {
+            row.cell(bound: 96) { writeEnd(tuple, source: source, ports: ports, keys: entry.hasKeys, to: &$0) }
         }
-        var flags: [String] = []
-        if !entry.status.contains(.seenReply) { flags.append("UNREPLIED") }
-        if entry.status.contains(.assured) { flags.append("ASSURED") }
-        if entry.status.contains(.destinationNAT) { flags.append("DNAT") }
-        if entry.status.contains(.sourceNAT) || entry.isSourceNATed { flags.append("SNAT") }
-        if entry.status.contains(.offload) { flags.append("OFFLOAD") }
-        if entry.status.contains(.hardwareOffload) { flags.append("HW_OFFLOAD") }
-        if entry.mark != 0 { flags.append("mark=\(entry.mark)") }
-        if entry.zone != 0 { flags.append("zone=\(entry.zone)") }
-        if let zone = entry.original.zone { flags.append("zone-orig=\(zone)") }
-        if let zone = entry.reply.zone { flags.append("zone-reply=\(zone)") }
-        return [
-            entry.protocolName,
-            entry.state?.name ?? "-",
-            entry.timeout.map(String.init) ?? "-",
-            end(entry.original, source: true),
-            end(entry.original, source: false),
-            end(entry.reply, source: true),
-            end(entry.reply, source: false),
-            flags.isEmpty ? "-" : flags.joined(separator: ","),
-        ]
+        row.cell(bound: 160) { writeFlags(entry, to: &$0) }
+    }
+
+    /// An endpoint as ss prints it (`10.0.0.1:80`, `[::1]:80`), an ICMP tuple's type,
+    /// code and id, a GRE key, or the bare address of a portless protocol.
+    static func writeEnd(_ tuple: ConntrackTuple, source: Bool, ports: Bool, keys: Bool, to out: inout OutputSpan<UInt8>) {
+        let address = source ? tuple.source : tuple.destination
+        let port = source ? tuple.sourcePort : tuple.destinationPort
+        if let icmp = tuple.icmp {
+            address.writeText(to: &out)
+            guard source else { return }
+            out.write(" type=")
+            out.write(number: icmp.type)
+            out.write(" code=")
+            out.write(number: icmp.code)
+            out.write(" id=")
+            out.write(number: icmp.id)
+            return
+        }
+        if keys {
+            address.writeText(to: &out)
+            out.write(" key=0x")
+            out.write(hexadecimal: UInt64(port))
+            return
+        }
+        guard ports else { return address.writeText(to: &out) }
+        SocketRendering.writeEndpoint(Endpoint(address, port), to: &out)
+    }
+
+    static func writeFlags(_ entry: ConntrackEntry, to out: inout OutputSpan<UInt8>) {
+        var first = true
+        func flag(_ text: String) {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            out.write(text)
+        }
+        func flag(_ name: String, _ value: UInt32) {
+            flag(name)
+            out.append(UInt8(ascii: "="))
+            out.write(number: value)
+        }
+        if !entry.status.contains(.seenReply) { flag("UNREPLIED") }
+        if entry.status.contains(.assured) { flag("ASSURED") }
+        if entry.status.contains(.destinationNAT) { flag("DNAT") }
+        if entry.status.contains(.sourceNAT) || entry.isSourceNATed { flag("SNAT") }
+        if entry.status.contains(.offload) { flag("OFFLOAD") }
+        if entry.status.contains(.hardwareOffload) { flag("HW_OFFLOAD") }
+        if entry.mark != 0 { flag("mark", entry.mark) }
+        if entry.zone != 0 { flag("zone", UInt32(entry.zone)) }
+        if let zone = entry.original.zone { flag("zone-orig", UInt32(zone)) }
+        if let zone = entry.reply.zone { flag("zone-reply", UInt32(zone)) }
+        if first { out.write("-") }
     }
 }

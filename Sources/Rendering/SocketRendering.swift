@@ -1,3 +1,4 @@
+import JSON
 import NetCore
 import Sockets
 
@@ -19,21 +20,39 @@ public enum SocketRendering {
         return "\(text[..<colon])%\(device)\(text[colon...])"
     }
 
-    public static func tableRow(_ socket: TCPSocket, owners: [SocketOwner]?) -> [String] {
-        var row = [
-            socket.state.name,
-            String(socket.receiveQueue),
-            String(socket.sendQueue),
-            localText(socket),
-            socket.remote.port == 0 && socket.state == .listen ? "*:*" : socket.remote.description,
-            String(socket.inode),
-            // tcp_info's "last" times mean nothing for a listener.
-            socket.state == .listen ? "-" : socket.info.map { humanDuration(milliseconds: UInt64($0.idleMilliseconds)) } ?? "-",
-        ]
-        if let owners {
-            row.append(owners.isEmpty ? "" : usersField(owners))
+    /// One table row, written as bytes. The device and process names are outside text
+    /// and go through the escaping cell; the rest is ctdoctor's own.
+    public static func writeRow(_ socket: TCPSocket, owners: [SocketOwner]?, to row: inout TableRow) {
+        row.cell(bound: 16) { $0.write(socket.state.name) }
+        row.cell(bound: 12) { $0.write(number: socket.receiveQueue) }
+        row.cell(bound: 12) { $0.write(number: socket.sendQueue) }
+        if socket.boundDevice != nil {
+            row.cell(localText(socket))
+        } else {
+            row.cell(bound: 56) { writeEndpoint(socket.local, to: &$0) }
         }
-        return row
+        if socket.remote.port == 0 && socket.state == .listen {
+            row.cell(bound: 4) { $0.write("*:*") }
+        } else {
+            row.cell(bound: 56) { writeEndpoint(socket.remote, to: &$0) }
+        }
+        row.cell(bound: 24) { $0.write(number: socket.inode) }
+        // tcp_info's "last" times mean nothing for a listener.
+        if socket.state != .listen, let info = socket.info {
+            row.cell(humanDuration(milliseconds: UInt64(info.idleMilliseconds)))
+        } else {
+            row.cell(bound: 1) { $0.write("-") }
+        }
+        if let owners { row.cell(owners.isEmpty ? "" : usersField(owners)) }
+    }
+
+    /// `10.0.0.1:80` or `[::1]:80`, as ss prints endpoints.
+    static func writeEndpoint(_ endpoint: Endpoint, to out: inout OutputSpan<UInt8>) {
+        if case .v6 = endpoint.address { out.append(UInt8(ascii: "[")) }
+        endpoint.address.writeText(to: &out)
+        if case .v6 = endpoint.address { out.append(UInt8(ascii: "]")) }
+        out.append(UInt8(ascii: ":"))
+        out.write(number: endpoint.port)
     }
 
     /// `users:(("envoy",pid=1,fd=42))`, as ss -p prints it.

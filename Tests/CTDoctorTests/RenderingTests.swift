@@ -3,7 +3,7 @@ import Formats
 import Foundation
 import JSON
 import NetCore
-import Rendering
+@testable import Rendering
 import Sockets
 import TestSupport
 import Testing
@@ -106,6 +106,34 @@ struct RenderingTests {
         text += streamed.finish()
         #expect(text == table.render())
         #expect(!text.contains("\u{1B}"), "control characters escaped as TextTable does")
+    }
+
+    /// Each kind of tuple and flag as the conntrack table prints it, from text conntrack wrote.
+    @Test func conntrackRowsSayWhatConntrackLSays() throws {
+        let text = """
+            ipv4 2 tcp 6 99 ESTABLISHED src=10.1.1.1 dst=10.2.2.2 sport=1000 dport=80 zone-orig=5 [UNREPLIED] src=10.2.2.2 dst=10.1.1.1 sport=80 dport=1000 [ASSURED] mark=3 use=1
+            ipv4 2 gre 47 99 src=10.1.1.1 dst=10.2.2.2 srckey=0x11 dstkey=0x22 [UNREPLIED] src=10.2.2.2 dst=10.1.1.1 srckey=0x22 dstkey=0x11 mark=0 use=1
+            icmp 1 29 src=10.0.0.1 dst=10.0.1.1 type=8 code=0 id=77 [UNREPLIED] src=10.0.1.1 dst=10.0.1.1 type=0 code=0 id=77 mark=0 use=1
+            tcp 6 431999 ESTABLISHED src=fd00::1 dst=fd00::2 sport=40000 dport=8080 src=fd00::9 dst=fd00::1 sport=15001 dport=40000 [ASSURED] mark=0 use=1
+            """
+        let entries = try ConntrackTextParser.parse(Array(text.utf8), source: "t").entries.dropLast()
+        var table = StreamedTable(ConntrackRendering.tableColumns(), sampleSize: 10)
+        var out: [UInt8] = []
+        for entry in entries { table.append(to: &out) { ConntrackRendering.writeRow(entry, to: &$0) } }
+        table.finish(to: &out)
+        let lines = String(decoding: out, as: UTF8.self).split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") }
+        #expect(lines == [
+            "Proto State Timeout Source Destination Reply-Source Reply-Destination Flags",
+            "tcp ESTABLISHED 99 10.1.1.1:1000 10.2.2.2:80 10.2.2.2:80 10.1.1.1:1000 UNREPLIED,ASSURED,mark=3,zone-orig=5",
+            "gre - 99 10.1.1.1 key=0x11 10.2.2.2 key=0x22 10.2.2.2 key=0x22 10.1.1.1 key=0x11 UNREPLIED",
+            "icmp - 29 10.0.0.1 type=8 code=0 id=77 10.0.1.1 10.0.1.1 type=0 code=0 id=77 10.0.1.1 UNREPLIED,SNAT",
+        ])
+        let v6 = try ConntrackTextParser.parse(Array(text.utf8), source: "t").entries.last!
+        var row = TableRow()
+        ConntrackRendering.writeRow(v6, to: &row)
+        var line: [UInt8] = []
+        StreamedTable.write(row, widths: Array(repeating: 0, count: 8), columns: ConntrackRendering.tableColumns(), to: &line)
+        #expect(String(decoding: line, as: UTF8.self) == "tcp  ESTABLISHED  431999  [fd00::1]:40000  [fd00::2]:8080  [fd00::9]:15001  [fd00::1]:40000  ASSURED,DNAT\n")
     }
 
     @Test func aStreamedTablePrintsEachRowOnceItsSampleIsFull() {

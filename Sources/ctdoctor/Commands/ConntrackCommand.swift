@@ -95,10 +95,10 @@ struct ConntrackCommand: ParsableCommand {
         case .table:
             var table = StreamedTable(ConntrackRendering.tableColumns())
             let report = try reader.forEachEntry(matching: filter) { entry in
-                out.write(table.append(ConntrackRendering.tableRow(entry)))
+                out.write { table.append(to: &$0) { ConntrackRendering.writeRow(entry, to: &$0) } }
                 try out.flushIfFull()
             }
-            out.write(table.finish())
+            out.write { table.finish(to: &$0) }
             try out.flush()
             Self.notices(for: report).forEach { log.warning("\($0)") }
         case .ndjson, .json:

@@ -102,10 +102,11 @@ struct SocketsCommand: ParsableCommand {
             var text = StreamedTable(SocketRendering.tableColumns(withProcesses: processes))
             let source = try reader.forEachSocket(in: states) { socket in
                 guard matches(socket) else { return }
-                out.write(text.append(SocketRendering.tableRow(socket, owners: owners(socket))))
+                let held = owners(socket)
+                out.write { text.append(to: &$0) { SocketRendering.writeRow(socket, owners: held, to: &$0) } }
                 try out.flushIfFull()
             }
-            out.write(text.finish())
+            out.write { text.finish(to: &$0) }
             try out.flush()
             notices(source).forEach { log.warning("\($0)") }
         case .ndjson, .json:
