@@ -111,10 +111,12 @@ struct HoldSockets: ParsableCommand {
     @Option(help: "Of those, how many never carry a byte (stall candidates); the others carry a request and its answer.") var silent = 0
     @Option(help: "Connections half-closed by the listener side (FIN_WAIT2 + CLOSE_WAIT).") var halfClosed = 0
     @Option(help: "Connections closed by the client first (one TIME_WAIT socket each).") var timeWait = 0
+    @Option(help: "Other ports to listen on, idle (a sidecar's inbound 15006).") var alsoListen: [UInt16] = []
 
     func run() throws {
         raiseOpenFileLimit(to: 1 << 20)
         let listener = try StreamSocket.listen(on: Endpoint(.loopbackV4, listenPort))
+        let others = try alsoListen.map { try StreamSocket.listen(on: Endpoint(.loopbackV4, $0)) }
         var held: [StreamSocket] = []
         held.reserveCapacity(2 * (established + halfClosed))
         for index in 0..<(established + halfClosed) {
@@ -141,6 +143,7 @@ struct HoldSockets: ParsableCommand {
         FileHandle.standardOutput.write(Data("ready \(held.count)\n".utf8))
         while let line = readLine(), !line.isEmpty {}
         _ = listener
+        _ = others
         _ = held
     }
 }

@@ -26,6 +26,46 @@ struct RawCount: ParsableCommand {
     }
 }
 
+/// The floor of a socket listing: a sock_diag dump of every TCP socket, IPv4 then IPv6,
+/// with tcp_info as ctdoctor asks for it, whose messages are counted, never decoded.
+struct RawSocketCount: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "raw-socket-count",
+        abstract: "Dump every TCP socket over sock_diag and only count the messages, here or in each namespace given.")
+
+    @Option(help: "Network namespaces (names, paths or PIDs) to dump one after the other; default: this one.")
+    var netns: [String] = []
+
+    func run() throws {
+        let namespaces = try netns.isEmpty ? [NetworkNamespace.current] : netns.map { try NetworkNamespace.resolve($0) }
+        var count = 0
+        for namespace in namespaces {
+            let socket = try namespace.run { try NetlinkSocket(bus: .sockDiag) }
+            for (index, family) in AddressFamily.allCases.enumerated() {
+                let sequence = UInt32(90 + index)
+                let request = SockDiagCodec.dumpRequest(
+                    family: family, states: .all, withInfo: true, sequence: sequence, localPorts: [], localPortRange: nil)
+                _ = try NetlinkDump.run(transport: socket, request: request, sequence: sequence) { _, _ in count += 1 }
+            }
+        }
+        print(count)
+    }
+}
+
+/// Keeps one core busy until killed: the benchmark's stand-in for a node whose other
+/// core is taken (run under `taskset -c N`).
+struct Spin: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "spin", abstract: "Spin on one core until killed.")
+
+    func run() throws {
+        var counter: UInt64 = 0
+        while true {
+            counter &+= 1
+            if counter == 0 { print(counter) }
+        }
+    }
+}
+
 /// Records raw netlink dump replies, datagram after datagram, for golden fixtures.
 struct Capture: ParsableCommand {
     static let configuration = CommandConfiguration(

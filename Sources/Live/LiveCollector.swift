@@ -150,15 +150,15 @@ public struct LiveCollector: Sendable {
         return (owners, sidecarOwner.map { search.sidecarFacts($0, notices: &notices) })
     }
 
-    /// Everything, for a snapshot: every TCP socket with tcp_info and the whole
-    /// conntrack table, beside what `collect` reads. Costs what the tables cost; what it
-    /// returns diagnoses like `collect`'s input, under any options.
     /// Which of `inodes` process `pid` holds, from all of its descriptors: what reap asks
     /// before destroying a socket it attributes to the proxy. nil when they cannot be read.
     public func sockets(heldBy pid: Int32, among inodes: Set<UInt64>) -> Set<UInt64>? {
         OwnerSearch(procfs: procfs).inodes(heldBy: pid, among: inodes)
     }
 
+    /// Everything, for a snapshot: every TCP socket with tcp_info and the whole
+    /// conntrack table, beside what `collect` reads. Costs what the tables cost; what it
+    /// returns diagnoses like `collect`'s input, under any options.
     public func collectEverything() throws -> DiagnosisInput {
         let namespace = self.namespace
         let procfs = self.procfs
