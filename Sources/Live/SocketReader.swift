@@ -126,7 +126,10 @@ public struct SocketReader: Sendable {
                 family: family, states: states, withInfo: withInfo, sequence: sequence, localPorts: localPorts,
                 localPortRange: localPortRange)
             do {
-                _ = try NetlinkDump.runPipelined(transport: transport, request: request, sequence: sequence) { buffer, message in
+                // Eight buffers in flight (256 KiB) keep the two threads apart at a
+                // quarter of the conntrack dump's pool: a listing's memory stays at its
+                // process's.
+                _ = try NetlinkDump.runPipelined(transport: transport, request: request, sequence: sequence, buffersInFlight: 8) { buffer, message in
                     guard SockDiagCodec.carriesSocket(message) else { return }
                     var socket = try SockDiagCodec.decode(buffer, message)
                     // The kernel filtered already; checking again keeps a kernel that
