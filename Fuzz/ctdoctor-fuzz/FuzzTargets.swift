@@ -1,5 +1,6 @@
 import Conntrack
 import Diagnosis
+import Formats
 import Live
 import MeshLint
 import NetCore
@@ -8,8 +9,10 @@ import NodeSweep
 import Offline
 import Sockets
 
-#if CTDOCTOR_FUZZING
 import Glibc
+
+// The targets compile in every build, so a plain `swift build` type-checks them against
+// the parsers they call; only libFuzzer's entry point needs the fuzzing build.
 
 /// libFuzzer entry points for every parser of outside input. One binary, the target
 /// chosen by CTDOCTOR_FUZZ_TARGET (scripts/fuzz sets it). A parser may reject any input
@@ -65,7 +68,7 @@ enum FuzzTarget: String, CaseIterable {
             family: .ipv4, state: .finWait2, local: Endpoint(.loopbackV4, 15001), remote: Endpoint(.v4(0x0A42_0005), 40001), inode: 2,
             info: TCPInfo(lastDataSentMilliseconds: 1000, lastDataReceivedMilliseconds: 1000, lastAckReceivedMilliseconds: 1000))
         let input = DiagnosisInput(
-            namespace: "fuzz", sockets: [listener, leak], socketSource: .sockDiag, conntrack: [], conntrackSource: "fuzz",
+            namespace: "fuzz", sockets: [listener, leak], socketSource: .sockDiag, conntrack: [], conntrackSource: .lookups(count: 1),
             owners: [1: [SocketOwner(pid: 7, command: "envoy", fd: 3)]],
             sidecarProcess: SidecarProcessFacts(pid: 7, command: "envoy", uptimeSeconds: value.isFinite ? abs(value) : nil, idleTimeoutSetting: text),
             kernel: KernelFacts(), counters: ["TcpActiveOpens": UInt64(saturating: value)], rules: RulesFacts(), notices: [])
@@ -84,6 +87,7 @@ enum FuzzTarget: String, CaseIterable {
     }
 }
 
+#if CTDOCTOR_FUZZING
 nonisolated(unsafe) private var selected: FuzzTarget?
 
 @_cdecl("LLVMFuzzerTestOneInput")

@@ -103,7 +103,9 @@ enum SnapshotReader {
 
     static func socketSource(_ table: JSONField) throws(JSONError) -> SocketSource {
         let field = table["source"]
-        switch try field.string() {
+        let name = try field.string()
+        if let legacy = Legacy.socketSource(name) { return legacy }
+        switch name {
         case "sock_diag": return .sockDiag
         case "proc": return .procFile(reason: try table["reason"].string())
         case "file":
@@ -118,7 +120,9 @@ enum SnapshotReader {
 
     static func conntrackSource(_ table: JSONField) throws(JSONError) -> ConntrackProvenance {
         let field = table["source"]
-        switch try field.string() {
+        let name = try field.string()
+        if let legacy = Legacy.conntrackSource(name) { return legacy }
+        switch name {
         case "lookups": return .lookups(count: try table["lookups"].integer(in: 0...Int(UInt32.max)))
         case "netlink": return .dump(.netlink)
         case "proc": return .dump(.procFile(reason: try table["reason"].string()))
@@ -130,6 +134,26 @@ enum SnapshotReader {
             }
             return .file(format: format, path: try table["path"].string())
         case let other: throw field.fail("\(other) is not lookups, netlink, proc, unreadable or file")
+        }
+    }
+}
+
+/// Snapshots written before the sources became values (ctdoctor of 2026-12-01 and
+/// earlier) named them in a sentence. A snapshot is taken live, so only these few were
+/// ever written: read them, so that a snapshot kept from an incident still opens.
+enum Legacy {
+    static func socketSource(_ name: String) -> SocketSource? {
+        let proc = "proc: "
+        guard name.hasPrefix(proc) else { return nil }
+        return .procFile(reason: String(name.dropFirst(proc.count)))
+    }
+
+    static func conntrackSource(_ name: String) -> ConntrackProvenance? {
+        switch name {
+        case "netlink dump": .dump(.netlink)
+        // The reason was kept in the snapshot's notices only.
+        case "/proc/net/nf_conntrack": .dump(.procFile(reason: ""))
+        default: nil
         }
     }
 }

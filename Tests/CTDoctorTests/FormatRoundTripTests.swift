@@ -93,16 +93,29 @@ struct FormatRoundTripTests {
         }
     }
 
+    @Test func snapshotsWrittenBeforeSourcesWereValuesStillRead() throws {
+        let input = DiagnosisInput(
+            namespace: "n", sockets: [], socketSource: .procFile(reason: "sock_diag: EPERM"), conntrack: [], conntrackSource: .dump(.netlink))
+        let text = String(decoding: SnapshotFormat.encode(Snapshot(input: input, capturedAt: 1, version: "v")), as: UTF8.self)
+        // The old writer's sentences, in place of the values.
+        let old = text.replacing("\"source\":\"proc\",\"reason\":\"sock_diag: EPERM\"", with: "\"source\":\"proc: sock_diag: EPERM\"")
+            .replacing("\"source\":\"netlink\"", with: "\"source\":\"netlink dump\"")
+        #expect(old != text)
+        let copy = try SnapshotFormat.decode(Array(old.utf8), source: "s").input
+        #expect(copy.socketSource == .procFile(reason: "sock_diag: EPERM"))
+        #expect(copy.conntrackSource == .dump(.netlink))
+    }
+
     @Test func aSnapshotSourceOfAnotherKindIsRefusedByName() throws {
         let input = DiagnosisInput(namespace: "n", sockets: [], socketSource: .sockDiag, conntrack: [], conntrackSource: .dump(.netlink))
         let text = String(decoding: SnapshotFormat.encode(Snapshot(input: input, capturedAt: 1, version: "v")), as: UTF8.self)
-        let edited = text.replacing("\"source\":\"netlink\"", with: "\"source\":\"netlink dump\"")
+        let edited = text.replacing("\"source\":\"netlink\"", with: "\"source\":\"netlink lookups\"")
         #expect(edited != text)
         #expect(throws: SnapshotError.self) { try SnapshotFormat.decode(Array(edited.utf8), source: "s") }
         do {
             _ = try SnapshotFormat.decode(Array(edited.utf8), source: "s")
         } catch {
-            #expect(error.description == "s: conntrack.source: netlink dump is not lookups, netlink, proc, unreadable or file")
+            #expect(error.description == "s: conntrack.source: netlink lookups is not lookups, netlink, proc, unreadable or file")
         }
     }
 
