@@ -87,6 +87,7 @@ struct NodeStage {
         var text = "## Node: \(pods) pod namespaces, each with a sidecar on 15001/15006, \(socketsPerPod) sockets and \(leaksPerPod) leaks\n"
         text += table(rows, "ss -tanpoi + conntrack -L in each namespace")
         text += "Targets: --all-netns <= 0.5 s and <= 0.05x the loop, peak RSS <= 64 MiB. The raw dumps are the floor: each namespace's sock_diag dump walks the node's whole established-socket hash, which namespaces share.\n"
+        text += "Where --all-netns's time goes, summed over the namespaces swept two at a time (CTDOCTOR_TRACE=1): " + (try Trace.phases(of: sweep)) + "\n"
         let (attributed, swept) = try attribution(sweep: sweep, made: made)
         text += attributed
         text += try exportCost(namespaces: swept)

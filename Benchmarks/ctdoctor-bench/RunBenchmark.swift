@@ -102,6 +102,7 @@ struct RunBenchmark: ParsableCommand {
                 Double(diagnose.rssKiB) / 1024))
         }
         print("Targets: diagnose <= 0.1x the raw full dump and <= 0.05x conntrack -L + ss -tanoi at 262k/100k, <= 0.02x at 1M/500k, flat as the tables grow.")
+        print("Where diagnose's time goes on the largest tables (CTDOCTOR_TRACE=1): " + (try Trace.phases(of: lab.exec([binary, "diagnose", "--fail-on", "never"]))))
         if keep {
             print("namespace \(lab.name) kept; press Enter to tear it down")
             _ = readLine()
@@ -305,6 +306,42 @@ final class BenchNamespace {
             throw ValidationError("\(command.joined(separator: " ")) exited with \(process.terminationStatus)")
         }
         return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// Where a ctdoctor run's time goes: its CTDOCTOR_TRACE lines, by phase, summed over the
+/// namespaces of a sweep (counts and families in parentheses dropped, so phases add up).
+enum Trace {
+    static func phases(of command: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["CTDOCTOR_TRACE=1"] + command
+        process.standardOutput = FileHandle.nullDevice
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        let data = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        var order: [String] = []
+        var totals: [String: (milliseconds: Double, count: Int)] = [:]
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            guard let body = line.firstRange(of: "trace: ").map({ line[$0.upperBound...] }),
+                let colon = body.lastIndex(of: ":"),
+                let milliseconds = Double(body[body.index(after: colon)...].trimmingCharacters(in: .whitespaces).replacing(" ms", with: ""))
+            else { continue }
+            var phase = String(body[..<colon])
+            // "(900)", "(ipv4, ipv6)" vary by namespace; "(other core)", "(waiting)" say what the time is.
+            if let open = phase.firstIndex(of: "("), phase.last == ")", phase[open...].contains(where: { $0.isNumber || $0 == "," }) {
+                phase = String(phase[..<open]).trimmingCharacters(in: .whitespaces)
+            }
+            if totals[phase] == nil { order.append(phase) }
+            totals[phase, default: (0, 0)].milliseconds += milliseconds
+            totals[phase, default: (0, 0)].count += 1
+        }
+        return order.map { phase in
+            let total = totals[phase]!
+            return String(format: "%@ %.0f ms", phase, total.milliseconds) + (total.count > 1 ? " (\(total.count)×)" : "")
+        }.joined(separator: "; ")
     }
 }
 

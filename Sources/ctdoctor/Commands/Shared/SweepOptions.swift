@@ -99,7 +99,7 @@ func failureReason(of error: any Error) -> FailureReason {
 func sweep(_ namespaces: [NodeNamespace], parallel: Int, options: DiagnosisOptions, notices: inout [String]) throws -> [NamespaceResult] {
     let results = try inParallel(namespaces, width: parallel) { node -> NamespaceResult? in
         do {
-            return .diagnosed(NamespaceIdentity(node), try LiveCollector.collectAndDiagnose(node.namespace, options: options))
+            return .diagnosed(NamespaceIdentity(node), try LiveCollector.collectAndDiagnose(node.namespace, options: options, trace: Console.tracer))
         } catch {
             if let path = node.namespace.path, fileKind(path) == .missing { return nil }
             return .failed(NamespaceIdentity(node), because: error)
