@@ -116,10 +116,10 @@ enum Findings {
                 summary: "Socket idle times are unknown: \(reason)",
                 evidence: ["leaks are assumed to live the whole proxy idle timeout"],
                 remedy: "Load the kernel's inet_diag and tcp_diag modules for exact idle times."))
-        } else if case .file(let description) = socketSource, leaks.contains(where: { $0.idleMilliseconds == nil }) {
+        } else if case .file = socketSource, leaks.contains(where: { $0.idleMilliseconds == nil }) {
             findings.append(Finding(
                 .noTCPInfo, severity: .info,
-                summary: "Socket idle times are unknown: the listing (\(description)) carries no tcp_info",
+                summary: "Socket idle times are unknown: the listing (\(socketSource)) carries no tcp_info",
                 evidence: ["leaks are assumed to live the whole proxy idle timeout; stalled connections cannot be seen"],
                 remedy: "Capture `ss -tanpoei` (-i adds idle times and byte counts), or take a `ctdoctor snapshot` where ctdoctor can run."))
         }

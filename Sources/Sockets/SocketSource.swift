@@ -1,5 +1,5 @@
 /// Where a socket listing came from.
-public enum SocketSource: Sendable, Equatable {
+public enum SocketSource: Sendable, Equatable, CustomStringConvertible {
     /// sock_diag: includes tcp_info (idle times, byte counts) and socket cookies.
     case sockDiag
     /// /proc/net/tcp{,6}, read because sock_diag was unavailable; `reason` says why.
@@ -14,6 +14,14 @@ public enum SocketSource: Sendable, Equatable {
         case .sockDiag: "sock_diag"
         case .procFile: "proc"
         case .file: "file"
+        }
+    }
+
+    /// What a report says it read: the name, and for a file which form and where.
+    public var description: String {
+        switch self {
+        case .sockDiag, .procFile: name
+        case .file(let format, let path, let hasTCPInfo): "\(format.rawValue) in \(path)\(hasTCPInfo ? "" : ", without tcp_info")"
         }
     }
 }

@@ -135,6 +135,15 @@ struct PastedInputTests {
         #expect(report.kernel.outcome == .uncertain)
         #expect(report.notices.contains { $0.contains("unknown") })
     }
+
+    @Test func aCopyWithoutTCPInfoSaysWhichListingLacksIt() throws {
+        let conntrack = try PastedInput.conntrack(try Fixture.bytes("captured/conntrack-L-xml.xml"), source: "ct.xml")
+        let sockets = try PastedInput.sockets(try Fixture.bytes("captured/ss-tan.txt"), source: "ss.txt")
+        let input = PastedInput.input(conntrack: conntrack, conntrackPath: "ct.xml", sockets: sockets, socketsPath: "ss-tan.txt")
+        let report = Diagnosis.diagnose(input, options: DiagnosisOptions(sidecar: .istio))
+        let finding = try #require(report.findings.first { $0.kind == .noTCPInfo }, "ss -tan carries no idle times")
+        #expect(finding.summary == "Socket idle times are unknown: the listing (ss output in ss-tan.txt, without tcp_info) carries no tcp_info")
+    }
 }
 
 @Suite("snapshots")
