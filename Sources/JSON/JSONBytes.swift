@@ -97,6 +97,17 @@ extension OutputSpan where Element == UInt8 {
         append(UInt8(ascii: "\""))
     }
 
+    /// Appends an endpoint as ss prints it, `10.0.0.1:80` or `[::1]:80` (the text
+    /// `Endpoint.description` gives), at most 53 bytes.
+    @inlinable
+    public mutating func write(endpoint: Endpoint) {
+        if case .v6 = endpoint.address { append(UInt8(ascii: "[")) }
+        endpoint.address.writeText(to: &self)
+        if case .v6 = endpoint.address { append(UInt8(ascii: "]")) }
+        append(UInt8(ascii: ":"))
+        write(decimal: UInt64(endpoint.port))
+    }
+
     /// Appends a JSON array of strings.
     public mutating func write(jsonStrings strings: [String]) {
         append(UInt8(ascii: "["))

@@ -82,19 +82,21 @@ public struct SocketReader: Sendable {
         localPortRange: ClosedRange<UInt16>? = nil, families: [AddressFamily] = AddressFamily.allCases,
         _ body: (TCPSocket) throws -> Void
     ) throws -> SocketSource {
+        // What the kernel's filter selects, checked again here: a kernel that ignored the
+        // bytecode cannot widen the answer, and the /proc fallback has no filter.
+        let wanted: (TCPSocket) -> Bool = { socket in
+            states.contains(socket.state) && families.contains(socket.family)
+                && (localPorts.isEmpty || localPorts.contains(socket.local.port)) && (localPortRange?.contains(socket.local.port) ?? true)
+        }
         do {
             try sockDiagSockets(
-                states: states, withInfo: withInfo, localPorts: localPorts, localPortRange: localPortRange, families: families, body)
+                states: states, withInfo: withInfo, localPorts: localPorts, localPortRange: localPortRange, families: families,
+                wanted: wanted, body)
             return .sockDiag
         } catch let error as SockDiagUnavailable {
             // sock_diag fails before its first socket (no socket, no handler for IPv4),
             // so nothing was delivered twice.
-            for socket in try procSockets(states: states)
-            where (localPorts.isEmpty || localPorts.contains(socket.local.port)) && families.contains(socket.family)
-                && (localPortRange?.contains(socket.local.port) ?? true)
-            {
-                try body(socket)
-            }
+            for socket in try procSockets(states: states) where wanted(socket) { try body(socket) }
             return .procFile(reason: "sock_diag unavailable (\(error.error)); read /proc/net/tcp and tcp6 instead")
         }
     }
@@ -108,7 +110,7 @@ public struct SocketReader: Sendable {
 
     func sockDiagSockets(
         states: TCPStateSet, withInfo: Bool, localPorts: [UInt16], localPortRange: ClosedRange<UInt16>?, families: [AddressFamily],
-        _ body: (TCPSocket) throws -> Void
+        wanted: (TCPSocket) -> Bool, _ body: (TCPSocket) throws -> Void
     ) throws {
         let transport: any NetlinkTransport
         do {
@@ -132,11 +134,7 @@ public struct SocketReader: Sendable {
                 _ = try NetlinkDump.runPipelined(transport: transport, request: request, sequence: sequence, buffersInFlight: 8) { buffer, message in
                     guard SockDiagCodec.carriesSocket(message) else { return }
                     var socket = try SockDiagCodec.decode(buffer, message)
-                    // The kernel filtered already; checking again keeps a kernel that
-                    // ignored the bytecode from widening the answer.
-                    guard states.contains(socket.state) && (localPorts.isEmpty || localPorts.contains(socket.local.port))
-                        && (localPortRange?.contains(socket.local.port) ?? true)
-                    else { return }
+                    guard wanted(socket) else { return }
                     if let index = socket.boundDevice?.index {
                         if deviceNames[index] == nil { deviceNames[index] = .some(nameDevices([index])[index]) }
                         socket.boundDevice?.name = deviceNames[index] ?? nil

@@ -48,7 +48,7 @@ public enum ConntrackRendering {
             return
         }
         guard ports else { return address.writeText(to: &out) }
-        SocketRendering.writeEndpoint(Endpoint(address, port), to: &out)
+        out.write(endpoint: Endpoint(address, port))
     }
 
     static func writeFlags(_ entry: ConntrackEntry, to out: inout OutputSpan<UInt8>) {

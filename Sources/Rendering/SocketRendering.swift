@@ -29,12 +29,12 @@ public enum SocketRendering {
         if socket.boundDevice != nil {
             row.cell(localText(socket))
         } else {
-            row.cell(bound: 56) { writeEndpoint(socket.local, to: &$0) }
+            row.cell(bound: 56) { $0.write(endpoint: socket.local) }
         }
         if socket.remote.port == 0 && socket.state == .listen {
             row.cell(bound: 4) { $0.write("*:*") }
         } else {
-            row.cell(bound: 56) { writeEndpoint(socket.remote, to: &$0) }
+            row.cell(bound: 56) { $0.write(endpoint: socket.remote) }
         }
         row.cell(bound: 24) { $0.write(number: socket.inode) }
         // tcp_info's "last" times mean nothing for a listener.
@@ -44,15 +44,6 @@ public enum SocketRendering {
             row.cell(bound: 1) { $0.write("-") }
         }
         if let owners { row.cell(owners.isEmpty ? "" : usersField(owners)) }
-    }
-
-    /// `10.0.0.1:80` or `[::1]:80`, as ss prints endpoints.
-    static func writeEndpoint(_ endpoint: Endpoint, to out: inout OutputSpan<UInt8>) {
-        if case .v6 = endpoint.address { out.append(UInt8(ascii: "[")) }
-        endpoint.address.writeText(to: &out)
-        if case .v6 = endpoint.address { out.append(UInt8(ascii: "]")) }
-        out.append(UInt8(ascii: ":"))
-        out.write(number: endpoint.port)
     }
 
     /// `users:(("envoy",pid=1,fd=42))`, as ss -p prints it.

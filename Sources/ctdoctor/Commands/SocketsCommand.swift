@@ -84,13 +84,14 @@ struct SocketsCommand: ParsableCommand {
         if count {
             var matched = 0
             let source = try reader.forEachSocket(in: states, withInfo: false) { if matches($0) { matched += 1 } }
-            notices(source).forEach { log.warning("\($0)") }
+            let notices = notices(source)
+            notices.forEach { log.warning("\($0)") }
             if output.format == .table {
                 out.write("\(matched)\n")
             } else {
                 out.write {
                     SocketRecord.appendMetadata(
-                        count: matched, namespace: namespace.name, source: source, notices: notices(source),
+                        count: matched, namespace: namespace.name, source: source, notices: notices,
                         prefix: "{\"schema\":\"\(SocketRecord.countSchema)\",\"count\":", to: &$0)
                 }
             }
@@ -117,11 +118,12 @@ struct SocketsCommand: ParsableCommand {
                 try stream.append(bound: SocketRecord.bound(socket, owners: held)) { SocketRecord.writeJSON(socket, owners: held, to: &$0) }
             }
             let matched = stream.count
+            let notices = notices(source)
             try stream.finish {
                 SocketRecord.appendMetadata(
-                    count: matched, namespace: namespace.name, source: source, notices: notices(source), prefix: "],\"count\":", to: &$0)
+                    count: matched, namespace: namespace.name, source: source, notices: notices, prefix: "],\"count\":", to: &$0)
             }
-            notices(source).forEach { log.warning("\($0)") }
+            notices.forEach { log.warning("\($0)") }
         }
     }
 }
