@@ -9,13 +9,15 @@ import Synchronization
 /// The load the reliability test dumps under: conntrack entries created and deleted as
 /// fast as batched ctnetlink messages allow, and loopback connections opened and closed,
 /// in one namespace. Prints the rate it reached, so the test can check it loaded enough.
+/// Stops at `--seconds` or on SIGTERM, whichever comes first: a test that needs a number
+/// of dumps under load keeps the load on until it has them, however busy the machine.
 struct Churn: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "churn",
         abstract: "Create and delete conntrack entries and open and close loopback connections in a namespace, for a while; print changes per second.")
 
     @Option(help: "Network namespace name, path or PID.") var netns: String
-    @Option(help: "How long to churn.") var seconds = 10.0
+    @Option(help: "How long to churn at most (SIGTERM stops it sooner, still printing the rate).") var seconds = 10.0
     @Option(help: "Entries per create (and then delete) batch.") var batch = 512
     @Option(help: "Which of several churners this is (0-15): each uses its own addresses.") var lane = 0
     @Option(help: "Conntrack changes per second to aim at (0: as many as the kernel takes). A load test names the load it means.")
@@ -23,20 +25,29 @@ struct Churn: ParsableCommand {
 
     func run() throws {
         let namespace = try NetworkNamespace.resolve(netns)
-        let stop = Date().addingTimeInterval(seconds)
+        let deadline = Date().addingTimeInterval(seconds)
+        let stopped = StopFlag()
+        signal(SIGTERM, SIG_IGN)
+        let terminate = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+        terminate.setEventHandler { stopped.value.store(true, ordering: .relaxed) }
+        terminate.resume()
+        let churning: @Sendable () -> Bool = { Date() < deadline && !stopped.value.load(ordering: .relaxed) }
         let connections = ConnectionCount()
         let socketChurn = Thread {
             // Sockets come and go too: each loop a connection through loopback, closed.
             guard let listener = try? namespace.run({ try StreamSocket.listen(on: Endpoint(.loopbackV4, 0)) }),
                 let port = try? listener.localEndpoint().port
             else { return }
-            while Date() < stop {
+            while churning() {
                 guard let client = try? namespace.run({ try StreamSocket.connect(to: Endpoint(.loopbackV4, port)) }),
                     let server = try? listener.accept()
                 else { continue }
                 client.close()
                 server.close()
                 connections.value.add(1, ordering: .relaxed)
+                // Paced loads pace their sockets too (about 1,000 a second), so the
+                // churners leave the dumps under test a share of the CPU.
+                if rate > 0 { usleep(1_000) }
             }
             listener.close()
         }
@@ -81,7 +92,7 @@ struct Churn: ParsableCommand {
         var sent = 0
         var round = 0
         let start = Date()
-        while Date() < stop {
+        while churning() {
             let messages = rounds[round % rounds.count]
             try socket.send(messages.create)
             try socket.send(messages.delete)
@@ -100,6 +111,11 @@ struct Churn: ParsableCommand {
         let changes = sent - refused
         print("changes \(changes) refused \(refused) seconds \(String(format: "%.2f", elapsed)) rate \(Int(Double(changes) / elapsed)) connections \(connections.value.load(ordering: .relaxed))")
     }
+}
+
+/// Set by SIGTERM, read by both churning threads.
+final class StopFlag: Sendable {
+    let value = Atomic<Bool>(false)
 }
 
 /// Connections the socket-churn thread made, read by the main one.
