@@ -5,9 +5,10 @@ import PackageDescription
 //   kernel ─▶ KernelIO (syscalls, bytes) ─▶ Live (the readers, the collector, the reaper)
 //          ─▶ Conntrack/Sockets (values and pure codecs) ─▶ Diagnosis
 //          ─▶ Formats (every ctdoctor.*.v1 record) / Rendering (text) / Export (metrics) ─▶ Offline ─▶ ctdoctor
-// KernelIO is the only module that imports the C boundary (CLinux, CZlib), and Live the only
-// one above it that may touch the kernel; everything else works on bytes and values, so
-// its dependency list below names no KernelIO.
+// KernelIO is the only module that imports the C boundary to the kernel (CLinux, CZlib), and
+// Live the only one above it that may touch the kernel; everything else works on bytes and
+// values, so its dependency list below names no KernelIO. The other C library, libyaml
+// (CYAML), is a pure parser: YAML alone imports it, and MeshLint reads manifests through it.
 let package = Package(
     name: "ctdoctor",
     products: [
@@ -19,7 +20,7 @@ let package = Package(
             name: "CTDoctorKit",
             targets: [
                 "CTDoctorKit", "NetCore", "JSON", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live",
-                "MeshLint", "Lab", "Formats", "Rendering", "Export", "Offline", "NodeSweep",
+                "YAML", "MeshLint", "Lab", "Formats", "Rendering", "Export", "Offline", "NodeSweep",
             ]
         ),
     ],
@@ -27,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        // Tests only: the reference the YAML module is compared with (the product does not
+        // link Yams, which brings Foundation and ICU with it).
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
@@ -42,6 +45,12 @@ let package = Package(
             name: "CZlib",
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
+        ),
+        // libyaml, the YAML parser (events in, no I/O): only YAML imports it.
+        .systemLibrary(
+            name: "CYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]
         ),
         .target(
             name: "NetCore"
@@ -88,9 +97,14 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // YAML documents as trees with line numbers, aliases counted before they expand.
+        .target(
+            name: "YAML",
+            dependencies: ["CYAML"]
+        ),
         .target(
             name: "MeshLint",
-            dependencies: ["Diagnosis", .product(name: "Yams", package: "Yams")]
+            dependencies: ["Diagnosis", "YAML"]
         ),
         // Every documented JSON schema, its writer and (where ctdoctor reads it back) its
         // reader side by side.
@@ -138,7 +152,8 @@ let package = Package(
         .executableTarget(
             name: "ctdoctor-fuzz",
             dependencies: [
-                "NetCore", "JSON", "Netlink", "Conntrack", "Sockets", "Diagnosis", "Live", "NodeSweep", "Formats", "Offline", "MeshLint",
+                "NetCore", "JSON", "Netlink", "Conntrack", "Sockets", "Diagnosis", "Live", "NodeSweep", "Formats", "Offline", "YAML",
+                "MeshLint",
             ],
             path: "Fuzz/ctdoctor-fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
@@ -169,7 +184,8 @@ let package = Package(
             name: "CTDoctorTests",
             dependencies: [
                 "TestSupport", "NetCore", "JSON", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live",
-                "MeshLint", "Formats", "Rendering", "Export", "Offline", "NodeSweep",
+                "YAML", "MeshLint", "Formats", "Rendering", "Export", "Offline", "NodeSweep",
+                .product(name: "Yams", package: "Yams"),
             ],
             resources: [.copy("Fixtures")]
         ),

@@ -1,7 +1,7 @@
 # Shared by the scripts: Debian packages ctdoctor needs, and a Swift toolchain on PATH.
 
-# Build: the C libraries behind the CLinux and CZlib system libraries (libmnl, zlib: gzip
-# snapshots), and libnetfilter_conntrack for the tests' reference decoder (CNetfilterConntrack).
+# Build: the C libraries behind the CLinux, CZlib and CYAML system libraries (libmnl, zlib:
+# gzip snapshots, libyaml: manifests), and libnetfilter_conntrack for the tests' reference decoder (CNetfilterConntrack).
 # The tool: the rule listers diagnose runs (nftables' nft, iptables-save) and what the lab
 # builds with (iproute2, iptables, procps' sysctl) — KernelIO's SystemProgram.
 # Tests and lab: the tools the integration tests compare against and drive (TestSupport's
@@ -11,7 +11,7 @@
 # Benchmark: GNU time (peak RSS of each contender). Release tarball: binutils (strip,
 # readelf, objdump). Examples: jq. Least-privilege tests: strace.
 CTDOCTOR_PACKAGES=(
-  pkgconf libnetfilter-conntrack-dev libmnl-dev zlib1g-dev
+  pkgconf libnetfilter-conntrack-dev libmnl-dev zlib1g-dev libyaml-dev
   iproute2 iptables nftables conntrack procps util-linux iputils-ping python3
   python3-prometheus-client groff-base
   time binutils jq strace prometheus

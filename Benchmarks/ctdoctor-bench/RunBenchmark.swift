@@ -21,6 +21,7 @@ struct RunBenchmark: ParsableCommand {
     var pods = 100
     @Option(help: "Rounds per contender; medians are reported.") var repeats = 5
     @Option(help: "The ctdoctor binary to measure; default: next to this one.") var ctdoctor: String?
+    @Option(help: "A release tarball (scripts/release) to weigh beside the binary.") var tarball: String?
     @Flag(help: "Keep the namespace and its sockets after measuring, until Enter is pressed.") var keep = false
 
     func run() throws {
@@ -34,6 +35,9 @@ struct RunBenchmark: ParsableCommand {
         defer { capacity.restore() }
         if let note = capacity.note { print("# \(note)") }
 
+        print("")
+        print(try SizeAndStart(binary: binary, tarball: tarball).report(measure: { try measure($0, rounds: max(repeats, 20)) }, table: table), terminator: "")
+        print("")
         try tableStages(binary: binary, selfPath: selfPath)
         if pods > 0 {
             print("")
@@ -44,7 +48,7 @@ struct RunBenchmark: ParsableCommand {
         try FileManager.default.createDirectory(at: lintDirectory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: lintDirectory) }
         print(LintBenchmark.report(try LintBenchmark.rows([10_000, 100_000], binary: binary, directory: lintDirectory, repeats: min(repeats, 3))), terminator: "")
-        print("Reproduce: swift build -c release --static-swift-stdlib && sudo .build/release/ctdoctor-bench run")
+        print("Reproduce: scripts/release && swift build -c release --product ctdoctor-bench && sudo .build/release/ctdoctor-bench run --tarball dist/ctdoctor-*.tar.gz")
     }
 
     /// diagnose must cost what its suspects cost, not what the tables cost: measure it as
@@ -172,11 +176,13 @@ struct RunBenchmark: ParsableCommand {
 
     /// Runs each contender `repeats` times, round-robin, and takes medians. Each runs
     /// under GNU time, whose %M is the peak RSS of the contender alone (see runMeasured).
-    func measure(_ contenders: [(String, [String])]) throws -> [Row] {
+    func measure(_ contenders: [(String, [String])]) throws -> [Row] { try measure(contenders, rounds: repeats) }
+
+    func measure(_ contenders: [(String, [String])], rounds: Int) throws -> [Row] {
         let peakFile = "/tmp/ctdoctor-bench-peak-\(getpid())"
         defer { unlink(peakFile) }
         var samples = Array(repeating: [(ProcessMeasurement, Double)](), count: contenders.count)
-        for _ in 0..<repeats {
+        for _ in 0..<rounds {
             for (index, contender) in contenders.enumerated() {
                 let run = try runMeasured(["/usr/bin/time", "-f", "%M", "-o", peakFile] + contender.1)
                 let peak = Double(try String(contentsOfFile: peakFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? .nan

@@ -8,6 +8,7 @@ import Netlink
 import NodeSweep
 import Offline
 import Sockets
+import YAML
 
 import Glibc
 
@@ -28,6 +29,9 @@ enum FuzzTarget: String, CaseIterable {
     case sockDiagDump = "sock-diag-dump"
     case snapshot
     case manifest
+    /// The YAML reader alone, on bytes that need not be UTF-8, every node walked (merges
+    /// followed) as a linter could.
+    case yaml
     /// Durations and numbers from options, snapshots and a tenant's environment, carried
     /// through the diagnosis that converts them (it trapped on 99999999999999999h).
     case numbers
@@ -51,8 +55,26 @@ enum FuzzTarget: String, CaseIterable {
             if let objects = try? ManifestParser.parse(String(decoding: bytes, as: UTF8.self), file: "fuzz.yaml") {
                 _ = Linter.lint(objects, files: ["fuzz.yaml"])
             }
+        case .yaml: Self.yaml(bytes)
         case .numbers: Self.numbers(String(decoding: bytes, as: UTF8.self))
         case .tenantFiles: Self.tenantFiles(bytes)
+        }
+    }
+
+    static func yaml(_ bytes: [UInt8]) {
+        guard let documents = try? YAMLReader.documents(bytes, expandedNodeLimit: bytes.count * 16 + 10_000) else { return }
+        // Each distinct node once: aliases share nodes, and walking the expansion is what
+        // the limit bounds, not what this target measures.
+        var pending = documents
+        var walked = 0
+        while let node = pending.popLast(), walked < 100_000 {
+            walked += 1
+            _ = (node.scalar, node.mark, node["kind"], node["<<"])
+            pending += node.items
+            for (key, value) in node.entries {
+                pending.append(key)
+                pending.append(value)
+            }
         }
     }
 

@@ -1,4 +1,5 @@
 import Diagnosis
+import YAML
 
 /// A Service port, as written.
 public struct ServicePort: Sendable {

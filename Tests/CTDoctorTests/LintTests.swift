@@ -104,6 +104,14 @@ struct LintTests {
         #expect(anchors.findings.first { $0.rule.id == "CTD101" }?.workloads == ["DaemonSet/edge/relay"], "the selector matched labels written through an alias")
     }
 
+    /// Merge keys bring in what they name, and a mapping's own keys override them: the
+    /// pod's labels come partly from a merge, the second port overrides the first's name.
+    @Test func readsWhatMergeKeysBringIn() throws {
+        let report = try lint(["merge-keys.yaml"])
+        #expect(found(report) == ["CTD101@\(try line("merge-keys.yaml", "- &plain-smtp"))"], "the port item begins at its anchor")
+        #expect(report.findings.first?.workloads == ["Deployment/mail/relay"], "the selector matched labels merged in")
+    }
+
     @Test func namesWorkloadPortsNoServiceDeclares() throws {
         let report = try lint(["workload-kinds.yaml"])
         #expect(found(report) == [

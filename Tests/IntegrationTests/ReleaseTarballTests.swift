@@ -94,4 +94,33 @@ final class ReleaseTarballTests {
         #expect(result.status == 1, "\(result.standardError)")
         #expect(result.standardOutput.contains("CTD101"))
     }
+
+    /// What a debug image pulls on every node: the sizes issue #17 set (the binary and the
+    /// tarball were 62 MB and 24 MB when Yams brought Foundation's internationalisation
+    /// layer and ICU's data), and the libraries it needs. A dependency that pulls ICU back
+    /// in, or a new shared library, fails here before it reaches a pod.
+    @Test func fitsADebugImage() throws {
+        let tarballBytes = try #require(try FileManager.default.attributesOfItem(atPath: tarball)[.size] as? NSNumber).intValue
+        #expect(tarballBytes <= 8_000_000, "the tarball is \(tarballBytes) bytes")
+        let binary = root.appendingPathComponent("opt/ctdoctor/bin/ctdoctor").path
+        let binaryBytes = try #require(try FileManager.default.attributesOfItem(atPath: binary)[.size] as? NSNumber).intValue
+        #expect(binaryBytes <= 20_000_000, "the stripped binary is \(binaryBytes) bytes")
+
+        let dynamic = try Shell.check(["readelf", "-d", binary])
+        let needed = Set(dynamic.split(separator: "\n").filter { $0.contains("(NEEDED)") }.compactMap { line -> String? in
+            guard let open = line.firstIndex(of: "["), let close = line.lastIndex(of: "]") else { return nil }
+            return String(line[line.index(after: open)..<close])
+        })
+        let glibc: Set = ["libc.so.6", "libm.so.6", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1"]
+        let bundled: Set = ["libmnl.so.0", "libz.so.1", "libyaml-0.so.2", "libstdc++.so.6", "libgcc_s.so.1"]
+        #expect(needed.subtracting(glibc).subtracting(bundled).isEmpty, "needs \(needed.sorted())")
+        #expect(needed.contains("libyaml-0.so.2"), "manifests are read by libyaml: \(needed.sorted())")
+
+        // Statically linked, ICU and Foundation's internationalisation layer leave no
+        // library name behind: their data and their module's name are what show.
+        let contents = try Data(contentsOf: URL(fileURLWithPath: binary))
+        for marker in ["icudt", "FoundationInternationalization"] {
+            #expect(contents.range(of: Data(marker.utf8)) == nil, "\(marker) is in the binary")
+        }
+    }
 }

@@ -11,7 +11,7 @@ struct LintCommand: ParsableCommand {
         commandName: "lint",
         abstract: "Find server-first protocols (MySQL, SMTP, NATS, FTP…) that a sidecar's protocol detection stalls, in Kubernetes manifests.",
         discussion: """
-            Reads YAML or JSON manifests (multi-document, kind: List, Helm output), matches \
+            Reads YAML or JSON manifests (multi-document, kind: List, anchors and << merge keys, Helm output), matches \
             workloads to Services by selector, and applies Istio/ASM or Linkerd's rules for \
             choosing a port's protocol: a server-first protocol on a port the sidecar sniffs is a \
             deadlock (error) under Istio and a 10 s delay per connection (warning) under Linkerd. \
