@@ -104,7 +104,7 @@ let package = Package(
         ),
         .target(
             name: "MeshLint",
-            dependencies: ["Diagnosis", "YAML"]
+            dependencies: ["NetCore", "Diagnosis", "YAML"]
         ),
         // Every documented JSON schema, its writer and (where ctdoctor reads it back) its
         // reader side by side.

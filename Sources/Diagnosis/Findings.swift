@@ -187,7 +187,9 @@ enum Findings {
         case .istio:
             return "Either \(sysctl); or lower the proxy's TCP idle timeout below the close_wait timeout (\(kernel.facts.closeWaitTimeout.map { "\($0) s" } ?? "60 s by default")) with a DestinationRule trafficPolicy.connectionPool.tcp.idleTimeout (Istio ≥ 1.21) or ISTIO_META_IDLE_TIMEOUT in the proxy metadata, at the cost of closing idle connections sooner."
         case .linkerd:
-            return "Set config.linkerd.io/close-wait-timeout on the workload (proxy-init then sets the sysctl; it needs the privileged init container), or \(sysctl)."
+            // The injector reads the annotation with Go's time.ParseDuration and drops what
+            // it cannot read; current charts render it only with proxyInit.runAsRoot.
+            return "Set config.linkerd.io/close-wait-timeout: \"\(target)s\" on the workload's pod template (or its namespace) and restart it: a Go duration with its unit (a bare number is dropped), which proxy-init applies only when it runs as root (proxyInit.runAsRoot=true in the control plane's values; it then runs privileged); or \(sysctl). `ctdoctor lint` checks the annotation."
         case .custom:
             return "Either \(sysctl); or make the proxy close idle half-closed connections before conntrack forgets them."
         }

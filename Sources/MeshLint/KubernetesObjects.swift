@@ -61,7 +61,15 @@ public struct Workload: Sendable {
     public var object: ManifestObject
     public var podLabels: [String: String]
     public var podAnnotations: [String: String]
+    /// Where each pod annotation is written, for findings about one.
+    public var podAnnotationLines: [String: Int] = [:]
     public var containers: [Container]
+    /// The pod's `securityContext.sysctls`, which the kubelet sets in the pod's network
+    /// namespace (net.netfilter.nf_conntrack_tcp_timeout_close_wait among them), with lines.
+    public var podSysctls: [String: (value: String, line: Int)] = [:]
+    /// The arguments of an already injected `linkerd-init` container, when the input is
+    /// rendered (nil for a manifest before injection).
+    public var proxyInitArguments: [String]?
 
     public static let kinds: Set<String> = ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod", "ReplicationController"]
 }
@@ -251,10 +259,16 @@ public struct ManifestSet: Sendable {
             // Sidecar-style init containers (restartPolicy: Always) serve ports too.
             $0["restartPolicy"]?.string == "Always"
         }
+        var sysctls: [String: (value: String, line: Int)] = [:]
+        for entry in podSpec?["securityContext"]?["sysctls"]?.items ?? [] {
+            if let name = entry["name"]?.string, let value = entry["value"]?.string { sysctls[name] = (value, entry.line) }
+        }
+        let proxyInit = (podSpec?["initContainers"]?.items ?? []).first { $0["name"]?.string == "linkerd-init" }
         return Workload(
             object: object,
             podLabels: podMetadata?["labels"]?.stringMap ?? [:],
             podAnnotations: podMetadata?["annotations"]?.stringMap ?? [:],
+            podAnnotationLines: Dictionary((podMetadata?["annotations"]?.pairs ?? []).map { ($0.key, $0.line) }, uniquingKeysWith: { first, _ in first }),
             containers: containers.map { container in
                 Container(
                     name: container["name"]?.string ?? "",
@@ -273,7 +287,9 @@ public struct ManifestSet: Sendable {
                             entry["name"]?.string.flatMap { name in entry["value"]?.string.map { (name, $0) } }
                         },
                         uniquingKeysWith: { first, _ in first }))
-            })
+            },
+            podSysctls: sysctls,
+            proxyInitArguments: proxyInit.map { ((($0["command"]?.items ?? []) + ($0["args"]?.items ?? [])).compactMap(\.string)) })
     }
 
     /// The workloads a Service selects: same namespace (or both unstated), and every

@@ -44,10 +44,20 @@ public struct LintRule: Sendable, Hashable {
         id: "CTD206", name: "linkerd-opaque-ports-invalid", severity: .warning,
         summary: "A config.linkerd.io/opaque-ports value that is not a comma-separated list of ports and ranges")
 
+    public static let linkerdCloseWaitInvalid = LintRule(
+        id: "CTD207", name: "linkerd-close-wait-timeout-invalid", severity: .warning,
+        summary: "A config.linkerd.io/close-wait-timeout that is not a Go duration of a second or more: dropped, so half-closed flows still expire after 60 s")
+    public static let linkerdCloseWaitNeedsRoot = LintRule(
+        id: "CTD208", name: "linkerd-close-wait-timeout-needs-root", severity: .info,
+        summary: "config.linkerd.io/close-wait-timeout takes effect only through a root, privileged linkerd-init (proxyInit.runAsRoot)")
+    public static let closeWaitShorterThanIdle = LintRule(
+        id: "CTD209", name: "close-wait-shorter-than-proxy-idle-timeout", severity: .warning,
+        summary: "The pod's conntrack close_wait timeout is shorter than its proxy keeps idle sockets: a late close after a half-close leaks the proxy's socket")
+
     public static let all: [LintRule] = [
         istioSniffed, istioWrongProtocol, serviceEntry, permissive, disabledOneSide, undeclaredWorkloadPort,
         linkerdNotOpaque, linkerdOneSide, linkerdReplacedDefaults, linkerdSilentClients, linkerdSkipOutbound,
-        linkerdBadAnnotation,
+        linkerdBadAnnotation, linkerdCloseWaitInvalid, linkerdCloseWaitNeedsRoot, closeWaitShorterThanIdle,
     ]
 }
 

@@ -2,14 +2,16 @@ import Diagnosis
 
 /// The rules about workloads on their own, whatever Service leads to them.
 enum WorkloadRules {
-    /// CTD205 (Linkerd's skip-outbound-ports) and CTD106 (a server-first container port
-    /// no Service in the input declares).
+    /// CTD205 (Linkerd's skip-outbound-ports), CTD207-CTD209 (the close_wait timeout
+    /// against the proxy's) and CTD106 (a server-first container port no Service in the
+    /// input declares).
     static func lint(
         _ set: ManifestSet, targeted: [String: Set<Int>], meshes: inout MeshInjection, protocols: PortProtocols,
         findings: inout LintFindings
     ) {
         for workload in set.workloads {
             let mesh = meshes.mesh(of: [workload], namespace: workload.object.namespace)
+            CloseWaitRules.lint(workload, mesh: mesh, set: set, findings: &findings)
             if mesh == .linkerd, let skipped = workload.podAnnotations[OpaquePorts.skipOutbound] {
                 findings.add(
                     .linkerdSkipOutbound, workload.object, line: workload.object.line, port: nil,

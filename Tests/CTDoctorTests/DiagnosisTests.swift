@@ -143,7 +143,11 @@ struct LeakClassificationTests {
         let report = pod.diagnose()
         #expect(report.sidecar?.profile == .linkerd && report.sidecar?.process?.command == "linkerd2-proxy")
         #expect(report.leaks.map(\.direction).sorted { $0.rawValue < $1.rawValue } == [.inbound, .outbound])
-        #expect(report.findings.first { $0.id == "leaked-sockets" }?.remedy.contains("config.linkerd.io/close-wait-timeout") == true)
+        let remedy = report.findings.first { $0.id == "leaked-sockets" }?.remedy ?? ""
+        // The annotation as the injector reads it: a Go duration, at least the idle timeout
+        // assumed (1 h), applied only by a root linkerd-init.
+        #expect(remedy.contains("config.linkerd.io/close-wait-timeout: \"3600s\""), "\(remedy)")
+        #expect(remedy.contains("proxyInit.runAsRoot=true"))
     }
 
     @Test func aGivenSidecarOverridesDetection() {

@@ -112,6 +112,28 @@ struct LintTests {
         #expect(report.findings.first?.workloads == ["Deployment/mail/relay"], "the selector matched labels merged in")
     }
 
+    /// Linkerd's close-wait-timeout as the injector reads it (Go durations, whole seconds,
+    /// a root linkerd-init), and Istio pods whose own sysctl is shorter than Envoy's idle
+    /// timeout.
+    @Test func judgesTheCloseWaitTimeoutAgainstTheProxy() throws {
+        let file = "close-wait.yaml"
+        let report = try lint([file])
+        let byObject = Dictionary(grouping: report.findings, by: \.object).mapValues { $0.map { "\($0.rule.id) \($0.severity.name)" }.sorted() }
+        #expect(byObject["Deployment/payments/ledger"] == ["CTD207 warning"])
+        #expect(byObject["Deployment/payments/sweeper"] == ["CTD207 warning"])
+        #expect(byObject["Deployment/payments/billing"] == ["CTD208 info", "CTD209 info"])
+        #expect(byObject["Pod/payments/audit"] == ["CTD208 warning", "CTD209 info"], "rendered without --timeout-close-wait-secs")
+        #expect(byObject["Deployment/shop/cart"] == ["CTD209 warning"])
+        #expect(byObject["Deployment/shop/checkout"] == nil, "7200 s outlives Envoy's 1 h")
+        let invalid = try #require(report.findings.first { $0.object == "Deployment/payments/ledger" })
+        #expect(invalid.line == (try line(file, "close-wait-timeout: \"3600\"")))
+        #expect(invalid.message.contains("not a Go duration"))
+        let cart = try #require(report.findings.first { $0.object == "Deployment/shop/cart" })
+        #expect(cart.line == (try line(file, "value: \"120\"")) - 1, "the sysctl's list item")
+        #expect(cart.message.contains("1800 s (ISTIO_META_IDLE_TIMEOUT=30m"), "\(cart.message)")
+        #expect(cart.message.contains("up to 1680 s"))
+    }
+
     @Test func namesWorkloadPortsNoServiceDeclares() throws {
         let report = try lint(["workload-kinds.yaml"])
         #expect(found(report) == [

@@ -9,7 +9,7 @@ import Yams
 @Suite("YAML reader")
 struct YAMLReaderTests {
     static let corpus = [
-        "anchors.yaml", "client-first.yaml", "configmap-ports.yaml", "helm-rendered.yaml", "istio-mysql.yaml",
+        "anchors.yaml", "client-first.yaml", "close-wait.yaml", "configmap-ports.yaml", "helm-rendered.yaml", "istio-mysql.yaml",
         "istio-smtp.yaml", "linkerd.yaml", "list.json", "merge-keys.yaml", "not-an-object.yaml", "peerauthentication.yaml",
         "serviceentry.yaml", "workload-kinds.yaml",
     ]

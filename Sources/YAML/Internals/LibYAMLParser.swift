@@ -24,10 +24,10 @@ final class LibYAMLParser {
 
     init(bytes: UnsafeBufferPointer<UInt8>) throws(YAMLError) {
         parser = .allocate(capacity: 1)
-        guard yaml_parser_initialize(parser) == 1 else {
-            parser.deallocate()
-            throw .outOfMemory
-        }
+        parser.initialize(to: yaml_parser_t())
+        // On failure deinit still runs (self is fully initialised) and frees the parser:
+        // yaml_parser_delete takes the NULL buffers a failed initialise leaves.
+        guard yaml_parser_initialize(parser) == 1 else { throw .outOfMemory }
         yaml_parser_set_input_string(parser, bytes.baseAddress, bytes.count)
     }
 

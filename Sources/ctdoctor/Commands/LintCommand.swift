@@ -18,8 +18,9 @@ struct LintCommand: ParsableCommand {
             Client-first protocols (HTTP, TLS, PostgreSQL, Redis, MongoDB) are left alone. The mesh \
             is read from injection annotations and labels (--mesh to force one).
 
-            Rules CTD101-CTD106 (Istio, ServiceEntry, PeerAuthentication) and CTD201-CTD206 \
-            (Linkerd) are listed with `ctdoctor lint --list-rules`. Exit status as diagnose; JSON \
+            Rules CTD101-CTD106 (Istio, ServiceEntry, PeerAuthentication), CTD201-CTD208 \
+            (Linkerd) and CTD209 (the close_wait timeout against the proxy's idle timeout) are \
+            listed with `ctdoctor lint --list-rules`. Exit status as diagnose; JSON \
             schema ctdoctor.lint.v1, or SARIF 2.1.0 with --format sarif.
 
             Examples:
