@@ -66,9 +66,10 @@ public enum Diagnosis {
             ?? CollisionPrediction.estimateRate(counters: input.counters, sidecar: input.sidecarProcess)
         let collisions = CollisionPrediction.predict(leaks: leaks, kernel: input.kernel, connectRate: rate, counters: input.counters)
 
+        let inboundClashes = sidecar.map { InboundClashAnalysis.clashes(in: input.conntrack, profile: $0.profile) } ?? []
         let findings = Findings.make(
             sidecar: sidecar, leaks: leaks, collisions: collisions, kernel: kernel, idleTimeout: idleTimeout,
-            socketSource: input.socketSource)
+            socketSource: input.socketSource, inboundClashes: inboundClashes)
             + Findings.stalls(stalls, sidecar: sidecar, thresholdSeconds: options.stallAfterSeconds)
         return DiagnosisReport(
             namespace: input.namespace,

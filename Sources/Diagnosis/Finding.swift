@@ -47,6 +47,8 @@ public enum FindingKind: String, Sendable, Hashable, CaseIterable {
     case collisionRisk = "collision-risk"
     case collisionOutcome = "collision-outcome"
     case challengeACKsSeen = "challenge-acks-seen"
+    case inboundPortRemapped = "inbound-port-remapped"
+    case inboundUnreplied = "inbound-unreplied"
     case stalledServerFirst = "stalled-server-first"
     case stalledSilentClients = "stalled-silent-clients"
     case stalledConnections = "stalled-connections"
@@ -56,7 +58,8 @@ public enum FindingKind: String, Sendable, Hashable, CaseIterable {
         switch self {
         case .noSidecar: .sidecar
         case .leakedSockets, .leakAtRisk, .closeWaitTimeout, .noTCPInfo: .leaks
-        case .liveCollision, .collisionRisk, .collisionOutcome, .challengeACKsSeen: .collisions
+        case .liveCollision, .collisionRisk, .collisionOutcome, .challengeACKsSeen, .inboundPortRemapped, .inboundUnreplied:
+            .collisions
         case .stalledServerFirst, .stalledSilentClients, .stalledConnections: .stalls
         case .conntrackTableFull: .table
         }

@@ -15,7 +15,7 @@ enum Findings {
 
     static func make(
         sidecar: SidecarDetection?, leaks: [LeakRecord], collisions: CollisionPrediction, kernel: KernelAudit,
-        idleTimeout: (seconds: Double, source: String), socketSource: SocketSource
+        idleTimeout: (seconds: Double, source: String), socketSource: SocketSource, inboundClashes: [InboundClash] = []
     ) -> [Finding] {
         var findings: [Finding] = []
         guard let sidecar else {
@@ -103,7 +103,37 @@ enum Findings {
                 evidence: counterEvidence(collisions),
                 remedy: "Watch these counters over time (nstat -az TcpExtTCPChallengeACK); rising counts with leaked sidecar sockets mean live collisions."))
         }
+        findings += inboundFindings(inboundClashes, profile: profile, counters: collisions)
         return findings + tcpInfoFindings(socketSource: socketSource, leaks: leaks) + tableFindings(kernel)
+    }
+
+    /// Clashes on the inbound redirect port: NAT moved a client's port (the flow works,
+    /// but the proxy sees a port the client never used), or a SYN toward it went
+    /// unanswered (it met a socket that holds its tuple).
+    static func inboundFindings(_ clashes: [InboundClash], profile: SidecarProfile, counters: CollisionPrediction) -> [Finding] {
+        var findings: [Finding] = []
+        let inbound = profile.inboundPort
+        let unreplied = clashes.filter { $0.kind == .unreplied }
+        let remapped = clashes.filter { $0.kind == .remapped }
+        func describe(_ clash: InboundClash) -> String {
+            let entry = clash.entry
+            return "\(clash.client) -> :\(clash.podPort) REDIRECTed to :\(inbound), reply to port \(clash.seenClientPort) (\(entry.state?.name ?? "?")\(entry.timeout.map { ", \($0) s left" } ?? ""))"
+        }
+        if !unreplied.isEmpty {
+            findings.append(Finding(
+                .inboundUnreplied, severity: .error,
+                summary: "\(plural(unreplied.count, "inbound connection attempt")) to the pod \(unreplied.count == 1 ? "sits" : "sit") in SYN_SENT [UNREPLIED] on the inbound redirect port \(inbound): the SYN met a socket that holds its tuple, or nothing answered",
+                evidence: limited(unreplied, describe) + counterEvidence(counters),
+                remedy: "Look for leaked FIN_WAIT2 sockets on \(inbound) (ctdoctor leaks) and end them; clients that connect from fixed source ports (probes, NAT gateways) clash on the redirect port: let their ports vary, or exclude the probed port from inbound capture (Istio traffic.sidecar.istio.io/excludeInboundPorts, Linkerd config.linkerd.io/skip-inbound-ports)."))
+        }
+        if !remapped.isEmpty {
+            findings.append(Finding(
+                .inboundPortRemapped, severity: .warning,
+                summary: "\(plural(remapped.count, "inbound connection")) had \(remapped.count == 1 ? "its" : "their") client port moved by NAT on the inbound redirect port \(inbound): two flows from one client port to different pod ports clashed there",
+                evidence: limited(remapped, describe) + ["model: \(InboundClashAnalysis.model)"],
+                remedy: "The connections work, but the proxy (its logs, its policies, a later connect from the moved port) sees a client port that client never used; a later SYN from that port collides. Clients that reuse one source port across the pod's ports (fixed bind(), SO_REUSEADDR) cause it: let the kernel choose their ports, or exclude one of the ports from inbound capture."))
+        }
+        return findings
     }
 
     /// When the socket listing has no tcp_info, idle times (and so the leaks' lifetimes

@@ -107,8 +107,18 @@ public struct LiveCollector: Sendable {
         let silent = onCapturePorts.filter { StallAnalysis.isSilent($0, thresholdMilliseconds: threshold) }
         let captured = listening + halfClosed + silent
         let suspects = halfClosed.filter { $0.inode != 0 }
-        let (found, conntrackSource) = try phase("conntrack lookups (\(suspects.count + silent.count))") {
-            try lookUpFlows(of: suspects + silent, notices: &notices)
+        // Accepted inbound connections: their entries say whether NAT moved a client's
+        // port on the inbound redirect port (a clash). One lookup each, so a bounded number.
+        let inboundPorts = Set((profile.map { [$0] } ?? SidecarProfile.known).map(\.inboundPort))
+        let accepted = onCapturePorts.filter {
+            $0.state == .established && inboundPorts.contains($0.local.port) && !StallAnalysis.isSilent($0, thresholdMilliseconds: threshold)
+        }
+        if accepted.count > Self.inboundLookupLimit {
+            notices.append("\(accepted.count) accepted inbound connections on the inbound capture port: the first \(Self.inboundLookupLimit) were checked for clashes on it")
+        }
+        let inbound = Array(accepted.prefix(Self.inboundLookupLimit))
+        let (found, conntrackSource) = try phase("conntrack lookups (\(suspects.count + silent.count + inbound.count))") {
+            try lookUpFlows(of: suspects + silent + inbound, notices: &notices)
         }
         let entries = found ?? []
         phase("app sockets (waiting)") { appDone.wait() }
@@ -134,6 +144,10 @@ public struct LiveCollector: Sendable {
             rules: rules.withLock { $0 } ?? RulesFacts(),
             notices: notices)
     }
+
+    /// The most accepted inbound connections whose conntrack entries are looked up for
+    /// clashes on the redirect port: the lookups cost one GET each.
+    public static let inboundLookupLimit = 4_096
 
     /// The owners of the capture listeners, and the facts of the process holding them
     /// (the sidecar).

@@ -2,6 +2,7 @@ import Glibc
 import Conntrack
 import Diagnosis
 import NetCore
+import Offline
 import Sockets
 import TestSupport
 import Testing
@@ -148,6 +149,43 @@ struct LeakClassificationTests {
         // assumed (1 h), applied only by a root linkerd-init.
         #expect(remedy.contains("config.linkerd.io/close-wait-timeout: \"3600s\""), "\(remedy)")
         #expect(remedy.contains("proxyInit.runAsRoot=true"))
+    }
+
+    /// A real capture: one client port to two pod ports funnelled into 15006; NAT moved
+    /// the second flow's port, and only conntrack says so (the proxy's socket shows 2181).
+    @Test func findsAnInboundClashNATResolvedInARealCapture() throws {
+        let conntrack = try PastedInput.conntrack(try Fixture.bytes("handmade/inbound-clash-conntrack-L.txt"), source: "ct")
+        let sockets = try PastedInput.sockets(try Fixture.bytes("handmade/inbound-clash-ss-tanoi.txt"), source: "ss")
+        let input = PastedInput.input(conntrack: conntrack, conntrackPath: "ct", sockets: sockets, socketsPath: "ss")
+        let report = Diagnosis.diagnose(input, options: DiagnosisOptions(sidecar: .istio))
+        let finding = try #require(report.findings.first { $0.kind == .inboundPortRemapped })
+        #expect(finding.severity == .warning && finding.kind.section == .collisions)
+        #expect(finding.evidence.first == "10.77.0.9:40000 -> :9090 REDIRECTed to :15006, reply to port 2181 (CLOSE_WAIT, 59 s left)")
+        #expect(sockets.sockets.contains { $0.remote.port == 2181 }, "the proxy's socket shows the moved port")
+        #expect(!report.findings.contains { $0.kind == .inboundUnreplied })
+    }
+
+    /// SYN_SENT [UNREPLIED] toward the inbound port, old enough not to be in flight;
+    /// a connect one second old, and entries of other ports, are not judged.
+    @Test func unansweredInboundSYNsAreErrorsOnceNotInFlight() {
+        var pod = Pod()
+        func entry(client: UInt16, podPort: UInt16, replyPort: UInt16, timeout: UInt32) -> ConntrackEntry {
+            ConntrackEntry(
+                family: .ipv4, protocolNumber: IPProtocolName.tcp,
+                original: ConntrackTuple(source: IPAddress("10.1.2.3")!, destination: pod.app, sourcePort: client, destinationPort: podPort),
+                reply: ConntrackTuple(source: pod.app, destination: IPAddress("10.1.2.3")!, sourcePort: replyPort, destinationPort: client),
+                state: .tcp(.synSent), status: [.destinationNAT], timeout: timeout)
+        }
+        pod.conntrack = [
+            entry(client: 41000, podPort: 8080, replyPort: 15006, timeout: 100),
+            entry(client: 41002, podPort: 8080, replyPort: 15006, timeout: 119),
+            entry(client: 41004, podPort: 8080, replyPort: 8080, timeout: 100),
+        ]
+        let report = pod.diagnose()
+        let finding = report.findings.first { $0.kind == .inboundUnreplied }
+        #expect(finding?.severity == .error)
+        #expect(finding?.evidence.filter { $0.contains("REDIRECTed") }.count == 1, "\(finding?.evidence ?? [])")
+        #expect(finding?.evidence.first?.hasPrefix("10.1.2.3:41000 -> :8080") == true)
     }
 
     @Test func aGivenSidecarOverridesDetection() {
