@@ -69,12 +69,16 @@ public struct SidecarProcessFacts: Sendable, Hashable {
     public var uptimeSeconds: Double?
     /// ISTIO_META_IDLE_TIMEOUT from /proc/PID/environ, when readable and set.
     public var idleTimeoutSetting: String?
+    /// The network namespace the process lives in, when it is not the one diagnosed
+    /// ("net:[4026531840]"): ambient's ztunnel holds a pod's sockets from its own.
+    public var foreignNamespace: String?
 
-    public init(pid: Int32, command: String, uptimeSeconds: Double? = nil, idleTimeoutSetting: String? = nil) {
+    public init(pid: Int32, command: String, uptimeSeconds: Double? = nil, idleTimeoutSetting: String? = nil, foreignNamespace: String? = nil) {
         self.pid = pid
         self.command = command
         self.uptimeSeconds = uptimeSeconds
         self.idleTimeoutSetting = idleTimeoutSetting
+        self.foreignNamespace = foreignNamespace
     }
 }
 

@@ -36,10 +36,16 @@ public enum Diagnosis {
 
     public static func diagnose(_ input: DiagnosisInput, options: DiagnosisOptions = DiagnosisOptions()) -> DiagnosisReport {
         var notices = input.notices
-        let sidecar: SidecarDetection? = options.sidecar.map {
+        var sidecar: SidecarDetection? = options.sidecar.map {
             SidecarDetection(profile: $0, evidence: "given with --sidecar", process: sidecarOwner(input, $0), wasGiven: true)
         } ?? SidecarDetection.detect(listeners: input.sockets.filter { $0.state == .listen }, owners: input.owners)
             ?? inferredFromCopy(input)
+        // A proxy that holds this namespace's listeners from its own namespace is a
+        // node proxy (ambient's ztunnel), not a sidecar: said, as ambient expects it.
+        if let foreign = input.sidecarProcess?.foreignNamespace, sidecar?.wasGiven == false {
+            sidecar?.evidence += ", from another network namespace (\(foreign))"
+            if sidecar?.profile.mesh == .ambient { sidecar?.evidence += ": ambient's node proxy" }
+        }
 
         let idleTimeout = resolveIdleTimeout(options: options, input: input, sidecar: sidecar, notices: &notices)
         let kernel = KernelAudit.audit(facts: input.kernel, rules: input.rules, idleTimeoutSeconds: idleTimeout.seconds)
@@ -69,7 +75,8 @@ public enum Diagnosis {
         let inboundClashes = sidecar.map { InboundClashAnalysis.clashes(in: input.conntrack, profile: $0.profile) } ?? []
         let findings = Findings.make(
             sidecar: sidecar, leaks: leaks, collisions: collisions, kernel: kernel, idleTimeout: idleTimeout,
-            socketSource: input.socketSource, inboundClashes: inboundClashes)
+            socketSource: input.socketSource, inboundClashes: inboundClashes,
+            idleTunnels: sidecar.map { HBONEAnalysis.longIdle(in: input.sockets, profile: $0.profile) } ?? [])
             + Findings.stalls(stalls, sidecar: sidecar, thresholdSeconds: options.stallAfterSeconds)
         return DiagnosisReport(
             namespace: input.namespace,
@@ -111,7 +118,7 @@ public enum Diagnosis {
             notices.append("ISTIO_META_IDLE_TIMEOUT=\(setting) in the proxy's environment is not a duration Istio accepts (Go notation, at most 2^63 ns); assumed Envoy's default of 1h")
         }
         if let owner = input.sidecarProcess?.command ?? sidecar?.process?.command,
-            SidecarProfile.mesh(ofProcess: owner) == nil || owner.hasPrefix("linkerd2-proxy")
+            SidecarProfile.mesh(ofProcess: owner) == nil || owner.hasPrefix("linkerd2-proxy") || owner == "ztunnel"
         {
             // Only Envoy is known to default to 1 h; anything else is a guess, said as one.
             notices.append("the proxy is \(owner), not Envoy: its idle timeout is unknown, 1 h assumed (give --idle-timeout)")
@@ -125,7 +132,7 @@ public enum Diagnosis {
         kernel: KernelAudit, findings: [Finding]
     ) -> String {
         guard sidecar != nil else {
-            return "No sidecar capture listener in this namespace: nothing to diagnose (give --sidecar istio|linkerd|ports:OUT,IN if the proxy uses other ports or the copy lacks its LISTEN rows)."
+            return "No sidecar capture listener in this namespace: nothing to diagnose (give --sidecar istio|ambient|linkerd|ports:OUT,IN if the proxy uses other ports or the copy lacks its LISTEN rows)."
         }
         let leaked = leaks.filter { $0.classification == .leaked }
         let atRisk = leaks.filter { $0.classification == .atRisk }

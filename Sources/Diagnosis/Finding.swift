@@ -43,6 +43,7 @@ public enum FindingKind: String, Sendable, Hashable, CaseIterable {
     case leakAtRisk = "leak-at-risk"
     case closeWaitTimeout = "close-wait-timeout"
     case noTCPInfo = "no-tcp-info"
+    case idleHBONETunnels = "idle-hbone-tunnels"
     case liveCollision = "live-collision"
     case collisionRisk = "collision-risk"
     case collisionOutcome = "collision-outcome"
@@ -57,7 +58,7 @@ public enum FindingKind: String, Sendable, Hashable, CaseIterable {
     public var section: ReportSection {
         switch self {
         case .noSidecar: .sidecar
-        case .leakedSockets, .leakAtRisk, .closeWaitTimeout, .noTCPInfo: .leaks
+        case .leakedSockets, .leakAtRisk, .closeWaitTimeout, .noTCPInfo, .idleHBONETunnels: .leaks
         case .liveCollision, .collisionRisk, .collisionOutcome, .challengeACKsSeen, .inboundPortRemapped, .inboundUnreplied:
             .collisions
         case .stalledServerFirst, .stalledSilentClients, .stalledConnections: .stalls

@@ -15,7 +15,8 @@ enum Findings {
 
     static func make(
         sidecar: SidecarDetection?, leaks: [LeakRecord], collisions: CollisionPrediction, kernel: KernelAudit,
-        idleTimeout: (seconds: Double, source: String), socketSource: SocketSource, inboundClashes: [InboundClash] = []
+        idleTimeout: (seconds: Double, source: String), socketSource: SocketSource, inboundClashes: [InboundClash] = [],
+        idleTunnels: [TCPSocket] = []
     ) -> [Finding] {
         var findings: [Finding] = []
         guard let sidecar else {
@@ -104,6 +105,16 @@ enum Findings {
                 remedy: "Watch these counters over time (nstat -az TcpExtTCPChallengeACK); rising counts with leaked sidecar sockets mean live collisions."))
         }
         findings += inboundFindings(inboundClashes, profile: profile, counters: collisions)
+        if !idleTunnels.isEmpty, let port = profile.hbonePort {
+            let longest = idleTunnels.compactMap { $0.info.map { UInt64($0.idleMilliseconds) } }.max() ?? 0
+            findings.append(Finding(
+                .idleHBONETunnels, severity: .info,
+                summary: "\(plural(idleTunnels.count, "HBONE tunnel")) on \(port) \(idleTunnels.count == 1 ? "has" : "have") been idle \(humanDuration(milliseconds: HBONEAnalysis.longIdleMilliseconds)) or more (the longest \(humanDuration(milliseconds: longest))): ztunnel keeps them pooled, each a socket in this namespace and a conntrack entry",
+                evidence: limited(idleTunnels) { socket in
+                    "\(socket.local) <-> \(socket.remote), idle \(humanDuration(milliseconds: UInt64(socket.info?.idleMilliseconds ?? 0)))"
+                },
+                remedy: "Nothing is broken by an idle tunnel; on a node short of sockets or conntrack entries (ztunnel holds every ambient pod's), count them per pod (ctdoctor diagnose --all-netns) before the table fills."))
+        }
         return findings + tcpInfoFindings(socketSource: socketSource, leaks: leaks) + tableFindings(kernel)
     }
 
@@ -216,6 +227,8 @@ enum Findings {
         switch profile.mesh {
         case .istio:
             return "Either \(sysctl); or lower the proxy's TCP idle timeout below the close_wait timeout (\(kernel.facts.closeWaitTimeout.map { "\($0) s" } ?? "60 s by default")) with a DestinationRule trafficPolicy.connectionPool.tcp.idleTimeout (Istio ≥ 1.21) or ISTIO_META_IDLE_TIMEOUT in the proxy metadata, at the cost of closing idle connections sooner."
+        case .ambient:
+            return "Either \(sysctl); or have ztunnel close idle half-closed connections sooner than the close_wait timeout (\(kernel.facts.closeWaitTimeout.map { "\($0) s" } ?? "60 s by default")). The leaked sockets are ztunnel's, held in this pod's namespace: restarting ztunnel ends them, for every pod of the node at once."
         case .linkerd:
             // The injector reads the annotation with Go's time.ParseDuration and drops what
             // it cannot read; current charts render it only with proxyInit.runAsRoot.

@@ -5,6 +5,10 @@ public struct SidecarProfile: Sendable, Hashable, CustomStringConvertible {
     public enum Mesh: String, Sendable, Hashable {
         /// Istio and Alibaba ASM: Envoy, started by pilot-agent.
         case istio
+        /// Istio's ambient mode: ztunnel, the node's proxy, holds listeners inside each
+        /// pod's namespace (15001 outbound by REDIRECT, 15006 plaintext and 15008 HBONE
+        /// inbound by TPROXY) from a process that lives in another namespace.
+        case ambient
         case linkerd
         /// Ports given by hand.
         case custom
@@ -15,14 +19,18 @@ public struct SidecarProfile: Sendable, Hashable, CustomStringConvertible {
     public var outboundPort: UInt16
     /// Where it REDIRECTs connections coming in to the app.
     public var inboundPort: UInt16
+    /// Where HBONE (mTLS HTTP/2 CONNECT tunnels between proxies) arrives: ambient's 15008.
+    public var hbonePort: UInt16?
 
-    public init(mesh: Mesh, outboundPort: UInt16, inboundPort: UInt16) {
+    public init(mesh: Mesh, outboundPort: UInt16, inboundPort: UInt16, hbonePort: UInt16? = nil) {
         self.mesh = mesh
         self.outboundPort = outboundPort
         self.inboundPort = inboundPort
+        self.hbonePort = hbonePort
     }
 
     public static let istio = SidecarProfile(mesh: .istio, outboundPort: 15001, inboundPort: 15006)
+    public static let ambient = SidecarProfile(mesh: .ambient, outboundPort: 15001, inboundPort: 15006, hbonePort: 15008)
     public static let linkerd = SidecarProfile(mesh: .linkerd, outboundPort: 4140, inboundPort: 4143)
 
     /// The ports sockets are captured on.
@@ -35,15 +43,17 @@ public struct SidecarProfile: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch mesh {
         case .istio: "istio (outbound \(outboundPort), inbound \(inboundPort))"
+        case .ambient: "ambient (ztunnel: outbound \(outboundPort), inbound \(inboundPort), HBONE \(hbonePort.map(String.init) ?? "-"))"
         case .linkerd: "linkerd (outbound \(outboundPort), inbound \(inboundPort))"
         case .custom: "ports:\(outboundPort),\(inboundPort)"
         }
     }
 
-    /// Reads `--sidecar`: `istio`, `asm` (same ports), `linkerd`, or `ports:OUT,IN`.
+    /// Reads `--sidecar`: `istio`, `asm` (same ports), `ambient`, `linkerd`, or `ports:OUT,IN`.
     public init?(spec: String) {
         switch spec.lowercased() {
         case "istio", "asm": self = .istio
+        case "ambient": self = .ambient
         case "linkerd": self = .linkerd
         default:
             guard spec.lowercased().hasPrefix("ports:") else { return nil }
@@ -55,15 +65,20 @@ public struct SidecarProfile: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// Every profile auto-detection knows.
+    /// Every profile auto-detection knows (ambient shares Istio's capture ports: told
+    /// apart by its HBONE listener and its process, see `SidecarDetection.detect`).
     public static let known: [SidecarProfile] = [.istio, .linkerd]
+
+    /// Every port a known profile listens on for capture or HBONE: what detection lists.
+    public static let listenerPorts: [UInt16] = Array(Set(known.flatMap(\.capturePorts) + [ambient.hbonePort!])).sorted()
 
     /// Process names that identify a mesh's proxy (comm is at most 15 bytes).
     static func mesh(ofProcess command: String) -> Mesh? {
         switch command {
-        // ztunnel: Istio ambient's node proxy, which holds the capture sockets inside
-        // each pod's namespace.
-        case "envoy", "pilot-agent", "ztunnel": .istio
+        case "envoy", "pilot-agent": .istio
+        // Istio ambient's node proxy, which holds the capture sockets inside each pod's
+        // namespace.
+        case "ztunnel": .ambient
         case "linkerd2-proxy", "linkerd2-proxy-": .linkerd
         default: nil
         }
@@ -95,7 +110,7 @@ public struct SidecarDetection: Sendable, Hashable {
         var evidence = "inferred: no LISTEN row in the copy (filtered with grep?)"
         if !best.ports.isEmpty { evidence += ", but sockets on \(best.ports.sorted().map(String.init).joined(separator: " and "))" }
         if let process = best.process { evidence += ", held by \(process.command) (pid \(process.pid))" }
-        evidence += "; give --sidecar istio|linkerd|ports:OUT,IN to say so"
+        evidence += "; give --sidecar istio|ambient|linkerd|ports:OUT,IN to say so"
         return SidecarDetection(profile: best.profile, evidence: evidence, process: best.process, wasGiven: false)
     }
 
@@ -115,12 +130,22 @@ public struct SidecarDetection: Sendable, Hashable {
             }
             if best == nil || candidate.1.count > best!.ports.count { best = candidate }
         }
-        guard let best else { return nil }
+        guard var best else { return nil }
+        // Ambient: Istio's capture ports plus ztunnel's HBONE listener, held by ztunnel
+        // or by any process that is not Envoy (ztunnel's name is not always readable).
+        let hbone = SidecarProfile.ambient.hbonePort!
+        if best.profile == .istio, listeners.contains(where: { $0.state == .listen && $0.local.port == hbone }),
+            best.owner.map({ SidecarProfile.mesh(ofProcess: $0.command) != .istio }) ?? true
+        {
+            best = (.ambient, (best.ports + [hbone]).sorted(), best.owner)
+        }
         let ports = best.ports.map(String.init).joined(separator: " and ")
         var who = best.owner.map { " held by \($0.command) (pid \($0.pid))" } ?? ""
         // Named as what it is: a process on a capture port that is no known proxy.
         if let owner = best.owner, SidecarProfile.mesh(ofProcess: owner.command) == nil {
-            who += ", which is not Envoy, pilot-agent, linkerd2-proxy or ztunnel (a custom proxy, or another program on the port)"
+            who += best.profile == .ambient
+                ? ", which is not ztunnel by name (an ambient mesh's node proxy as the HBONE listener on \(hbone) says, or a custom one)"
+                : ", which is not Envoy, pilot-agent, linkerd2-proxy or ztunnel (a custom proxy, or another program on the port)"
         }
         return SidecarDetection(
             profile: best.profile, evidence: "listening on \(ports)\(who)", process: best.owner, wasGiven: false)

@@ -66,6 +66,7 @@ public enum SnapshotFormat {
                 ("pid", .integer(Int64(process.pid))), ("command", .string(process.command)),
                 ("uptime_seconds", process.uptimeSeconds.map { .number($0) } ?? .null),
                 ("idle_timeout_setting", .string(process.idleTimeoutSetting)),
+                ("foreign_namespace", .string(process.foreignNamespace)),
             ])
         } ?? .null)
         text(",\"sockets\":{")

@@ -73,7 +73,9 @@ enum SnapshotReader {
             sidecarProcess: process.isNull ? nil : SidecarProcessFacts(
                 pid: try process["pid"].integer(), command: try process["command"].string(),
                 uptimeSeconds: try process["uptime_seconds"].optionalDouble(in: SnapshotLimits.uptimeSeconds),
-                idleTimeoutSetting: try process["idle_timeout_setting"].optionalString()),
+                idleTimeoutSetting: try process["idle_timeout_setting"].optionalString(),
+                // Snapshots before ambient detection do not say (absent: nil).
+                foreignNamespace: try process["foreign_namespace"].optionalString()),
             kernel: try kernel(document["kernel"]), counters: counters,
             rules: RulesFacts(
                 invalidDrop: try rules["invalid_drop"].optionalBool(), source: try rules["source"].string(),

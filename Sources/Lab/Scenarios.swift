@@ -33,16 +33,26 @@ public final class HalfCloseLab: @unchecked Sendable {
     let upstream: LabUpstream
     var app: [StreamSocket] = []
     public private(set) var flows: [LabFlow] = []
+    /// Istio ambient's shape: besides the outbound 15001, listeners on 15006 and 15008
+    /// (HBONE), all held by a process of another namespace (this one), as ztunnel holds them.
+    public let ambient: Bool
+    var ambientListeners: [StreamSocket] = []
     let say: @Sendable (String) -> Void
 
     /// - Parameter say: receives a line per step, for the narrative.
-    public init(name: String, closeWaitSeconds: Int = 3, say: @escaping @Sendable (String) -> Void) throws {
+    public init(name: String, closeWaitSeconds: Int = 3, ambient: Bool = false, say: @escaping @Sendable (String) -> Void) throws {
         self.closeWaitSeconds = closeWaitSeconds
+        self.ambient = ambient
         self.say = say
         lab = try LabNamespace(name: name, closeWaitSeconds: closeWaitSeconds)
         do {
             proxy = try LabProxy(namespace: lab.namespace)
             upstream = try LabUpstream(namespace: lab.namespace)
+            if ambient {
+                ambientListeners = try lab.namespace.run {
+                    try [15006, 15008].map { try StreamSocket.listen(on: Endpoint(.v4(0), $0)) }
+                }
+            }
         } catch {
             lab.remove()
             throw error
@@ -50,6 +60,9 @@ public final class HalfCloseLab: @unchecked Sendable {
         proxy.start()
         upstream.start()
         say("namespace \(name): app 10.66.0.5, service 10.96.0.10:80, iptables REDIRECT to a proxy on 127.0.0.1:15001, nf_conntrack_tcp_timeout_close_wait=\(closeWaitSeconds)")
+        if ambient {
+            say("ambient: listeners on 15006 and 15008 too, all held by this process (pid \(getpid())), which lives outside the namespace as ztunnel does")
+        }
     }
 
     /// An app connection to the service, through the proxy.
@@ -154,6 +167,14 @@ public final class HalfCloseLab: @unchecked Sendable {
         for leak in report.leaks where !known.contains(leak.socket.remote.port) {
             problems.append("listed a socket the lab did not make: \(leak.socket.local) <-> \(leak.socket.remote)")
         }
+        if ambient {
+            if report.sidecar?.profile.mesh != .ambient {
+                problems.append("expected the mesh detected as ambient, got \(report.sidecar?.profile.description ?? "none")")
+            }
+            if report.sidecar?.evidence.contains("from another network namespace") != true {
+                problems.append("the proxy's own namespace was not told apart from the pod's: \(report.sidecar?.evidence ?? "no sidecar")")
+            }
+        }
         return problems
     }
 
@@ -169,6 +190,8 @@ public final class HalfCloseLab: @unchecked Sendable {
     }
 
     public func tearDown() {
+        ambientListeners.forEach { $0.close() }
+        ambientListeners.removeAll()
         proxy.stop()
         upstream.stop()
         app.forEach { $0.close() }

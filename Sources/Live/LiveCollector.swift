@@ -45,7 +45,10 @@ public struct LiveCollector: Sendable {
     ///   - stallAfterSeconds: accepted connections silent at least this long are kept
     ///     (and looked up in conntrack) for stall detection; the others are not.
     public func collect(profile: SidecarProfile?, stallAfterSeconds: Double = StallAnalysis.defaultThresholdSeconds) throws -> DiagnosisInput {
-        let ports = Array(Set((profile.map { [$0] } ?? SidecarProfile.known).flatMap(\.capturePorts))).sorted()
+        // The capture ports, and ambient's HBONE listener (15008) when the mesh may be
+        // ambient: detection tells it from a sidecar by that listener.
+        let ports = profile.map { Array(Set($0.capturePorts + ($0.hbonePort.map { [$0] } ?? []))).sorted() } ?? SidecarProfile.listenerPorts
+        let capturePorts = Set((profile.map { [$0] } ?? SidecarProfile.known).flatMap(\.capturePorts))
         var notices: [String] = []
 
         let namespace = self.namespace
@@ -103,9 +106,13 @@ public struct LiveCollector: Sendable {
         let onCapturePorts = try phase("sock_diag: FIN_WAIT2 and ESTABLISHED on capture ports (\(families.map(\.name).joined(separator: ", ")))") {
             try socketReader.sockets(in: [.finWait2, .established], localPorts: ports, families: families).0
         }
-        let halfClosed = onCapturePorts.filter { $0.state == .finWait2 }
-        let silent = onCapturePorts.filter { StallAnalysis.isSilent($0, thresholdMilliseconds: threshold) }
-        let captured = listening + halfClosed + silent
+        // HBONE's sockets come in by TPROXY, not NAT: no conntrack entry of theirs can
+        // leak them, so only the capture ports' FIN_WAIT2 sockets are suspects.
+        let halfClosed = onCapturePorts.filter { $0.state == .finWait2 && capturePorts.contains($0.local.port) }
+        let silent = onCapturePorts.filter { capturePorts.contains($0.local.port) && StallAnalysis.isSilent($0, thresholdMilliseconds: threshold) }
+        // Ambient's HBONE tunnels idle past the report threshold: kept, not looked up.
+        let idleTunnels = onCapturePorts.filter { !capturePorts.contains($0.local.port) && HBONEAnalysis.isLongIdle($0) }
+        let captured = listening + halfClosed + silent + idleTunnels
         let suspects = halfClosed.filter { $0.inode != 0 }
         // Accepted inbound connections: their entries say whether NAT moved a client's
         // port on the inbound redirect port (a clash). One lookup each, so a bounded number.
@@ -161,7 +168,7 @@ public struct LiveCollector: Sendable {
             notices.append("\(unreadable) processes in the namespace could not be inspected (needs CAP_SYS_PTRACE): the sidecar process is unknown")
         }
         let sidecarOwner = listeners.lazy.compactMap { owners[$0.inode]?.first }.first
-        return (owners, sidecarOwner.map { search.sidecarFacts($0, notices: &notices) })
+        return (owners, sidecarOwner.map { search.sidecarFacts($0, namespaceLink: local.namespaceLink, notices: &notices) })
     }
 
     /// Which of `inodes` process `pid` holds, from all of its descriptors: what reap asks

@@ -113,8 +113,11 @@ struct OwnerSearch {
 
     /// Uptime and ISTIO_META_IDLE_TIMEOUT of the proxy, looking at its parent too
     /// (pilot-agent starts envoy and both carry the proxy metadata).
-    func sidecarFacts(_ owner: SocketOwner, notices: inout [String]) -> SidecarProcessFacts {
+    func sidecarFacts(_ owner: SocketOwner, namespaceLink: String, notices: inout [String]) -> SidecarProcessFacts {
         var facts = SidecarProcessFacts(pid: owner.pid, command: owner.command)
+        if let link = try? procfs.readLink("\(procfs.root)/\(owner.pid)/ns/net"), link != namespaceLink {
+            facts.foreignNamespace = link  // the kernel's own text: net:[INODE]
+        }
         let stat = (try? procfs.read("\(procfs.root)/\(owner.pid)/stat", limit: 4096)).flatMap(ProcText.stat)
         if let stat, let uptime = (try? procfs.read("\(procfs.root)/uptime", limit: 256)).flatMap(ProcText.uptime) {
             // USER_HZ is 100 on every Linux ABI.

@@ -188,6 +188,29 @@ struct LeakClassificationTests {
         #expect(finding?.evidence.first?.hasPrefix("10.1.2.3:41000 -> :8080") == true)
     }
 
+    /// Ambient's leaks join as a sidecar's do; the proxy named from another namespace, its
+    /// idle timeout unknown, and HBONE tunnels idle 10 min or more reported.
+    @Test func ambientLeaksJoinAndIdleTunnelsAreCounted() {
+        var pod = Pod(sidecar: .ambient, process: "ztunnel")
+        pod.sockets.append(TCPSocket(family: .ipv4, state: .listen, local: Endpoint(.v4(0), 15008), remote: Endpoint(.v4(0), 0), inode: pod.next()))
+        pod.halfClosed(appPort: 43000, state: nil)
+        let idle = TCPInfo(lastDataSentMilliseconds: 1_200_000, lastDataReceivedMilliseconds: 1_200_000, lastAckReceivedMilliseconds: 1_200_000)
+        let busy = TCPInfo(lastDataSentMilliseconds: 1_000, lastDataReceivedMilliseconds: 1_000, lastAckReceivedMilliseconds: 1_000)
+        for (port, info) in [(51000, idle), (51002, busy)] as [(UInt16, TCPInfo)] {
+            pod.sockets.append(TCPSocket(
+                family: .ipv4, state: .established, local: Endpoint(pod.app, 15008), remote: Endpoint(IPAddress("10.70.0.9")!, port),
+                inode: pod.next(), info: info))
+        }
+        let report = pod.diagnose()
+        #expect(report.sidecar?.profile == .ambient)
+        #expect(report.leaks.first?.classification == .leaked)
+        #expect(report.findings.first { $0.kind == .leakedSockets }?.remedy.contains("ztunnel") == true)
+        #expect(report.idleTimeout.source.contains("ztunnel"), "\(report.idleTimeout.source)")
+        let tunnels = report.findings.first { $0.kind == .idleHBONETunnels }
+        #expect(tunnels?.severity == .info)
+        #expect(tunnels?.evidence == ["10.66.0.5:15008 <-> 10.70.0.9:51000, idle 20m0s"], "\(tunnels?.evidence ?? [])")
+    }
+
     @Test func aGivenSidecarOverridesDetection() {
         var pod = Pod()
         pod.halfClosed(appPort: 44000, state: nil, port: 7001)
@@ -430,6 +453,17 @@ struct KernelTextTests {
         let linkerd = SidecarDetection.detect(listeners: [listener(4140, 1), listener(4143, 2)], owners: [:])
         #expect(linkerd?.profile == .linkerd && linkerd?.process == nil)
         #expect(SidecarDetection.detect(listeners: [listener(8080, 1)], owners: [:]) == nil)
+        // Ambient: Istio's capture ports and ztunnel's HBONE 15008, held by ztunnel, or by
+        // a process that is not Envoy; an Envoy with 15008 stays a sidecar.
+        let ambientPorts = [listener(15001, 1), listener(15006, 2), listener(15008, 3)]
+        let ztunnel = SidecarDetection.detect(listeners: ambientPorts, owners: [1: [SocketOwner(pid: 7, command: "ztunnel", fd: 9)]])
+        #expect(ztunnel?.profile == .ambient && ztunnel?.evidence == "listening on 15001 and 15006 and 15008 held by ztunnel (pid 7)")
+        let unnamed = SidecarDetection.detect(listeners: ambientPorts, owners: [:])
+        #expect(unnamed?.profile == .ambient)
+        let sidecar = SidecarDetection.detect(listeners: ambientPorts, owners: [1: [SocketOwner(pid: 9, command: "envoy", fd: 3)]])
+        #expect(sidecar?.profile == .istio)
+        #expect(SidecarDetection.detect(listeners: [listener(15001, 1), listener(15006, 2)], owners: [1: [SocketOwner(pid: 7, command: "ztunnel", fd: 9)]])?.profile == .istio, "no HBONE listener, no ambient")
+        #expect(SidecarProfile(spec: "ambient") == .ambient)
         #expect(SidecarProfile(spec: "ASM") == .istio)
         #expect(SidecarProfile(spec: "ports:4000,4001")?.capturePorts == [4000, 4001])
         #expect(SidecarProfile(spec: "ports:4000") == nil && SidecarProfile(spec: "envoy") == nil)

@@ -254,7 +254,7 @@ struct PastedCaptureTests {
         let report = Diagnosis.diagnose(input)
         let sidecar = try #require(report.sidecar, "\(report.verdict)")
         #expect(sidecar.profile == .istio)
-        #expect(sidecar.evidence.contains("no LISTEN row") && sidecar.evidence.contains("envoy") && sidecar.evidence.contains("--sidecar istio|linkerd"))
+        #expect(sidecar.evidence.contains("no LISTEN row") && sidecar.evidence.contains("envoy") && sidecar.evidence.contains("--sidecar istio|ambient|linkerd"))
         #expect(!report.leaks.isEmpty && report.leaks.allSatisfy { $0.provenance == .listenerNotSeen })
         #expect(input.notices.contains("took out of watch.txt what its capture added: 1 watch header"))
     }

@@ -123,6 +123,20 @@ struct LabCommandTests {
         #expect(!(try Shell.check(["ip", "netns", "list"])).contains(name), "the lab removed its namespace")
     }
 
+    /// Ambient's shape: the lab's own process (outside the namespace, as ztunnel is)
+    /// holds 15001, 15006 and 15008; the lab checks the mesh and the foreign namespace.
+    @Test func theAmbientLabIsDiagnosedAsAmbient() throws {
+        let result = try Shell.run([Binary.ctdoctor, "lab", "ambient", "--close-wait", "2", "--format", "json"])
+        #expect(result.status == 0, "\(result.standardError)\n\(result.standardOutput.prefix(2000))")
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any])
+        #expect(document["matches"] as? Bool == true, "\(document["problems"] ?? "")")
+        let diagnosis = try #require(document["diagnosis"] as? [String: Any])
+        let sidecar = try #require(diagnosis["sidecar"] as? [String: Any])
+        #expect(sidecar["mesh"] as? String == "ambient")
+        #expect((sidecar["evidence"] as? String)?.contains("from another network namespace (net:[") == true)
+        #expect(DiagnosisJSON.peerPorts(in: diagnosis).count == 1, "the one late close leaked")
+    }
+
     /// A lab killed with SIGKILL never tears down: the next lab removes namespaces whose
     /// ctdoctor is gone (a PID that no longer exists, or that another program holds now),
     /// and leaves every other namespace alone.

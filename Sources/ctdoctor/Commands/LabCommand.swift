@@ -23,6 +23,9 @@ struct LabCommand: ParsableCommand {
             the namespace afterwards unless --keep.
 
             half-close: leaked, at-risk and healthy half-closes next to established connections.
+            ambient: the same flows in Istio ambient's shape: listeners on 15001, 15006 and \
+            15008 (HBONE) held by a process of another namespace, as ztunnel holds them; \
+            diagnose must name the mesh ambient and the proxy's namespace as foreign.
             collision: a leak, then a connect from the leaked socket's port: on this kernel it \
             recovers after a SYN retransmit, or, with --emulate-old-kernel, times out as on a \
             kernel without the v6.2 conntrack fix.
@@ -40,6 +43,7 @@ struct LabCommand: ParsableCommand {
 
             Examples:
               ctdoctor lab half-close
+              ctdoctor lab ambient
               ctdoctor lab collision --emulate-old-kernel
               ctdoctor lab collision-rate --leaks 40 --connects 1000
               ctdoctor lab server-first --mesh linkerd
@@ -49,12 +53,13 @@ struct LabCommand: ParsableCommand {
 
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
         case halfClose = "half-close"
+        case ambient
         case collision
         case collisionRate = "collision-rate"
         case serverFirst = "server-first"
     }
 
-    @Argument(help: "half-close, collision, collision-rate or server-first.") var scenario: Scenario
+    @Argument(help: "half-close, ambient, collision, collision-rate or server-first.") var scenario: Scenario
     @OptionGroup var output: OutputOptions
 
     @Option(name: .customLong("close-wait"), help: "nf_conntrack_tcp_timeout_close_wait inside the lab, seconds (the kernel default is 60).")
@@ -106,8 +111,8 @@ struct LabCommand: ParsableCommand {
         var options = try diagnosis.options()
         let outcome: Outcome
         switch scenario {
-        case .halfClose, .collision:
-            let lab = try HalfCloseLab(name: name, closeWaitSeconds: closeWait, say: say)
+        case .halfClose, .collision, .ambient:
+            let lab = try HalfCloseLab(name: name, closeWaitSeconds: closeWait, ambient: scenario == .ambient, say: say)
             outcome = try whileRegistered(tearDown: lab.tearDown, { try halfClose(lab, options: options) }, report: emit)
         case .collisionRate:
             outcome = try collisionRate(name: name, options: options, say: say)

@@ -45,7 +45,7 @@ struct ServerFirstPort: ExpressibleByArgument, Sendable {
     }
 }
 
-/// `--sidecar istio|asm|linkerd|ports:OUT,IN`.
+/// `--sidecar istio|asm|ambient|linkerd|ports:OUT,IN`.
 struct SidecarChoice: ExpressibleByArgument, Sendable {
     var profile: SidecarProfile
 
@@ -54,7 +54,7 @@ struct SidecarChoice: ExpressibleByArgument, Sendable {
         self.profile = profile
     }
 
-    static var allValueStrings: [String] { ["istio", "asm", "linkerd", "ports:OUT,IN"] }
+    static var allValueStrings: [String] { ["istio", "asm", "ambient", "linkerd", "ports:OUT,IN"] }
 }
 
 /// `lint --mesh auto|istio|linkerd`.

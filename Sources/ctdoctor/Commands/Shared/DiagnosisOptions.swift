@@ -3,7 +3,7 @@ import Diagnosis
 
 /// Options shared by diagnose, leaks and collisions.
 struct DiagnosisArguments: ParsableArguments {
-    @Option(help: ArgumentHelp("The sidecar: istio, asm, linkerd, or ports:OUT,IN. Default: detected from the listening sockets and their process.", valueName: "sidecar"))
+    @Option(help: ArgumentHelp("The sidecar: istio, asm, ambient (ztunnel), linkerd, or ports:OUT,IN. Default: detected from the listening sockets and their process.", valueName: "sidecar"))
     var sidecar: SidecarChoice?
 
     @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("The proxy's TCP idle timeout (1h, 90s, 0 for disabled). Default: ISTIO_META_IDLE_TIMEOUT from the proxy's environment, else Envoy's 1h.", valueName: "duration"))
