@@ -42,9 +42,12 @@ public enum Diagnosis {
             ?? inferredFromCopy(input)
         // A proxy that holds this namespace's listeners from its own namespace is a
         // node proxy (ambient's ztunnel), not a sidecar: said, as ambient expects it.
-        if let foreign = input.sidecarProcess?.foreignNamespace, sidecar?.wasGiven == false {
-            sidecar?.evidence += ", from another network namespace (\(foreign))"
-            if sidecar?.profile.mesh == .ambient { sidecar?.evidence += ": ambient's node proxy" }
+        if let foreign = input.sidecarProcess?.foreignNamespace {
+            sidecar?.proxyNamespace = foreign
+            if sidecar?.wasGiven == false {
+                sidecar?.evidence += ", from another network namespace (\(foreign))"
+                if sidecar?.profile.mesh == .ambient { sidecar?.evidence += ": ambient's node proxy" }
+            }
         }
 
         let idleTimeout = resolveIdleTimeout(options: options, input: input, sidecar: sidecar, notices: &notices)

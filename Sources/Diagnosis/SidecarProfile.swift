@@ -93,6 +93,11 @@ public struct SidecarDetection: Sendable, Hashable {
     /// The process holding the capture listener, when it could be found.
     public var process: SocketOwner?
     public var wasGiven: Bool
+    /// The network namespace that process lives in when it is not this one
+    /// ("net:[4026532101]"): ambient's ztunnel, or the lab's proxy.
+    public var proxyNamespace: String?
+    /// The pod living there, when a node sweep could name it.
+    public var proxyPod: String?
 
     /// For copies filtered with grep (`ss -tanp | grep 15001`), which carry no LISTEN row:
     /// the sidecar inferred from accepted or half-closed sockets on a known profile's

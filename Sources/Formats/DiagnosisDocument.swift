@@ -107,6 +107,8 @@ public enum DiagnosisDocument {
             ("detected", .bool(!detection.wasGiven)),
             ("evidence", .string(detection.evidence)),
             ("process", detection.process.map(process) ?? .null),
+            ("proxy_namespace", .string(detection.proxyNamespace)),
+            ("proxy_pod", .string(detection.proxyPod)),
         ])
     }
 

@@ -122,7 +122,9 @@ public enum SSOutputParser {
             lastDataSentMilliseconds: UInt32(clamping: number("lastsnd")),
             lastDataReceivedMilliseconds: UInt32(clamping: number("lastrcv")),
             lastAckReceivedMilliseconds: UInt32(clamping: number("lastack")),
-            roundTripMicroseconds: UInt32(clamping: Int((rttMilliseconds * 1000).rounded())),
+            // A pasted rtt is any decimal: saturated, never trapped on (the fuzzer's
+            // rtt:8888…8 of 120 digits did).
+            roundTripMicroseconds: UInt32(saturating: (rttMilliseconds * 1000).rounded()),
             totalRetransmits: retransmits,
             bytesAcked: number("bytes_acked"), bytesReceived: number("bytes_received"), bytesSent: number("bytes_sent"))
     }

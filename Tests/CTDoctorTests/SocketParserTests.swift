@@ -93,6 +93,23 @@ struct SocketParserTests {
         #expect(result.lines[2].socket.state == .listen && result.lines[2].socket.local.port == 15001)
     }
 
+    /// tcp_info numbers as pasted can be any decimal: saturated, not trapped on (the
+    /// fuzzer's rtt of 120 digits stopped the parser once).
+    @Test func hugeTCPInfoNumbersSaturate() throws {
+        let huge = String(repeating: "8", count: 120)
+        let text = """
+            State      Recv-Q Send-Q Local Address:Port  Peer Address:Port Process
+            ESTAB      0      0          127.0.0.1:15001    10.66.0.5:40001
+            \t ts sack cubic wscale:7,7 rto:204 rtt:\(huge)0.5/0.25 lastsnd:\(huge) bytes_acked:\(huge) retrans:0/\(huge)
+
+            """
+        let info = try #require(try SSOutputParser.parse(Array(text.utf8), source: "huge").lines.first?.socket.info)
+        #expect(info.roundTripMicroseconds == .max)
+        #expect(info.lastDataSentMilliseconds == 0, "past UInt64: unreadable, taken as absent")
+        #expect(info.bytesAcked == 0)
+        #expect(info.totalRetransmits == 0)
+    }
+
     @Test func readsCRLFAndTheRareClosingState() throws {
         let sockets = try ProcNetTCPParser.parse(try Fixture.bytes("handmade/proc-net-tcp-closing-crlf.txt"), family: .ipv4, source: "closing")
         #expect(sockets.count == 1 && sockets[0].state == .closing && sockets[0].sendQueue == 1)

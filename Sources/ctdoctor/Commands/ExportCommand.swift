@@ -96,7 +96,8 @@ struct ExportCommand: ParsableCommand {
             do {
                 let selection = try sweep.select()
                 var notices = selection.notices
-                results += try ctdoctor.sweep(selection.namespaces, parallel: sweep.parallel, options: options, notices: &notices)
+                results += try ctdoctor.sweep(
+                    selection.namespaces, every: selection.everyNamespace, parallel: sweep.parallel, options: options, notices: &notices)
                 notices.forEach { log.warning("\($0)") }
             } catch {
                 failure = error

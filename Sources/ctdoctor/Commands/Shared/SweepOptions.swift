@@ -29,14 +29,15 @@ struct SweepOptions: ParsableArguments {
         if inputs.isOffline { throw ValidationError("--all-netns and --pod read live namespaces; they cannot be combined with --from or copied tables") }
     }
 
-    /// The namespaces to diagnose, and what could not be listed.
-    func select() throws -> (namespaces: [NodeNamespace], notices: [String]) {
+    /// The namespaces to diagnose, every namespace of the node (to name where a proxy
+    /// living outside its pod's namespace lives), and what could not be listed.
+    func select() throws -> (namespaces: [NodeNamespace], everyNamespace: [NodeNamespace], notices: [String]) {
         let listing = try NodeInventory().namespaces()
         var notices: [String] = []
         if listing.unreadableProcesses > 0 {
             notices.append("\(listing.unreadableProcesses == 1 ? "1 process's namespace" : "\(listing.unreadableProcesses) processes' namespaces") could not be read (permission denied: other users' processes need CAP_SYS_PTRACE): namespaces only they hold are missing")
         }
-        guard let pod else { return (listing.namespaces, notices) }
+        guard let pod else { return (listing.namespaces, listing.namespaces, notices) }
         let matching = listing.namespaces.filter { node in
             node.pod.name == pod || node.pod.name?.hasSuffix("/\(pod)") == true || node.netnsName == pod
         }
@@ -47,7 +48,7 @@ struct SweepOptions: ParsableArguments {
         guard matching.count == 1 else {
             throw CommandFailure("\(matching.count) namespaces match \(pod): \(matching.map { "\($0.pod.name ?? $0.displayName) (\($0.netnsLabel))" }.joined(separator: ", ")); give NAMESPACE/NAME")
         }
-        return (matching, notices)
+        return (matching, listing.namespaces, notices)
     }
 }
 
@@ -96,10 +97,20 @@ func failureReason(of error: any Error) -> FailureReason {
 
 /// Diagnoses the selected namespaces, `parallel` at a time. Namespaces whose every
 /// process exited meanwhile are dropped, with a notice: pods come and go.
-func sweep(_ namespaces: [NodeNamespace], parallel: Int, options: DiagnosisOptions, notices: inout [String]) throws -> [NamespaceResult] {
+func sweep(
+    _ namespaces: [NodeNamespace], every: [NodeNamespace]? = nil, parallel: Int, options: DiagnosisOptions, notices: inout [String]
+) throws -> [NamespaceResult] {
+    // Where a proxy that lives outside its pod's namespace lives (ambient's ztunnel): the
+    // pod of that namespace, by its net:[inode] label.
+    let podByNamespace = Dictionary((every ?? namespaces).compactMap { node in node.pod.label.map { (node.netnsLabel, $0) } }, uniquingKeysWith: { first, _ in first })
     let results = try inParallel(namespaces, width: parallel) { node -> NamespaceResult? in
         do {
-            return .diagnosed(NamespaceIdentity(node), try LiveCollector.collectAndDiagnose(node.namespace, options: options, trace: Console.tracer))
+            var report = try LiveCollector.collectAndDiagnose(node.namespace, options: options, trace: Console.tracer)
+            if let home = report.sidecar?.proxyNamespace, let pod = podByNamespace[home] {
+                report.sidecar?.proxyPod = pod
+                report.sidecar?.evidence += " (pod \(pod))"
+            }
+            return .diagnosed(NamespaceIdentity(node), report)
         } catch {
             if let path = node.namespace.path, fileKind(path) == .missing { return nil }
             return .failed(NamespaceIdentity(node), because: error)
@@ -118,7 +129,8 @@ func runSweep(
     let failOn = arguments.failOn.severity
     let selection = try sweepOptions.select()
     var notices = selection.notices
-    let results = try sweep(selection.namespaces, parallel: sweepOptions.parallel, options: options, notices: &notices)
+    let results = try sweep(
+        selection.namespaces, every: selection.everyNamespace, parallel: sweepOptions.parallel, options: options, notices: &notices)
     if sweepOptions.pod != nil, let only = results.first {
         // One pod asked for: its report, as --netns would print it.
         guard let report = only.report else { throw CommandFailure(only.failure ?? "the namespace could not be diagnosed") }
