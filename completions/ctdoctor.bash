@@ -553,7 +553,7 @@ _ctdoctor_lab() {
     # Offer positional completions
     case "${positional_number}" in
     1)
-        __ctdoctor_add_completions -W 'half-close'$'\n''ambient'$'\n''collision'$'\n''collision-rate'$'\n''server-first'
+        __ctdoctor_add_completions -W 'half-close'$'\n''ambient'$'\n''collision'$'\n''collision-rate'$'\n''inbound-collision'$'\n''server-first'
         return
         ;;
     esac

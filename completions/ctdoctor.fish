@@ -206,7 +206,7 @@ complete -c 'ctdoctor' -n '__ctdoctor_should_offer_completions_for_flags_or_opti
 complete -c 'ctdoctor' -n '__ctdoctor_should_offer_completions_for_flags_or_options "ctdoctor export" fail-on' -l 'fail-on' -d 'Exit 1 when a finding is at least this severe: info, warning, error or never.' -rfka ''
 complete -c 'ctdoctor' -n '__ctdoctor_should_offer_completions_for_flags_or_options "ctdoctor export" version' -l 'version' -d 'Show the version.'
 complete -c 'ctdoctor' -n '__ctdoctor_should_offer_completions_for_flags_or_options "ctdoctor export" h help' -s 'h' -l 'help' -d 'Show help information.'
-complete -c 'ctdoctor' -n '__ctdoctor_should_offer_completions_for_positional "ctdoctor lab" -eq 1' -fka 'half-close ambient collision collision-rate server-first'
+complete -c 'ctdoctor' -n '__ctdoctor_should_offer_completions_for_positional "ctdoctor lab" -eq 1' -fka 'half-close ambient collision collision-rate inbound-collision server-first'
 complete -c 'ctdoctor' -n '__ctdoctor_should_offer_completions_for_flags_or_options "ctdoctor lab" format' -l 'format' -d 'Output format: an aligned table for people, one JSON document, or one JSON object per line.' -rfka 'table json ndjson'
 complete -c 'ctdoctor' -n '__ctdoctor_should_offer_completions_for_flags_or_options "ctdoctor lab" close-wait' -l 'close-wait' -d 'nf_conntrack_tcp_timeout_close_wait inside the lab, seconds (the kernel default is 60).' -rfka ''
 complete -c 'ctdoctor' -n '__ctdoctor_should_offer_completions_for_flags_or_options "ctdoctor lab" keep' -l 'keep' -d 'Keep the namespace and its sockets until Enter is pressed, for exploring with --netns.'

@@ -51,6 +51,20 @@ public final class LabNamespace: @unchecked Sendable {
         }
     }
 
+    /// A namespace with loopback up and nothing else: for labs that shape it themselves.
+    public init(bareNamed name: String) throws {
+        self.name = name
+        proxyPort = Self.outboundPort
+        try Self.run(["ip", "netns", "add", name])
+        namespace = NetworkNamespace(path: "\(NetworkNamespace.namedNamespaceDirectory)/\(name)", name: name)
+        do {
+            try exec(["ip", "link", "set", "lo", "up"])
+        } catch {
+            remove()
+            throw error
+        }
+    }
+
     deinit { remove() }
 
     /// The PID in a lab namespace's name (`ctd-lab-SCENARIO-PID`, SCENARIO one of

@@ -137,6 +137,26 @@ struct LabCommandTests {
         #expect(DiagnosisJSON.peerPorts(in: diagnosis).count == 1, "the one late close leaked")
     }
 
+    /// Inbound, for real: a leak on 15006, a clash NAT resolves, and a connect the funnel
+    /// sends onto the leaked socket, seen while in flight; with the old kernel emulated
+    /// the connect times out, on this one it recovers.
+    @Test(arguments: [false, true])
+    func theInboundCollisionLabSeesTheCollisionAndTheClash(emulateOldKernel: Bool) throws {
+        let result = try Shell.run(
+            [Binary.ctdoctor, "lab", "inbound-collision", "--close-wait", "2", "--connect-timeout", "3", "--format", "json"]
+                + (emulateOldKernel ? ["--emulate-old-kernel"] : []))
+        #expect(result.status == 0, "\(result.standardError)\n\(result.standardOutput.prefix(1500))")
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any])
+        #expect(document["matches"] as? Bool == true, "\(document["problems"] ?? "")")
+        #expect((document["moved_port"] as? Int).map { $0 != 40010 } == true)
+        let collision = try #require(document["collision"] as? [String: Any])
+        #expect(collision["connected"] as? Bool == !emulateOldKernel, "\(collision["error"] ?? "")")
+        let name = try #require(document["namespace"] as? String)
+        let pid = try #require(name.split(separator: "-").last)
+        let left = try Shell.check(["ip", "netns", "list"])
+        #expect(!left.contains(name) && !left.contains("ctd-lab-inbound-client-\(pid)"), "both namespaces removed")
+    }
+
     /// A lab killed with SIGKILL never tears down: the next lab removes namespaces whose
     /// ctdoctor is gone (a PID that no longer exists, or that another program holds now),
     /// and leaves every other namespace alone.

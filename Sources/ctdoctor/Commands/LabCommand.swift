@@ -23,6 +23,10 @@ struct LabCommand: ParsableCommand {
             the namespace afterwards unless --keep.
 
             half-close: leaked, at-risk and healthy half-closes next to established connections.
+            inbound-collision: a pod whose PREROUTING REDIRECTs ports 8080 and 9090 to 15006, \
+            a client in a veth peer namespace: a leak on 15006, a clash NAT resolves by moving \
+            a client port, and a connect that the funnel sends onto the leaked socket, \
+            diagnosed while it is in flight (--emulate-old-kernel: it then times out).
             ambient: the same flows in Istio ambient's shape: listeners on 15001, 15006 and \
             15008 (HBONE) held by a process of another namespace, as ztunnel holds them; \
             diagnose must name the mesh ambient and the proxy's namespace as foreign.
@@ -46,6 +50,7 @@ struct LabCommand: ParsableCommand {
               ctdoctor lab ambient
               ctdoctor lab collision --emulate-old-kernel
               ctdoctor lab collision-rate --leaks 40 --connects 1000
+              ctdoctor lab inbound-collision
               ctdoctor lab server-first --mesh linkerd
               ctdoctor lab half-close --keep        # then explore with --netns ctd-lab-…
             """
@@ -56,10 +61,15 @@ struct LabCommand: ParsableCommand {
         case ambient
         case collision
         case collisionRate = "collision-rate"
+        case inboundCollision = "inbound-collision"
         case serverFirst = "server-first"
     }
 
-    @Argument(help: "half-close, ambient, collision, collision-rate or server-first.") var scenario: Scenario
+    /// The inbound-collision lab's client namespace, named so a later lab removes it when
+    /// the ctdoctor that made it was killed.
+    static let clientNamespaceKind = "inbound-client"
+
+    @Argument(help: "half-close, ambient, collision, collision-rate, inbound-collision or server-first.") var scenario: Scenario
     @OptionGroup var output: OutputOptions
 
     @Option(name: .customLong("close-wait"), help: "nf_conntrack_tcp_timeout_close_wait inside the lab, seconds (the kernel default is 60).")
@@ -88,8 +98,8 @@ struct LabCommand: ParsableCommand {
     func validate() throws {
         guard (1...600).contains(closeWait) else { throw ValidationError("--close-wait takes 1 to 600 seconds") }
         guard (1...120).contains(connectTimeout) else { throw ValidationError("--connect-timeout takes 1 to 120 seconds") }
-        if emulateOldKernel && scenario != .collision {
-            throw ValidationError("--emulate-old-kernel applies to the collision scenario only")
+        if emulateOldKernel && scenario != .collision && scenario != .inboundCollision {
+            throw ValidationError("--emulate-old-kernel applies to the collision and inbound-collision scenarios only")
         }
         guard (1...400).contains(leaks) else { throw ValidationError("--leaks takes 1 to 400 (the lab's port range holds 500 first-pass ports)") }
         guard (1...100_000).contains(connects) else { throw ValidationError("--connects takes 1 to 100000") }
@@ -104,7 +114,7 @@ struct LabCommand: ParsableCommand {
         }
         let narrate = output.format == .table
         let say: @Sendable (String) -> Void = { line in if narrate { Console.writeOut("lab: \(line)\n") } }
-        for stale in LabNamespace.removeStale(scenarios: Scenario.allCases.map(\.rawValue)) {
+        for stale in LabNamespace.removeStale(scenarios: Scenario.allCases.map(\.rawValue) + [Self.clientNamespaceKind]) {
             log.notice("removed the stale lab namespace \(stale): the ctdoctor that made it is gone")
         }
         let name = "ctd-lab-\(scenario.rawValue)-\(getpid())"
@@ -116,6 +126,10 @@ struct LabCommand: ParsableCommand {
             outcome = try whileRegistered(tearDown: lab.tearDown, { try halfClose(lab, options: options) }, report: emit)
         case .collisionRate:
             outcome = try collisionRate(name: name, options: options, say: say)
+        case .inboundCollision:
+            let lab = try InboundCollisionLab(
+                name: name, clientName: "ctd-lab-\(Self.clientNamespaceKind)-\(getpid())", closeWaitSeconds: closeWait, say: say)
+            outcome = try whileRegistered(tearDown: lab.tearDown, { try inboundCollision(lab, options: options) }, report: emit)
         case .serverFirst:
             if diagnosis.stallAfter == nil { options.stallAfterSeconds = 2 }
             if options.sidecar == nil { options.sidecar = mesh.profile }
@@ -217,6 +231,20 @@ struct LabCommand: ParsableCommand {
         return outcome
     }
 
+    /// The diagnosis taken while the client's connect lands on the leaked inbound socket.
+    func inboundCollision(_ lab: InboundCollisionLab, options: DiagnosisOptions) throws -> Outcome {
+        let attempt = try lab.run(emulateOldKernel: emulateOldKernel, timeoutSeconds: connectTimeout, diagnose: Self.diagnosis(of: lab.pod, options: options))
+        // The collision's own diagnosis when it lasted; on a kernel that recovered at
+        // once, the one before it shows what the lab built.
+        let report = try (attempt.connected ? lab.beforeCollision : attempt.duringAttempt) ?? Self.diagnosis(of: lab.pod, options: options)()
+        return Outcome(
+            report: report, problems: lab.check(during: attempt), flows: [],
+            extra: [
+                ("close_wait_seconds", .integer(closeWait)), ("moved_port", lab.movedPort.map { .integer(Int($0)) } ?? .null),
+                ("collision", attempt.record(failOn: diagnosis.failOn.severity)),
+            ])
+    }
+
     func serverFirst(_ lab: ServerFirstLab, options: DiagnosisOptions) throws -> Outcome {
         try lab.build(stallAfterSeconds: options.stallAfterSeconds)
         let report = try Self.diagnosis(of: lab.lab, options: options)()
@@ -232,7 +260,8 @@ struct LabCommand: ParsableCommand {
         let name = "ctd-lab-\(scenario.rawValue)-\(getpid())"
         switch output.format {
         case .table:
-            Console.writeOut("\nlab: diagnosis of \(name)\(scenario == .serverFirst ? ", taken during the stall" : " now"):\n")
+            let when = scenario == .serverFirst ? ", taken during the stall" : scenario == .inboundCollision ? " (during the collision, or before it when it recovered at once)" : " now"
+            Console.writeOut("\nlab: diagnosis of \(name)\(when):\n")
             Console.writeOut(DiagnosisRendering.human(outcome.report, color: Console.colorful))
             Console.writeOut(outcome.problems.isEmpty
                 ? "\nlab: the diagnosis matches what the lab built.\n"
