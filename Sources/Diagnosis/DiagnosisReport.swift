@@ -79,7 +79,10 @@ public enum Diagnosis {
         let findings = Findings.make(
             sidecar: sidecar, leaks: leaks, collisions: collisions, kernel: kernel, idleTimeout: idleTimeout,
             socketSource: input.socketSource, inboundClashes: inboundClashes,
-            idleTunnels: sidecar.map { HBONEAnalysis.longIdle(in: input.sockets, profile: $0.profile) } ?? [])
+            idleTunnels: sidecar.map { HBONEAnalysis.longIdle(in: input.sockets, profile: $0.profile) } ?? [],
+            inboundExposure: sidecar.map {
+                InboundClashAnalysis.exposure(in: input.conntrack, profile: $0.profile, portRange: input.kernel.portRange ?? KernelFacts.defaultPortRange)
+            } ?? [])
             + Findings.stalls(stalls, sidecar: sidecar, thresholdSeconds: options.stallAfterSeconds)
         return DiagnosisReport(
             namespace: input.namespace,

@@ -50,6 +50,7 @@ public enum FindingKind: String, Sendable, Hashable, CaseIterable {
     case challengeACKsSeen = "challenge-acks-seen"
     case inboundPortRemapped = "inbound-port-remapped"
     case inboundUnreplied = "inbound-unreplied"
+    case inboundClashRisk = "inbound-clash-risk"
     case stalledServerFirst = "stalled-server-first"
     case stalledSilentClients = "stalled-silent-clients"
     case stalledConnections = "stalled-connections"
@@ -59,7 +60,8 @@ public enum FindingKind: String, Sendable, Hashable, CaseIterable {
         switch self {
         case .noSidecar: .sidecar
         case .leakedSockets, .leakAtRisk, .closeWaitTimeout, .noTCPInfo, .idleHBONETunnels: .leaks
-        case .liveCollision, .collisionRisk, .collisionOutcome, .challengeACKsSeen, .inboundPortRemapped, .inboundUnreplied:
+        case .liveCollision, .collisionRisk, .collisionOutcome, .challengeACKsSeen, .inboundPortRemapped, .inboundUnreplied,
+            .inboundClashRisk:
             .collisions
         case .stalledServerFirst, .stalledSilentClients, .stalledConnections: .stalls
         case .conntrackTableFull: .table

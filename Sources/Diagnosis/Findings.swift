@@ -16,7 +16,7 @@ enum Findings {
     static func make(
         sidecar: SidecarDetection?, leaks: [LeakRecord], collisions: CollisionPrediction, kernel: KernelAudit,
         idleTimeout: (seconds: Double, source: String), socketSource: SocketSource, inboundClashes: [InboundClash] = [],
-        idleTunnels: [TCPSocket] = []
+        idleTunnels: [TCPSocket] = [], inboundExposure: [InboundClashAnalysis.Exposure] = []
     ) -> [Finding] {
         var findings: [Finding] = []
         guard let sidecar else {
@@ -105,6 +105,15 @@ enum Findings {
                 remedy: "Watch these counters over time (nstat -az TcpExtTCPChallengeACK); rising counts with leaked sidecar sockets mean live collisions."))
         }
         findings += inboundFindings(inboundClashes, profile: profile, counters: collisions)
+        if !inboundExposure.isEmpty {
+            findings.append(Finding(
+                .inboundClashRisk, severity: .info,
+                summary: "\(plural(inboundExposure.count, "client")) \(inboundExposure.count == 1 ? "dials" : "dial") two or more of the pod's ports behind the inbound redirect port \(profile.inboundPort): a new connect can pick a source port one of its live flows holds, and clash there",
+                evidence: limited(inboundExposure) { exposure in
+                    "\(exposure.client): \(plural(exposure.liveFlows, "live flow")) to ports \(exposure.podPorts.map(String.init).joined(separator: ", ")); P(clash) ≈ \(formatPercent(exposure.perConnect)) per connect"
+                } + ["model: \(InboundClashAnalysis.model) (N′ from this namespace's ip_local_port_range)"],
+                remedy: "Nothing fails while NAT can move the port (inbound-port-remapped says when it did); exclude rarely used pod ports from inbound capture, or keep clients' connections to the pod on one port, to take the funnel's clashes away."))
+        }
         if !idleTunnels.isEmpty, let port = profile.hbonePort {
             let longest = idleTunnels.compactMap { $0.info.map { UInt64($0.idleMilliseconds) } }.max() ?? 0
             findings.append(Finding(

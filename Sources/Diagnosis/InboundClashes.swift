@@ -59,4 +59,32 @@ public enum InboundClashAnalysis {
     /// live / N′ chance per connect (N′: the client's first-pass ports), since its kernel
     /// only keeps ports unique per destination.
     public static let model = "P(a new inbound connect clashes) ≈ (the client's live flows to other pod ports behind the same redirect port) / N′, N′ its first-pass source ports"
+
+    /// One client's exposure: its live flows into the funnel and the pod ports they came
+    /// in on. Only a client that dials two or more of the pod's ports can clash with itself.
+    public struct Exposure: Sendable, Hashable {
+        public var client: IPAddress
+        public var liveFlows: Int
+        public var podPorts: [UInt16]
+        /// The chance that its next connect to one of the pod's ports picks a source port
+        /// a live flow to another of them holds: ≈ liveFlows / N′ (a flow to the same
+        /// port never shares a source port with a new one, so it is an upper bound).
+        public var perConnect: Double
+    }
+
+    /// Clients with live flows into the inbound redirect port on two or more pod ports.
+    /// N′ is taken from this namespace's ip_local_port_range, as for remote clients'
+    /// poisoned ports (their own range is not visible from here).
+    public static func exposure(in conntrack: [ConntrackEntry], profile: SidecarProfile, portRange: ClosedRange<UInt16>) -> [Exposure] {
+        var flows: [IPAddress: (count: Int, ports: Set<UInt16>)] = [:]
+        for entry in conntrack where entry.protocolNumber == IPProtocolName.tcp && entry.reply.sourcePort == profile.inboundPort {
+            guard entry.original.destinationPort != profile.inboundPort, entry.tcpState == .established else { continue }
+            flows[entry.original.source, default: (0, [])].count += 1
+            flows[entry.original.source]?.ports.insert(entry.original.destinationPort)
+        }
+        let firstPass = max(1, (Int(portRange.upperBound) - Int(portRange.lowerBound)) / 2 + 1)
+        return flows.filter { $0.value.ports.count >= 2 }
+            .map { Exposure(client: $0.key, liveFlows: $0.value.count, podPorts: $0.value.ports.sorted(), perConnect: Double($0.value.count) / Double(firstPass)) }
+            .sorted { ($0.perConnect, $1.client) > ($1.perConnect, $0.client) }
+    }
 }

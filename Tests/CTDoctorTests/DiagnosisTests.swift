@@ -211,6 +211,29 @@ struct LeakClassificationTests {
         #expect(tunnels?.evidence == ["10.66.0.5:15008 <-> 10.70.0.9:51000, idle 20m0s"], "\(tunnels?.evidence ?? [])")
     }
 
+    /// A client whose live flows enter the funnel on two pod ports can clash with itself;
+    /// one that dials a single pod port cannot.
+    @Test func predictsInboundClashesForClientsOnSeveralPodPorts() {
+        var pod = Pod()
+        func flow(_ client: String, _ port: UInt16, podPort: UInt16) -> ConntrackEntry {
+            ConntrackEntry(
+                family: .ipv4, protocolNumber: IPProtocolName.tcp,
+                original: ConntrackTuple(source: IPAddress(client)!, destination: pod.app, sourcePort: port, destinationPort: podPort),
+                reply: ConntrackTuple(source: pod.app, destination: IPAddress(client)!, sourcePort: 15006, destinationPort: port),
+                state: .tcp(.established), status: [.seenReply, .assured, .destinationNAT], timeout: 7000)
+        }
+        pod.conntrack = [
+            flow("10.1.2.3", 41000, podPort: 8080), flow("10.1.2.3", 41002, podPort: 8080), flow("10.1.2.3", 41004, podPort: 9090),
+            flow("10.1.2.4", 41000, podPort: 8080), flow("10.1.2.4", 41002, podPort: 8080),
+        ]
+        let finding = pod.diagnose().findings.first { $0.kind == .inboundClashRisk }
+        #expect(finding?.severity == .info)
+        #expect(finding?.evidence.first?.hasPrefix("10.1.2.3: 3 live flows to ports 8080, 9090; P(clash) ≈ ") == true, "\(finding?.evidence ?? [])")
+        #expect(finding?.evidence.contains { $0.hasPrefix("10.1.2.4") } == false)
+        let exposure = InboundClashAnalysis.exposure(in: pod.conntrack, profile: .istio, portRange: 32768...60999)
+        #expect(exposure.map(\.perConnect) == [3.0 / 14116])
+    }
+
     @Test func aGivenSidecarOverridesDetection() {
         var pod = Pod()
         pod.halfClosed(appPort: 44000, state: nil, port: 7001)
