@@ -100,11 +100,12 @@ public struct LiveCollector: Sendable {
             rulesDone.signal()
         }
 
-        // The same walk brings the accepted ESTABLISHED connections; only the silent ones
-        // (stall candidates) are kept.
+        // The same walk brings the accepted ESTABLISHED connections (only the silent ones,
+        // stall candidates, are kept) and the half-open ones (SYN_RECV), whose entries
+        // show inbound clashes.
         let threshold = UInt64(saturating: stallAfterSeconds * 1000)
-        let onCapturePorts = try phase("sock_diag: FIN_WAIT2 and ESTABLISHED on capture ports (\(families.map(\.name).joined(separator: ", ")))") {
-            try socketReader.sockets(in: [.finWait2, .established], localPorts: ports, families: families).0
+        let onCapturePorts = try phase("sock_diag: FIN_WAIT2, ESTABLISHED and SYN_RECV on capture ports (\(families.map(\.name).joined(separator: ", ")))") {
+            try socketReader.sockets(in: [.finWait2, .established, .synReceived], localPorts: ports, families: families).0
         }
         // HBONE's sockets come in by TPROXY, not NAT: no conntrack entry of theirs can
         // leak them, so only the capture ports' FIN_WAIT2 sockets are suspects.
@@ -114,11 +115,13 @@ public struct LiveCollector: Sendable {
         let idleTunnels = onCapturePorts.filter { !capturePorts.contains($0.local.port) && HBONEAnalysis.isLongIdle($0) }
         let captured = listening + halfClosed + silent + idleTunnels
         let suspects = halfClosed.filter { $0.inode != 0 }
-        // Accepted inbound connections: their entries say whether NAT moved a client's
-        // port on the inbound redirect port (a clash). One lookup each, so a bounded number.
+        // Accepted and half-open inbound connections: their entries say whether NAT moved
+        // a client's port on the inbound redirect port (a clash), or left the flow
+        // unreplied. One lookup each, so a bounded number.
         let inboundPorts = Set((profile.map { [$0] } ?? SidecarProfile.known).map(\.inboundPort))
         let accepted = onCapturePorts.filter {
-            $0.state == .established && inboundPorts.contains($0.local.port) && !StallAnalysis.isSilent($0, thresholdMilliseconds: threshold)
+            inboundPorts.contains($0.local.port)
+                && ($0.state == .synReceived || $0.state == .established && !StallAnalysis.isSilent($0, thresholdMilliseconds: threshold))
         }
         if accepted.count > Self.inboundLookupLimit {
             notices.append("\(accepted.count) accepted inbound connections on the inbound capture port: the first \(Self.inboundLookupLimit) were checked for clashes on it")
