@@ -99,12 +99,16 @@ public struct KernelFacts: Sendable, Hashable {
     public var portRange: ClosedRange<UInt16>?
     /// net.ipv4.ip_local_reserved_ports.
     public var reservedPorts: Set<UInt16>
+    /// net.netfilter.nf_conntrack_tcp_timeout_syn_sent, seconds: what a SYN_SENT entry's
+    /// timeout starts from, so how old an unanswered one is.
+    public var synSentTimeout: Int?
 
     public init(
         release: String? = nil, closeWaitTimeout: Int? = nil, ignoreInvalidRST: Int? = nil, beLiberal: Int? = nil,
         conntrackCount: Int? = nil, conntrackMax: Int? = nil, portRange: ClosedRange<UInt16>? = nil,
-        reservedPorts: Set<UInt16> = []
+        reservedPorts: Set<UInt16> = [], synSentTimeout: Int? = nil
     ) {
+        self.synSentTimeout = synSentTimeout
         self.release = release
         self.closeWaitTimeout = closeWaitTimeout
         self.ignoreInvalidRST = ignoreInvalidRST

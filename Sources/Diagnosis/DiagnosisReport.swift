@@ -75,7 +75,11 @@ public enum Diagnosis {
             ?? CollisionPrediction.estimateRate(counters: input.counters, sidecar: input.sidecarProcess)
         let collisions = CollisionPrediction.predict(leaks: leaks, kernel: input.kernel, connectRate: rate, counters: input.counters)
 
-        let inboundClashes = sidecar.map { InboundClashAnalysis.clashes(in: input.conntrack, profile: $0.profile) } ?? []
+        let inboundClashes = sidecar.map {
+            InboundClashAnalysis.clashes(
+                in: input.conntrack, profile: $0.profile, synSentTimeout: input.kernel.synSentTimeout,
+                excluding: Set(leaks.compactMap(\.collidingEntry)))
+        } ?? []
         let findings = Findings.make(
             sidecar: sidecar, leaks: leaks, collisions: collisions, kernel: kernel, idleTimeout: idleTimeout,
             socketSource: input.socketSource, inboundClashes: inboundClashes,

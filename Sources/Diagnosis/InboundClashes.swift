@@ -35,18 +35,27 @@ public enum InboundClashAnalysis {
     public static let unrepliedAfterSeconds: UInt32 = 3
 
     /// The clashes among `conntrack`'s entries toward the profile's inbound port.
-    public static func clashes(in conntrack: [ConntrackEntry], profile: SidecarProfile, synSentTimeout: Int? = nil) -> [InboundClash] {
+    ///
+    /// - Parameters:
+    ///   - synSentTimeout: the namespace's nf_conntrack_tcp_timeout_syn_sent; without it
+    ///     (a copied table) an unanswered SYN's age cannot be told, and none is judged.
+    ///   - excluding: entries already reported otherwise (a leak's colliding connect).
+    public static func clashes(
+        in conntrack: [ConntrackEntry], profile: SidecarProfile, synSentTimeout: Int?, excluding: Set<ConntrackEntry> = []
+    ) -> [InboundClash] {
         let inbound = profile.inboundPort
-        let fullTimeout = UInt32(clamping: synSentTimeout ?? 120)
+        let fullTimeout = synSentTimeout.map { UInt32(clamping: $0) }
         var found: [InboundClash] = []
         for entry in conntrack where entry.protocolNumber == IPProtocolName.tcp && entry.reply.sourcePort == inbound {
             // REDIRECT rewrote the destination, and the reply goes back to the client's
             // address: only the port moved.
             guard entry.original.destinationPort != inbound, entry.reply.destination == entry.original.source else { continue }
-            if entry.tcpState == .synSent, !entry.status.contains(.seenReply),
-                let left = entry.timeout, fullTimeout >= left, fullTimeout - left >= unrepliedAfterSeconds
-            {
-                found.append(InboundClash(kind: .unreplied, entry: entry))
+            guard !excluding.contains(entry) else { continue }
+            if entry.tcpState == .synSent, !entry.status.contains(.seenReply) {
+                // A retransmitted SYN restarts the timeout: the age is a lower bound.
+                if let fullTimeout, let left = entry.timeout, fullTimeout >= left, fullTimeout - left >= unrepliedAfterSeconds {
+                    found.append(InboundClash(kind: .unreplied, entry: entry))
+                }
             } else if entry.reply.destinationPort != entry.original.sourcePort {
                 found.append(InboundClash(kind: .remapped, entry: entry))
             }

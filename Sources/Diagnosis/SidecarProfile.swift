@@ -137,10 +137,12 @@ public struct SidecarDetection: Sendable, Hashable {
         }
         guard var best else { return nil }
         // Ambient: Istio's capture ports plus ztunnel's HBONE listener, held by ztunnel
-        // or by any process that is not Envoy (ztunnel's name is not always readable).
+        // or by another process that is not Envoy. An unknown holder stays a sidecar:
+        // sidecars with HBONE enabled listen on 15008 too, and the ambient remedy
+        // (restart ztunnel, for the whole node) would be the wrong one.
         let hbone = SidecarProfile.ambient.hbonePort!
         if best.profile == .istio, listeners.contains(where: { $0.state == .listen && $0.local.port == hbone }),
-            best.owner.map({ SidecarProfile.mesh(ofProcess: $0.command) != .istio }) ?? true
+            let owner = best.owner, SidecarProfile.mesh(ofProcess: owner.command) != .istio
         {
             best = (.ambient, (best.ports + [hbone]).sorted(), best.owner)
         }

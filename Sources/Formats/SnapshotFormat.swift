@@ -45,6 +45,7 @@ public enum SnapshotFormat {
         append(.object([
             ("release", .string(kernel.release)),
             ("nf_conntrack_tcp_timeout_close_wait", .integer(kernel.closeWaitTimeout)),
+            ("nf_conntrack_tcp_timeout_syn_sent", .integer(kernel.synSentTimeout)),
             ("nf_conntrack_tcp_ignore_invalid_rst", .integer(kernel.ignoreInvalidRST)),
             ("nf_conntrack_tcp_be_liberal", .integer(kernel.beLiberal)),
             ("nf_conntrack_count", .integer(kernel.conntrackCount)),

@@ -100,7 +100,9 @@ enum SnapshotReader {
             conntrackCount: try field["nf_conntrack_count"].optionalInteger(in: SnapshotLimits.tableSize),
             conntrackMax: try field["nf_conntrack_max"].optionalInteger(in: SnapshotLimits.tableSize),
             portRange: range,
-            reservedPorts: Set(try field["ip_local_reserved_ports"].array().map { item throws(JSONError) in try item.integer(UInt16.self) }))
+            reservedPorts: Set(try field["ip_local_reserved_ports"].array().map { item throws(JSONError) in try item.integer(UInt16.self) }),
+            // Absent from snapshots written before inbound clashes were judged: unknown.
+            synSentTimeout: try field["nf_conntrack_tcp_timeout_syn_sent"].optionalInteger(in: SnapshotLimits.sysctlSeconds))
     }
 
     static func socketSource(_ table: JSONField) throws(JSONError) -> SocketSource {

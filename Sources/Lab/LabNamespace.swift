@@ -74,7 +74,8 @@ public final class LabNamespace: @unchecked Sendable {
             let prefix = "ctd-lab-\(scenario)-"
             guard name.hasPrefix(prefix) else { continue }
             let digits = name.dropFirst(prefix.count)
-            guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let pid = Int32(digits), pid > 0 else { return nil }
+            // "collision-" is a prefix of "collision-rate-PID": try the other scenarios.
+            guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let pid = Int32(digits), pid > 0 else { continue }
             return pid
         }
         return nil

@@ -254,6 +254,7 @@ public struct LiveCollector: Sendable {
         var kernel = KernelFacts()
         kernel.release = sysctl("kernel/osrelease")
         kernel.closeWaitTimeout = sysctl("net/netfilter/nf_conntrack_tcp_timeout_close_wait").flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil }
+        kernel.synSentTimeout = sysctl("net/netfilter/nf_conntrack_tcp_timeout_syn_sent").flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil }
         kernel.ignoreInvalidRST = sysctl("net/netfilter/nf_conntrack_tcp_ignore_invalid_rst").flatMap { Int($0) }
         kernel.beLiberal = sysctl("net/netfilter/nf_conntrack_tcp_be_liberal").flatMap { Int($0) }
         kernel.conntrackCount = sysctl("net/netfilter/nf_conntrack_count").flatMap { Int($0) }

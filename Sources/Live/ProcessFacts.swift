@@ -115,7 +115,7 @@ struct OwnerSearch {
     /// (pilot-agent starts envoy and both carry the proxy metadata).
     func sidecarFacts(_ owner: SocketOwner, namespaceLink: String, notices: inout [String]) -> SidecarProcessFacts {
         var facts = SidecarProcessFacts(pid: owner.pid, command: owner.command)
-        if let link = try? procfs.readLink("\(procfs.root)/\(owner.pid)/ns/net"), link != namespaceLink {
+        if !namespaceLink.isEmpty, let link = try? procfs.readLink("\(procfs.root)/\(owner.pid)/ns/net"), link != namespaceLink {
             facts.foreignNamespace = link  // the kernel's own text: net:[INODE]
         }
         let stat = (try? procfs.read("\(procfs.root)/\(owner.pid)/stat", limit: 4096)).flatMap(ProcText.stat)

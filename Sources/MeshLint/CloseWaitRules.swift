@@ -40,7 +40,7 @@ enum CloseWaitRules {
             return
         }
         if let arguments = workload.proxyInitArguments {
-            if !arguments.contains("--timeout-close-wait-secs") {
+            if !arguments.contains(where: { $0 == "--timeout-close-wait-secs" || $0.hasPrefix("--timeout-close-wait-secs=") }) {
                 findings.add(
                     .linkerdCloseWaitNeedsRoot, object, line: line, port: nil, severity: .warning,
                     message: "\(object.reference) sets \(linkerdAnnotation): \"\(value)\", but its injected linkerd-init has no --timeout-close-wait-secs: the annotation was added after injection, or dropped, and the sysctl keeps its default",
@@ -61,7 +61,9 @@ enum CloseWaitRules {
     /// Istio sets no close_wait of its own: a pod that sets the sysctl is judged against
     /// Envoy's idle timeout (ISTIO_META_IDLE_TIMEOUT in the pod's proxy config, else 1 h).
     static func lintIstio(_ workload: Workload, findings: inout LintFindings) {
-        guard let setting = workload.podSysctls[sysctl], let closeWait = Int(setting.value) else { return }
+        // A negative or absurd value is not a timeout the kernel takes (it refuses it);
+        // nothing to compare.
+        guard let setting = workload.podSysctls[sysctl], let closeWait = Int(setting.value), (0...Int(Int32.max)).contains(closeWait) else { return }
         let (idle, source) = istioIdleTimeout(workload)
         guard idle > 0, closeWait < idle else { return }
         findings.add(

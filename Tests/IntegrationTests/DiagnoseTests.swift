@@ -157,6 +157,14 @@ struct LabCommandTests {
         #expect(!left.contains(name) && !left.contains("ctd-lab-inbound-client-\(pid)"), "both namespaces removed")
     }
 
+    /// A stale lab's PID is read whichever scenario name is a prefix of another's.
+    @Test func labNamesGiveTheirOwnersPID() {
+        let scenarios = ["half-close", "collision", "collision-rate", "inbound-collision", "inbound-client"]
+        #expect(LabNamespace.ownerPID(ofLabNamed: "ctd-lab-collision-rate-42", scenarios: scenarios) == 42)
+        #expect(LabNamespace.ownerPID(ofLabNamed: "ctd-lab-inbound-client-7", scenarios: scenarios) == 7)
+        #expect(LabNamespace.ownerPID(ofLabNamed: "ctd-lab-collision-x", scenarios: scenarios) == nil)
+    }
+
     /// A lab killed with SIGKILL never tears down: the next lab removes namespaces whose
     /// ctdoctor is gone (a PID that no longer exists, or that another program holds now),
     /// and leaves every other namespace alone.
