@@ -1,5 +1,4 @@
 import Diagnosis
-import Dispatch
 import Glibc
 import KernelIO
 import NetCore
@@ -97,23 +96,9 @@ public final class InboundCollisionLab: @unchecked Sendable {
             say("emulating a kernel without the v6.2 fix: the client's RSTs are dropped before conntrack (raw table)")
         }
         say("the client connects from \(Self.leakedPort) again, to 9090: the funnel sends it onto the leaked socket…")
-        let outcome = Outcome()
-        let done = DispatchSemaphore(value: 0)
-        startThread("ctdoctor.lab.inbound-collision") { [self] in
-            let start = ContinuousClock.now
-            do {
-                let socket = try connect(from: Self.leakedPort, to: 9090, timeoutMilliseconds: timeoutSeconds * 1000)
-                outcome.record(connected: true, error: nil, start: start)
-                socket.close()
-            } catch {
-                outcome.record(connected: false, error: "\(error)", start: start)
-            }
-            done.signal()
+        let (result, during) = connectWhileDiagnosing(label: "ctdoctor.lab.inbound-collision", diagnose: diagnose) { [self] in
+            try connect(from: Self.leakedPort, to: 9090, timeoutMilliseconds: timeoutSeconds * 1000)
         }
-        usleep(300_000)
-        let during = try? diagnose()
-        done.wait()
-        let result = outcome.result
         say(result.connected
             ? "…connected after \(format1(result.seconds)): the client's RST reset the leaked socket and the SYN that followed got through"
             : "…connect() failed after \(format1(result.seconds)) (\(result.error ?? "")): every SYN met the leaked socket's challenge ACK")

@@ -242,28 +242,14 @@ extension HalfCloseLab {
         }
         let before = try counters()
         say("the app connects again from port \(port), as if connect() had picked it…")
-        let outcome = Outcome()
-        let done = DispatchSemaphore(value: 0)
-        startThread("ctdoctor.lab.collision") { [self] in
-            let start = ContinuousClock.now
-            do {
-                let socket = try connect(timeoutMilliseconds: timeoutSeconds * 1000, port: port)
-                outcome.record(connected: true, error: nil, start: start)
-                socket.close()
-            } catch {
-                outcome.record(connected: false, error: "\(error)", start: start)
-            }
-            done.signal()
+        let (result, during) = connectWhileDiagnosing(label: "ctdoctor.lab.collision", diagnose: diagnose) { [self] in
+            try connect(timeoutMilliseconds: timeoutSeconds * 1000, port: port)
         }
-        usleep(300_000)
-        let during = try? diagnose()
-        done.wait()
         let after = try counters()
         var deltas: [String: UInt64] = [:]
         for name in CollisionPrediction.counterNames {
             deltas[name] = (after[name] ?? 0) - min(after[name] ?? 0, before[name] ?? 0)
         }
-        let result = outcome.result
         say(result.connected
             ? "…connected after \(format1(result.seconds)): the SYN met a challenge ACK, the app's RST reset the leaked socket (so the collision also ended the leak) and the retransmitted SYN got through"
             : "…connect() failed after \(format1(result.seconds)) (\(result.error ?? "")): every SYN met the leaked socket's challenge ACK and the RST never reached it")
@@ -282,6 +268,30 @@ extension HalfCloseLab {
             return counters
         }
     }
+}
+
+/// Connects on a thread of its own and diagnoses 300 ms into the attempt, while the SYN
+/// is in flight: how both collision labs see a collision as it happens.
+func connectWhileDiagnosing(
+    label: String, diagnose: () throws -> DiagnosisReport, connect: @escaping @Sendable () throws -> StreamSocket
+) -> (result: (connected: Bool, seconds: Double, error: String?), during: DiagnosisReport?) {
+    let outcome = Outcome()
+    let done = DispatchSemaphore(value: 0)
+    startThread(label) {
+        let start = ContinuousClock.now
+        do {
+            let socket = try connect()
+            outcome.record(connected: true, error: nil, start: start)
+            socket.close()
+        } catch {
+            outcome.record(connected: false, error: "\(error)", start: start)
+        }
+        done.signal()
+    }
+    usleep(300_000)
+    let during = try? diagnose()
+    done.wait()
+    return (outcome.result, during)
 }
 
 /// The connect thread's result, handed to the lab's thread.
