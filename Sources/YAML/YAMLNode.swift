@@ -13,6 +13,12 @@ final class YAMLTree: Sendable {
         /// A scalar's bytes in `text`, or a collection's children in `links`.
         var start: UInt32
         var count: UInt32
+
+        /// A scalar's bytes in the stream's text.
+        func bytes(in text: [UInt8]) -> ArraySlice<UInt8> { text[Int(start)..<Int(start) + Int(count)] }
+
+        /// A plain `<<` scalar: YAML 1.1's merge key (a quoted `'<<'` is an ordinary key).
+        func isMergeKey(in text: [UInt8]) -> Bool { kind == .scalar && plain && count == 2 && bytes(in: text).elementsEqual("<<".utf8) }
     }
 
     let nodes: [Node]
@@ -27,12 +33,9 @@ final class YAMLTree: Sendable {
         self.text = text
     }
 
-    func scalarBytes(_ node: Node) -> ArraySlice<UInt8> { text[Int(node.start)..<Int(node.start) + Int(node.count)] }
+    func scalarBytes(_ node: Node) -> ArraySlice<UInt8> { node.bytes(in: text) }
 
-    func isMergeKey(_ index: UInt32) -> Bool {
-        let node = nodes[Int(index)]
-        return node.kind == .scalar && node.plain && node.count == 2 && scalarBytes(node).elementsEqual("<<".utf8)
-    }
+    func isMergeKey(_ index: UInt32) -> Bool { nodes[Int(index)].isMergeKey(in: text) }
 
     /// The mappings a merge key's value names: one mapping, or a sequence of them.
     func mergeSources(_ value: UInt32) -> [UInt32] {

@@ -118,7 +118,7 @@ public enum YAMLReader {
                 let key = nodes[Int(pairs[position])]
                 // Merge keys are not keys: `<<` may merge twice, and `'<<'` is another key.
                 guard key.kind == .scalar, !isMergeKey(pairs[position]) else { continue }
-                let text = self.text[Int(key.start)..<Int(key.start) + Int(key.count)]
+                let text = key.bytes(in: self.text)
                 if let earlier = first[text] {
                     let earlierNode = nodes[Int(earlier)]
                     throw .duplicateKey(
@@ -159,11 +159,7 @@ public enum YAMLReader {
             guard spent + open[parent].size <= limit else { throw .expansion(limit: limit, mark: documentMark) }
         }
 
-        private func isMergeKey(_ index: UInt32) -> Bool {
-            let node = nodes[Int(index)]
-            return node.kind == .scalar && node.plain && node.count == 2
-                && text[Int(node.start)] == UInt8(ascii: "<") && text[Int(node.start) + 1] == UInt8(ascii: "<")
-        }
+        private func isMergeKey(_ index: UInt32) -> Bool { nodes[Int(index)].isMergeKey(in: text) }
 
         private static func clamped(_ value: Int) -> UInt32 { UInt32(clamping: value) }
     }
