@@ -84,16 +84,22 @@ let package = Package(
             name: "Diagnosis",
             dependencies: ["NetCore", "Conntrack", "Sockets"]
         ),
+        // What fills a conntrack table: one pass over its entries, the kernel's counters over
+        // an interval, and the findings both give.
+        .target(
+            name: "Pressure",
+            dependencies: ["NetCore", "JSON", "Conntrack", "Diagnosis"]
+        ),
         .target(
             name: "NodeSweep",
-            dependencies: ["NetCore", "JSON"]
+            dependencies: ["NetCore", "JSON", "Netlink"]
         ),
         // Every reader of the live kernel: conntrack dumps and lookups, sock_diag, the reaper,
         // the /proc scans, the node's namespaces, and the collector that runs them for a diagnosis.
         .target(
             name: "Live",
             dependencies: [
-                "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "NodeSweep",
+                "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "NodeSweep", "Pressure",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -110,12 +116,12 @@ let package = Package(
         // reader side by side.
         .target(
             name: "Formats",
-            dependencies: ["NetCore", "JSON", "Conntrack", "Sockets", "Diagnosis", "MeshLint"]
+            dependencies: ["NetCore", "JSON", "Conntrack", "Sockets", "Diagnosis", "MeshLint", "Pressure"]
         ),
         // What people read: tables and reports.
         .target(
             name: "Rendering",
-            dependencies: ["NetCore", "JSON", "Conntrack", "Sockets", "Diagnosis", "MeshLint"]
+            dependencies: ["NetCore", "JSON", "Conntrack", "Sockets", "Diagnosis", "MeshLint", "Pressure"]
         ),
         .target(
             name: "Export",
@@ -142,7 +148,7 @@ let package = Package(
             name: "ctdoctor",
             dependencies: [
                 "NetCore", "JSON", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live", "MeshLint", "Lab", "Formats",
-                "Rendering", "Export", "Offline", "NodeSweep",
+                "Rendering", "Export", "Offline", "NodeSweep", "Pressure",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),

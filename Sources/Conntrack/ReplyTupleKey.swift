@@ -40,8 +40,12 @@ extension ConntrackRequest {
     /// that tuple: a few microseconds whatever the table size. (NFCT_Q_GET cannot do
     /// this: libnetfilter_conntrack always adds an empty CTA_TUPLE_ORIG, which the
     /// kernel prefers.)
-    public static func getByReply(_ key: ReplyTupleKey, protocolNumber: UInt8 = IPProtocolName.tcp, sequence: UInt32) -> [UInt8] {
-        var builder = replyTupleRequest(Ctnetlink.messageGet, key, protocolNumber: protocolNumber, acknowledged: false, sequence: sequence)
+    /// - Parameter acknowledged: ask for an ACK after the entry, so that a lone request
+    ///   knows when its answer is complete (batched lookups count their replies instead).
+    public static func getByReply(
+        _ key: ReplyTupleKey, protocolNumber: UInt8 = IPProtocolName.tcp, acknowledged: Bool = false, sequence: UInt32
+    ) -> [UInt8] {
+        var builder = replyTupleRequest(Ctnetlink.messageGet, key, protocolNumber: protocolNumber, acknowledged: acknowledged, sequence: sequence)
         return builder.finish()
     }
 
@@ -57,8 +61,8 @@ extension ConntrackRequest {
     /// Deletes the entry with this reply tuple (IPCTNL_MSG_CT_DELETE), as
     /// `conntrack -D` does: the benchmark and tests use it to make a flow's entry vanish
     /// the way an expired one does.
-    public static func delete(replyOf key: ReplyTupleKey, sequence: UInt32) -> [UInt8] {
-        var builder = replyTupleRequest(Ctnetlink.messageDelete, key, acknowledged: true, sequence: sequence)
+    public static func delete(replyOf key: ReplyTupleKey, protocolNumber: UInt8 = IPProtocolName.tcp, sequence: UInt32) -> [UInt8] {
+        var builder = replyTupleRequest(Ctnetlink.messageDelete, key, protocolNumber: protocolNumber, acknowledged: true, sequence: sequence)
         return builder.finish()
     }
 

@@ -55,6 +55,12 @@ public enum FindingKind: String, Sendable, Hashable, CaseIterable {
     case stalledSilentClients = "stalled-silent-clients"
     case stalledConnections = "stalled-connections"
     case conntrackTableFull = "conntrack-table-full"
+    case conntrackInsertFailures = "conntrack-insert-failures"
+    case conntrackEarlyDrops = "conntrack-early-drops"
+    case conntrackInvalidDropped = "conntrack-invalid-dropped"
+    case conntrackLongTimeouts = "conntrack-long-timeouts"
+    case conntrackUnrepliedEntries = "conntrack-unreplied-entries"
+    case conntrackStaleEntries = "conntrack-stale-entries"
 
     public var section: ReportSection {
         switch self {
@@ -64,7 +70,9 @@ public enum FindingKind: String, Sendable, Hashable, CaseIterable {
             .inboundClashRisk:
             .collisions
         case .stalledServerFirst, .stalledSilentClients, .stalledConnections: .stalls
-        case .conntrackTableFull: .table
+        case .conntrackTableFull, .conntrackInsertFailures, .conntrackEarlyDrops, .conntrackInvalidDropped, .conntrackLongTimeouts,
+            .conntrackUnrepliedEntries, .conntrackStaleEntries:
+            .table
         }
     }
 }

@@ -10,7 +10,7 @@ import Sockets
 /// latent configuration risks (a close_wait timeout shorter than the proxy's idle
 /// timeout, with nothing half-closed yet) are information. Stock Istio has that latent
 /// risk everywhere; a report that fails on every pod would be ignored.
-enum Findings {
+public enum Findings {
     static let evidenceLimit = 10
 
     static func make(
@@ -221,12 +221,25 @@ enum Findings {
     }
 
     static func tableFindings(_ kernel: KernelAudit) -> [Finding] {
-        guard let fill = kernel.tableFill, fill >= 0.8 else { return [] }
-        return [Finding(
-            .conntrackTableFull, severity: fill >= 0.95 ? .error : .warning,
-            summary: "The conntrack table is \(Int(saturating: fill * 100))% full: new flows are dropped once it fills",
-            evidence: ["nf_conntrack_count \(kernel.facts.conntrackCount ?? 0) of nf_conntrack_max \(kernel.facts.conntrackMax ?? 0) (the maximum is global, the count per namespace)"],
-            remedy: "Raise net.netfilter.nf_conntrack_max on the node, or find what fills the table: ctdoctor conntrack --count --state ...")]
+        guard let count = kernel.facts.conntrackCount, let maximum = kernel.facts.conntrackMax else { return [] }
+        return tableFill(count: count, maximum: maximum).map { [$0] } ?? []
+    }
+
+    /// The fill finding, one wording for diagnose and pressure: a warning past 80 %, an
+    /// error past 90 % (early drops begin only at 100 %, but a burst gets there fast).
+    public static func tableFill(count: Int, maximum: Int, buckets: Int? = nil) -> Finding? {
+        guard maximum > 0 else { return nil }
+        let fill = Double(count) / Double(maximum)
+        guard fill >= 0.8 else { return nil }
+        var evidence = ["nf_conntrack_count \(count) of nf_conntrack_max \(maximum) (the maximum is the node's, the count this namespace's)"]
+        if let buckets, buckets > 0 {
+            evidence.append("nf_conntrack_buckets \(buckets): \(formatQuantity(Double(count) / Double(buckets))) entries per hash chain on average")
+        }
+        return Finding(
+            .conntrackTableFull, severity: fill >= 0.9 ? .error : .warning,
+            summary: "The conntrack table is \(formatPercent(fill)) full: once it fills, new flows are dropped (\"nf_conntrack: table full, dropping packet\")",
+            evidence: evidence,
+            remedy: "Find what fills it (ctdoctor pressure names the states, timeouts and pods), then lower the timeout that holds the most entries or raise net.netfilter.nf_conntrack_max on the node (kube-proxy's --conntrack-max-per-core sets it), with nf_conntrack_buckets at a quarter to an eighth of it.")
     }
 
     /// The way to stop half-close leaks for this mesh, kernel and idle timeout.

@@ -70,6 +70,14 @@ public enum IPAddress: Sendable, Hashable, Comparable {
     }
 
     /// 0.0.0.0 or ::, what a listener bound to every address shows.
+    /// 169.254.0.0/16 and fe80::/10: an interface's own, never a pod's address.
+    public var isLinkLocal: Bool {
+        switch self {
+        case .v4(let value): value >> 16 == 0xA9FE
+        case .v6(let high, _): high >> 54 == 0x3FA
+        }
+    }
+
     public var isUnspecified: Bool {
         switch self {
         case .v4(let value): value == 0

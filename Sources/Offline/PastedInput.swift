@@ -45,6 +45,17 @@ public enum PastedInput {
         return table
     }
 
+    /// Conntrack's counters as copied: `conntrack -S` or /proc/net/stat/nf_conntrack,
+    /// with what the capture added around them taken out.
+    public static func statistics(_ pasted: [UInt8], source: String) throws(ParseError) -> ConntrackStatistics {
+        let (bytes, _) = PasteCleaner.clean(pasted)
+        let first = firstLine(bytes)
+        if looksLikeSocketListing(first) || isNetstatOutput(first) {
+            throw ParseError(source: source, line: 1, field: "file", reason: "this is a socket listing, not conntrack statistics: capture `conntrack -S`")
+        }
+        return try ConntrackStatisticsText.parse(bytes, source: source)
+    }
+
     static func recognisedConntrack(_ bytes: [UInt8], source: String) throws(ParseError) -> ConntrackTable {
         let first = firstLine(bytes)
         if first.hasPrefix("<") {

@@ -29,16 +29,19 @@ public enum DiagnosisRendering {
 
     /// Findings, worst first, each with its evidence and fix (a fix shared by several is spelled out once).
     static func findingsSection(_ report: DiagnosisReport, sections: ReportParts, style: Style) -> String {
+        "\n" + style.bold("Findings") + "\n" + findingsList(report.findings(for: sections), style: style)
+    }
+
+    /// Findings, worst first as given, each with its evidence and fix; a fix shared by
+    /// several is spelled out once. Every report lists its findings this way.
+    static func findingsList(_ shown: [Finding], style: Style) -> String {
         var out = ""
-        out += "\n" + style.bold("Findings") + "\n"
-        let shown = report.findings(for: sections)
         if shown.isEmpty { out += "  none\n" }
         var remedies: [String: String] = [:]
         for finding in shown {
             let label = finding.severity.name.uppercased().padding(to: 7)
             out += "  " + style.severity(finding.severity, label) + "  " + style.bold(finding.id) + "  " + finding.summary.terminalSafe + "\n"
             for line in finding.evidence { out += "           · \(line.terminalSafe)\n" }
-            // A remedy shared by several findings is spelled out once.
             if let first = remedies[finding.remedy] {
                 out += "           fix: as for \(first) above\n"
             } else {

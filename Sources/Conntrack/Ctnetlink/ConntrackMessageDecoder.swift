@@ -241,7 +241,8 @@ public enum ConntrackMessageDecoder {
         return buffer.uint16BE(at: attribute.value.lowerBound)
     }
 
-    private static func u32(_ buffer: [UInt8], _ attribute: NetlinkAttribute) throws(NetlinkFramingError) -> UInt32 {
+    /// A big-endian u32 attribute, its length checked (the statistics decoder uses it too).
+    static func u32(_ buffer: [UInt8], _ attribute: NetlinkAttribute) throws(NetlinkFramingError) -> UInt32 {
         try require(attribute, 4)
         return buffer.uint32BE(at: attribute.value.lowerBound)
     }

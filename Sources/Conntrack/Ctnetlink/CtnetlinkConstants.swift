@@ -75,3 +75,12 @@ enum Ctnetlink {
     static let filterFlagSourcePort: UInt32 = 1 << 4  // CTA_FILTER_F_CTA_PROTO_SRC_PORT
     static let filterFlagDestinationPort: UInt32 = 1 << 5  // CTA_FILTER_F_CTA_PROTO_DST_PORT
 }
+
+extension Ctnetlink {
+    static let messageGetStatisticsPerCPU: UInt16 = 4  // IPCTNL_MSG_CT_GET_STATS_CPU
+    static let messageGetStatistics: UInt16 = 5  // IPCTNL_MSG_CT_GET_STATS
+
+    // enum ctattr_stats_global
+    static let statisticsGlobalEntries: UInt16 = 1  // CTA_STATS_GLOBAL_ENTRIES
+    static let statisticsGlobalMaximum: UInt16 = 2  // CTA_STATS_GLOBAL_MAX_ENTRIES
+}

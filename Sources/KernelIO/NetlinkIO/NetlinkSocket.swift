@@ -3,6 +3,8 @@ import SystemPackage
 
 /// The netlink buses ctdoctor talks to (include/uapi/linux/netlink.h).
 public enum NetlinkBus: Int32, Sendable {
+    /// NETLINK_ROUTE: rtnetlink, the namespace's interface addresses.
+    case route = 0
     /// NETLINK_SOCK_DIAG: socket listings with tcp_info.
     case sockDiag = 4
     /// NETLINK_NETFILTER: ctnetlink, the conntrack table.

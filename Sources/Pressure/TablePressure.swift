@@ -1,0 +1,351 @@
+import Conntrack
+import NetCore
+
+/// How long an entry has left before the kernel expires it, in the buckets the report
+/// groups by.
+public enum RemainingBucket: Int, Sendable, Hashable, CaseIterable, Comparable {
+    case underTenSeconds, underAMinute, underTenMinutes, underAnHour, underADay, aDayOrMore
+
+    public init(seconds: UInt32) {
+        switch seconds {
+        case ..<10: self = .underTenSeconds
+        case ..<60: self = .underAMinute
+        case ..<600: self = .underTenMinutes
+        case ..<3600: self = .underAnHour
+        case ..<86_400: self = .underADay
+        default: self = .aDayOrMore
+        }
+    }
+
+    /// "<10s", "<1m", "<10m", "<1h", "<1d", ">=1d": the label tables and JSON carry.
+    public var label: String {
+        switch self {
+        case .underTenSeconds: "<10s"
+        case .underAMinute: "<1m"
+        case .underTenMinutes: "<10m"
+        case .underAnHour: "<1h"
+        case .underADay: "<1d"
+        case .aDayOrMore: ">=1d"
+        }
+    }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// A protocol and its state as the table groups entries: TCP's state names; for
+/// protocols without states, UNREPLIED until a reply is seen, then REPLIED (ASSURED
+/// once both ways carried more).
+public struct StateGroup: Sendable, Hashable, Comparable {
+    public var protocolNumber: UInt8
+    public var state: String
+
+    public init(protocolNumber: UInt8, state: String) {
+        self.protocolNumber = protocolNumber
+        self.state = state
+    }
+
+    public init(_ entry: ConntrackEntry) {
+        protocolNumber = entry.protocolNumber
+        if let tcp = entry.tcpState {
+            state = tcp.name
+        } else if !entry.status.contains(.seenReply) {
+            state = "UNREPLIED"
+        } else {
+            state = entry.status.contains(.assured) ? "ASSURED" : "REPLIED"
+        }
+    }
+
+    public var protocolName: String { IPProtocolName.name(of: protocolNumber) }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool { (lhs.protocolNumber, lhs.state) < (rhs.protocolNumber, rhs.state) }
+}
+
+/// An entry's place in the state × remaining-timeout table.
+public struct StateBucket: Sendable, Hashable, Comparable {
+    public var group: StateGroup
+    public var remaining: RemainingBucket
+
+    public static func < (lhs: Self, rhs: Self) -> Bool { (lhs.group, lhs.remaining) < (rhs.group, rhs.remaining) }
+}
+
+/// A protocol and an endpoint: a destination (service VIP and port), a DNAT target.
+public struct ProtocolEndpoint: Sendable, Hashable, Comparable {
+    public var protocolNumber: UInt8
+    public var endpoint: Endpoint
+
+    public init(protocolNumber: UInt8, endpoint: Endpoint) {
+        self.protocolNumber = protocolNumber
+        self.endpoint = endpoint
+    }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool { (lhs.protocolNumber, lhs.endpoint) < (rhs.protocolNumber, rhs.endpoint) }
+}
+
+/// What the pass knows besides the entries: the namespace's timeouts, whose addresses
+/// are whose, and what counts as old or stale.
+public struct PressureContext: Sendable {
+    public var timeouts: ConntrackTimeouts
+    /// Pod addresses on the node and the pod each belongs to (from the node sweep).
+    public var podsByAddress: [IPAddress: String]
+    /// The namespace's own addresses: a DNAT to one of them is a local REDIRECT (a
+    /// sidecar's), never a stale endpoint.
+    public var localAddresses: Set<IPAddress>
+    /// The endpoints that exist (from EndpointSlices); nil when not given, and then no
+    /// entry is judged stale.
+    public var liveEndpoints: Set<IPAddress>?
+    /// UNREPLIED entries older than this are reported.
+    public var unrepliedAfterSeconds: UInt64
+    /// Now, in nanoseconds since the Unix epoch: ages from CTA_TIMESTAMP start times.
+    public var nowNanoseconds: UInt64
+    /// Ports a sidecar's REDIRECT targets: entries redirected there are counted, since
+    /// lowering close_wait in such a namespace is what leaks the proxy's sockets.
+    public var sidecarPorts: Set<UInt16>
+    /// How many distinct keys each top list keeps exact counts for.
+    public var topCapacity: Int
+
+    public init(
+        timeouts: ConntrackTimeouts = .kernelDefaults, podsByAddress: [IPAddress: String] = [:], localAddresses: Set<IPAddress> = [],
+        liveEndpoints: Set<IPAddress>? = nil, unrepliedAfterSeconds: UInt64 = 60, nowNanoseconds: UInt64 = 0,
+        sidecarPorts: Set<UInt16> = [15001, 15006, 4140, 4143], topCapacity: Int = 4096
+    ) {
+        self.timeouts = timeouts
+        self.podsByAddress = podsByAddress
+        self.localAddresses = localAddresses
+        self.liveEndpoints = liveEndpoints
+        self.unrepliedAfterSeconds = unrepliedAfterSeconds
+        self.nowNanoseconds = nowNanoseconds
+        self.sidecarPorts = sidecarPorts
+        self.topCapacity = topCapacity
+    }
+}
+
+/// Values a timeout could be lowered to, the kernel's defaults among them; only those
+/// below the value in force are evaluated.
+public let timeoutCandidates: [Int] = [10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21_600, 86_400]
+
+/// One pass over a table, entry by entry, in memory that does not grow with it: counts
+/// in fixed tables, top lists in bounded summaries, and at most `staleKept` stale
+/// entries remembered for --reap.
+public struct TablePressureAccumulator: Sendable {
+    public let context: PressureContext
+    /// How many stale entries are kept for reaping; the rest are only counted.
+    public static let staleKept = 65_536
+
+    var entries = 0
+    var byFamily: [AddressFamily: Int] = [:]
+    var byBucket: [StateBucket: Int] = [:]
+    var destinations: HeavyHitters<ProtocolEndpoint>
+    var natTargets: HeavyHitters<ProtocolEndpoint>
+    var sources: HeavyHitters<IPAddress>
+    var podsAsSource: [String: Int] = [:]
+    var podsAsDestination: [String: Int] = [:]
+    var idleAtLeast: [TimeoutSetting: [Int]] = [:]
+    var bySetting: [TimeoutSetting: Int] = [:]
+    var sidecarRedirected = 0
+    var unreplied = 0
+    var unrepliedOld = 0
+    var unrepliedAgeUnknown = 0
+    var unrepliedRefreshed = 0
+    var stale = 0
+    var staleEntries: [ConntrackEntry] = []
+
+    public init(context: PressureContext) {
+        self.context = context
+        destinations = HeavyHitters(capacity: context.topCapacity)
+        natTargets = HeavyHitters(capacity: context.topCapacity)
+        sources = HeavyHitters(capacity: context.topCapacity)
+    }
+
+    public mutating func add(_ entry: ConntrackEntry) {
+        entries += 1
+        byFamily[entry.family, default: 0] += 1
+        let remaining = entry.timeout ?? 0
+        let group = StateGroup(entry)
+        byBucket[StateBucket(group: group, remaining: RemainingBucket(seconds: remaining)), default: 0] += 1
+        let destination = ProtocolEndpoint(protocolNumber: entry.protocolNumber, endpoint: entry.original.destinationEndpoint)
+        destinations.add(destination)
+        sources.add(entry.original.source)
+        let nated = entry.status.contains(.destinationNAT) || entry.isDestinationNATed
+        if nated {
+            natTargets.add(ProtocolEndpoint(protocolNumber: entry.protocolNumber, endpoint: entry.reply.sourceEndpoint))
+            if context.sidecarPorts.contains(entry.reply.sourcePort) { sidecarRedirected += 1 }
+        }
+        if !context.podsByAddress.isEmpty {
+            if let pod = context.podsByAddress[entry.original.source] { podsAsSource[pod, default: 0] += 1 }
+            let target = nated ? entry.reply.source : entry.original.destination
+            if let pod = context.podsByAddress[target] { podsAsDestination[pod, default: 0] += 1 }
+        }
+        if let setting = TimeoutSetting.governing(entry) {
+            bySetting[setting, default: 0] += 1
+            // Seconds since the entry's last packet: its timeout restarts at the value in
+            // force on every packet, so what has run down of it is how long it sat idle.
+            let configured = context.timeouts[setting]
+            let idle = configured - min(Int(remaining), configured)
+            var counts = idleAtLeast[setting] ?? Array(repeating: 0, count: timeoutCandidates.count)
+            for (index, candidate) in timeoutCandidates.enumerated() where candidate < configured && idle >= candidate {
+                counts[index] += 1
+            }
+            idleAtLeast[setting] = counts
+        }
+        if !entry.status.contains(.seenReply) {
+            unreplied += 1
+            noteUnreplied(entry, idleSeconds: TimeoutSetting.governing(entry).map { context.timeouts[$0] - min(Int(remaining), context.timeouts[$0]) })
+        }
+        if let live = context.liveEndpoints, nated, isStale(entry, live: live) {
+            stale += 1
+            if staleEntries.count < Self.staleKept { staleEntries.append(entry) }
+        }
+    }
+
+    private mutating func noteUnreplied(_ entry: ConntrackEntry, idleSeconds: Int?) {
+        let age: UInt64?
+        if let start = entry.startNanoseconds, context.nowNanoseconds >= start {
+            age = (context.nowNanoseconds - start) / 1_000_000_000
+        } else {
+            age = entry.ageSeconds
+        }
+        if let age {
+            if age >= context.unrepliedAfterSeconds { unrepliedOld += 1 }
+            // Older than the time it has sat idle: packets keep arriving and restarting
+            // its timer, so it never expires (a client retrying a vanished endpoint).
+            if let idleSeconds, age > UInt64(idleSeconds) + 1, age >= context.unrepliedAfterSeconds { unrepliedRefreshed += 1 }
+        } else {
+            unrepliedAgeUnknown += 1
+            if let counters = entry.counters, counters.originalPackets >= 2, counters.replyPackets == 0 { unrepliedRefreshed += 1 }
+        }
+    }
+
+    /// DNATed to an address that is neither an endpoint nor the namespace's own.
+    public func isStale(_ entry: ConntrackEntry, live: Set<IPAddress>) -> Bool {
+        let target = entry.reply.source.unmappedV4 ?? entry.reply.source
+        return !target.isLoopback && !context.localAddresses.contains(target) && !live.contains(target)
+    }
+
+    /// The summary, with the `limit` largest of each top list.
+    public func summary(top limit: Int = 10) -> TablePressure {
+        var savings: [TimeoutSaving] = []
+        for (setting, counts) in idleAtLeast {
+            let configured = context.timeouts[setting]
+            for (index, candidate) in timeoutCandidates.enumerated() where candidate < configured {
+                savings.append(TimeoutSaving(
+                    setting: setting, current: configured, assumed: context.timeouts.assumed.contains(setting), loweredTo: candidate,
+                    held: bySetting[setting] ?? 0, freed: counts[index]))
+            }
+        }
+        func top(_ counts: [String: Int]) -> [Contributor<String>] {
+            counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(limit).map { Contributor(key: $0.key, entries: $0.value) }
+        }
+        return TablePressure(
+            entries: entries,
+            byFamily: byFamily,
+            byState: byBucket.sorted { $0.key < $1.key }.map { StateCount(bucket: $0.key, entries: $0.value) },
+            destinations: TopList(destinations, limit: limit),
+            natTargets: TopList(natTargets, limit: limit),
+            sources: TopList(sources, limit: limit),
+            podsAsSource: top(podsAsSource),
+            podsAsDestination: top(podsAsDestination),
+            heldBySetting: bySetting,
+            savings: savings.sorted { ($0.setting, $0.loweredTo) < ($1.setting, $1.loweredTo) },
+            sidecarRedirected: sidecarRedirected,
+            unreplied: UnrepliedSummary(
+                entries: unreplied, olderThanThreshold: unrepliedOld, thresholdSeconds: context.unrepliedAfterSeconds,
+                ageUnknown: unrepliedAgeUnknown, refreshed: unrepliedRefreshed),
+            stale: context.liveEndpoints.map { _ in StaleSummary(entries: stale, kept: staleEntries) },
+            timeouts: context.timeouts)
+    }
+}
+
+/// One key of a top list and the entries it holds.
+public struct Contributor<Key: Sendable & Hashable>: Sendable, Hashable {
+    public var key: Key
+    public var entries: Int
+}
+
+/// The largest contributors of one kind, and whether their counts are exact.
+public struct TopList<Key: Sendable & Hashable & Comparable>: Sendable, Hashable {
+    public var contributors: [Contributor<Key>]
+    /// The most a count may be short of the truth (0: exact, the table had few enough
+    /// distinct keys).
+    public var undercount: Int
+
+    init(_ summary: HeavyHitters<Key>, limit: Int) {
+        contributors = summary.top(limit, tieOrder: <).map { Contributor(key: $0.key, entries: $0.count) }
+        undercount = summary.undercount
+    }
+
+    public init(contributors: [Contributor<Key>], undercount: Int) {
+        self.contributors = contributors
+        self.undercount = undercount
+    }
+}
+
+public struct StateCount: Sendable, Hashable {
+    public var bucket: StateBucket
+    public var entries: Int
+}
+
+/// What lowering one timeout would do now: entries it holds, and how many of them have
+/// sat idle at least `loweredTo` seconds, so would expire at once under that value.
+public struct TimeoutSaving: Sendable, Hashable {
+    public var setting: TimeoutSetting
+    public var current: Int
+    /// `current` is the kernel's default, not a value read from the namespace.
+    public var assumed: Bool
+    public var loweredTo: Int
+    public var held: Int
+    public var freed: Int
+}
+
+public struct UnrepliedSummary: Sendable, Hashable {
+    public var entries: Int
+    public var olderThanThreshold: Int
+    public var thresholdSeconds: UInt64
+    /// Entries whose age the table does not tell (no nf_conntrack_timestamp).
+    public var ageUnknown: Int
+    /// Older than their idle time (or more than one packet and no reply): something keeps
+    /// sending into them.
+    public var refreshed: Int
+}
+
+public struct StaleSummary: Sendable, Hashable {
+    public var entries: Int
+    /// The first of them, kept for --reap (at most `TablePressureAccumulator.staleKept`).
+    public var kept: [ConntrackEntry]
+}
+
+/// What fills one conntrack table.
+public struct TablePressure: Sendable, Hashable {
+    public var entries: Int
+    public var byFamily: [AddressFamily: Int]
+    public var byState: [StateCount]
+    public var destinations: TopList<ProtocolEndpoint>
+    public var natTargets: TopList<ProtocolEndpoint>
+    public var sources: TopList<IPAddress>
+    public var podsAsSource: [Contributor<String>]
+    public var podsAsDestination: [Contributor<String>]
+    public var heldBySetting: [TimeoutSetting: Int]
+    public var savings: [TimeoutSaving]
+    /// Entries a sidecar's REDIRECT holds (reply from 15001, 15006, 4140, 4143).
+    public var sidecarRedirected: Int
+    public var unreplied: UnrepliedSummary
+    /// nil when no endpoints were given.
+    public var stale: StaleSummary?
+    public var timeouts: ConntrackTimeouts
+
+    /// The change that frees the most entries without going below what is safe: each
+    /// timeout back to the kernel's default (86,400 s, kube-proxy's value, for
+    /// established: five days is the default, and idle connections live long), close_wait
+    /// not at all where a sidecar's flows are tracked (there a shorter close_wait is
+    /// what leaks the proxy's sockets).
+    public var bestSaving: TimeoutSaving? {
+        savings.filter { saving in
+            saving.loweredTo == Self.safeFloor(saving.setting) && saving.freed > 0
+                && !(saving.setting == .tcpCloseWait && sidecarRedirected > 0)
+        }.max { ($0.freed, $1.setting) < ($1.freed, $0.setting) }
+    }
+
+    /// The lowest value ctdoctor suggests for a timeout.
+    public static func safeFloor(_ setting: TimeoutSetting) -> Int {
+        setting == .tcpEstablished ? 86_400 : setting.kernelDefault
+    }
+}
