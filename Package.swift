@@ -137,7 +137,7 @@ let package = Package(
         // the command line, so it sits after what it uses.
         .target(
             name: "Lab",
-            dependencies: ["NetCore", "JSON", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live", "Formats"]
+            dependencies: ["NetCore", "JSON", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live", "Formats", "Pressure"]
         ),
         // The documented entry point of the library (its DocC catalog beside it).
         .target(
@@ -159,7 +159,7 @@ let package = Package(
             name: "ctdoctor-fuzz",
             dependencies: [
                 "NetCore", "JSON", "Netlink", "Conntrack", "Sockets", "Diagnosis", "Live", "NodeSweep", "Formats", "Offline", "YAML",
-                "MeshLint",
+                "MeshLint", "Pressure",
             ],
             path: "Fuzz/ctdoctor-fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]

@@ -173,13 +173,13 @@ _ctdoctor() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    diagnose|leaks|collisions|lint|conntrack|sockets|snapshot|export|lab|help)
+    diagnose|leaks|collisions|lint|conntrack|sockets|snapshot|pressure|export|lab|help)
         # Offer subcommand argument completions
         "_ctdoctor_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'diagnose leaks collisions lint conntrack sockets snapshot export lab help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'diagnose leaks collisions lint conntrack sockets snapshot pressure export lab help' -- "${cur}"))
         ;;
     esac
 }
@@ -443,6 +443,55 @@ _ctdoctor_snapshot() {
     esac
 }
 
+_ctdoctor_pressure() {
+    repeating_flags=()
+    non_repeating_flags=(--all-netns --reap --yes --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--netns --format --pod --parallel --interval --top --unreplied-after --endpoints --conntrack-file --stats-file --sysctl-file --fail-on)
+    __ctdoctor_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--netns')
+        return
+        ;;
+    '--format')
+        __ctdoctor_add_completions -W 'table'$'\n''json'$'\n''ndjson'
+        return
+        ;;
+    '--pod')
+        return
+        ;;
+    '--parallel')
+        return
+        ;;
+    '--interval')
+        return
+        ;;
+    '--top')
+        return
+        ;;
+    '--unreplied-after')
+        return
+        ;;
+    '--endpoints')
+        return
+        ;;
+    '--conntrack-file')
+        return
+        ;;
+    '--stats-file')
+        return
+        ;;
+    '--sysctl-file')
+        return
+        ;;
+    '--fail-on')
+        return
+        ;;
+    esac
+}
+
 _ctdoctor_export() {
     repeating_flags=()
     non_repeating_flags=(--all-netns --version -h --help)
@@ -553,7 +602,7 @@ _ctdoctor_lab() {
     # Offer positional completions
     case "${positional_number}" in
     1)
-        __ctdoctor_add_completions -W 'half-close'$'\n''ambient'$'\n''collision'$'\n''collision-rate'$'\n''inbound-collision'$'\n''server-first'
+        __ctdoctor_add_completions -W 'half-close'$'\n''ambient'$'\n''collision'$'\n''collision-rate'$'\n''inbound-collision'$'\n''server-first'$'\n''pressure'
         return
         ;;
     esac

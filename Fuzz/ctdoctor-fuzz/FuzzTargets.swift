@@ -7,6 +7,7 @@ import NetCore
 import Netlink
 import NodeSweep
 import Offline
+import Pressure
 import Sockets
 import YAML
 
@@ -38,6 +39,10 @@ enum FuzzTarget: String, CaseIterable {
     /// What a node sweep reads of a tenant's process: environ, stat, comm-like names,
     /// cgroup paths, a runtime's config.json, /etc/hostname.
     case tenantFiles = "tenant-files"
+    /// What `pressure` reads from outside: conntrack -S and /proc/net/stat copies, sysctl
+    /// listings, EndpointSlice JSON, ctnetlink's statistics messages, and a copied table
+    /// through the one-pass summary and its findings.
+    case pressureInputs = "pressure-inputs"
 
     func run(_ bytes: [UInt8]) {
         switch self {
@@ -58,7 +63,28 @@ enum FuzzTarget: String, CaseIterable {
         case .yaml: Self.yaml(bytes)
         case .numbers: Self.numbers(String(decoding: bytes, as: UTF8.self))
         case .tenantFiles: Self.tenantFiles(bytes)
+        case .pressureInputs: Self.pressureInputs(bytes)
         }
+    }
+
+    static func pressureInputs(_ bytes: [UInt8]) {
+        let statistics = try? PastedInput.statistics(bytes, source: "fuzz")
+        let sysctls = try? SysctlText.parse(bytes, source: "fuzz")
+        let endpoints = try? EndpointList.parse(bytes, source: "fuzz")
+        var reader = NetlinkMessageReader(bytes, count: bytes.count)
+        while let message = try? reader.next() {
+            _ = try? ConntrackStatisticsDecoder.decodeCPU(bytes, message)
+            _ = try? ConntrackStatisticsDecoder.decodeGlobal(bytes, message)
+        }
+        guard let table = try? PastedInput.conntrack(bytes, source: "fuzz") else { return }
+        var accumulator = TablePressureAccumulator(context: PressureContext(
+            timeouts: .reading(sysctls?.timeouts ?? [:]), liveEndpoints: endpoints ?? [], unrepliedAfterSeconds: 1, nowNanoseconds: UInt64.max,
+            topCapacity: 4))
+        table.entries.forEach { accumulator.add($0) }
+        _ = PressureReport(
+            table: accumulator.summary(), statistics: statistics,
+            delta: statistics.map { StatisticsDelta(from: $0, to: $0, seconds: 1) }, count: sysctls?.count ?? table.entries.count,
+            maximum: sysctls?.maximum, buckets: sysctls?.buckets, rules: RulesFacts(), notices: [])
     }
 
     static func yaml(_ bytes: [UInt8]) {

@@ -87,10 +87,18 @@ public struct PressureCollector: Sendable {
             liveEndpoints: request.liveEndpoints, unrepliedAfterSeconds: request.unrepliedAfterSeconds,
             nowNanoseconds: wallClockNanoseconds())
         var accumulator = TablePressureAccumulator(context: context)
-        let report = try ConntrackReader(namespace: namespace, procfs: procfs).forEachEntry { accumulator.add($0) }
-        if case .procFile(let reason) = report.source { notices.append(reason) }
-        if !report.consistent {
-            notices.append("the table changed during all \(report.passes) dump passes: the counts may miss entries created or deleted meanwhile")
+        var tableRead = true
+        do {
+            let report = try ConntrackReader(namespace: namespace, procfs: procfs).forEachEntry { accumulator.add($0) }
+            if case .procFile(let reason) = report.source { notices.append(reason) }
+            if !report.consistent {
+                notices.append("the table changed during all \(report.passes) dump passes: the counts may miss entries created or deleted meanwhile")
+            }
+        } catch let error as ConntrackReadError {
+            guard case .permissionDenied = error else { throw error }
+            // The counters and the fill still answer without the table: say what is missing.
+            tableRead = false
+            notices.append("the table itself is unreadable here (\(error)): only the counters and the fill are reported")
         }
         var latest = first
         var delta: StatisticsDelta?
@@ -113,7 +121,7 @@ public struct PressureCollector: Sendable {
         }
         let rules = (try? namespace.run { RuleInspector.inspect(procfs: procfs) }) ?? RulesFacts(source: "unknown: could not enter the namespace")
         return PressureReport(
-            table: accumulator.summary(top: request.top), statistics: latest, delta: delta,
+            table: tableRead ? accumulator.summary(top: request.top) : nil, statistics: latest, delta: delta,
             count: latest?.entries ?? limits.count, maximum: latest?.maximum ?? limits.maximum, buckets: limits.buckets,
             rules: rules, notices: notices)
     }

@@ -121,23 +121,29 @@ public enum PressureFindings {
         }
         let unreplied = table.unreplied
         if unreplied.olderThanThreshold > 0 || unreplied.refreshed > 0 {
-            var evidence = ["\(unreplied.entries) UNREPLIED entries; \(unreplied.olderThanThreshold) older than \(unreplied.thresholdSeconds) s, \(unreplied.refreshed) kept alive by packets that get no answer"]
+            var evidence = ["\(unreplied.entries) UNREPLIED \(unreplied.entries == 1 ? "entry" : "entries"); \(unreplied.olderThanThreshold) older than \(unreplied.thresholdSeconds) s, \(unreplied.refreshed) kept alive by packets that get no answer"]
             if unreplied.ageUnknown > 0 {
                 evidence.append("\(unreplied.ageUnknown) without an age: set net.netfilter.nf_conntrack_timestamp=1 to see how old entries are")
             }
             findings.append(Finding(
                 .conntrackUnrepliedEntries, severity: .warning,
-                summary: "\(max(unreplied.olderThanThreshold, unreplied.refreshed)) flows have sent for over \(unreplied.thresholdSeconds) s without a reply",
+                summary: "\(flows(max(unreplied.olderThanThreshold, unreplied.refreshed))) sent for over \(unreplied.thresholdSeconds) s without a reply",
                 evidence: evidence,
                 remedy: "Clients keep sending to an address that does not answer: for UDP through a DNAT, often a Service endpoint that is gone while the entry still points at it (each packet restarts its timeout). Find the destination in the top lists; delete stale entries with ctdoctor pressure --endpoints FILE --reap, or conntrack -D."))
         }
         if let stale = table.stale, stale.entries > 0 {
             findings.append(Finding(
                 .conntrackStaleEntries, severity: .error,
-                summary: "\(stale.entries) entries are DNATed to addresses that are no endpoint any more: their flows are black-holed until the entries expire",
+                summary: "\(entries(stale.entries)) DNATed to addresses that are no endpoint any more: \(stale.entries == 1 ? "its flow is" : "their flows are") black-holed until \(stale.entries == 1 ? "it expires" : "they expire")",
                 evidence: stale.kept.prefix(5).map { "\($0.protocolName) \($0.original.sourceEndpoint) → \($0.original.destinationEndpoint) DNAT to \($0.reply.sourceEndpoint)\($0.status.contains(.seenReply) ? "" : " UNREPLIED")" },
                 remedy: "ctdoctor pressure --endpoints FILE --reap (dry run), then --reap --yes deletes them; kube-proxy deletes UDP entries of removed endpoints itself, and a missed deletion (kubernetes/kubernetes#139628) leaves these."))
         }
         return findings
     }
 }
+
+/// "1 entry is", "3 entries are".
+func entries(_ count: Int) -> String { count == 1 ? "1 entry is" : "\(count) entries are" }
+
+/// "1 flow has", "3 flows have".
+func flows(_ count: Int) -> String { count == 1 ? "1 flow has" : "\(count) flows have" }

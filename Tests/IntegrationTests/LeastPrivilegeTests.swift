@@ -103,6 +103,17 @@ final class LeastPrivilegeTests {
         // conntrack: CAP_NET_ADMIN.
         let conntrack = try with(["net_admin"], ["conntrack", "--count"])
         #expect(conntrack.status == 0, "\(conntrack.standardError)")
+        // pressure: CAP_NET_ADMIN for the table and the counters over ctnetlink; without
+        // it, the counters from /proc/net/stat (this kernel has it) and no table, said.
+        let pressure = try with(["net_admin"], ["pressure", "--interval", "0", "--format", "json", "--fail-on", "never"])
+        #expect(pressure.status == 0, "\(pressure.standardError)")
+        let full = try #require(try JSONSerialization.jsonObject(with: Data(pressure.standardOutput.utf8)) as? [String: Any])
+        #expect((full["statistics"] as? [String: Any])?["source"] as? String == "netlink" && full["table"] is [String: Any])
+        let bare = try with([], ["pressure", "--interval", "0", "--format", "json", "--fail-on", "never"])
+        #expect(bare.status == 0, "\(bare.standardError)")
+        let partial = try #require(try JSONSerialization.jsonObject(with: Data(bare.standardOutput.utf8)) as? [String: Any])
+        #expect((partial["statistics"] as? [String: Any])?["source"] as? String == "proc" && partial["table"] is NSNull)
+        #expect((partial["notices"] as? [String])?.contains { $0.contains("CAP_NET_ADMIN") } == true)
         // diagnose in another namespace: CAP_SYS_ADMIN to enter it, CAP_NET_ADMIN for the
         // lookups; CAP_SYS_PTRACE only to name the proxy (without it: said, not fatal).
         let diagnose = try with(["sys_admin", "net_admin"], ["diagnose", "--netns", lab.lab.name, "--format", "json"])

@@ -263,3 +263,28 @@ func interfaceNameOf(index: UInt32) -> String? {
     guard if_indextoname(index, &buffer) != nil else { return nil }
     return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
+
+/// A socket that sends datagrams: UDP (`SOCK_DGRAM`) or raw IPv4 packets of one protocol
+/// whose header the kernel writes (`SOCK_RAW`), for labs that make conntrack see traffic.
+func makePacketSocket(raw protocolNumber: Int32?, source: Endpoint?) throws -> Int32 {
+    let fd = protocolNumber.map { socket(AF_INET, Int32(SOCK_RAW.rawValue), $0) } ?? socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    guard fd >= 0 else { throw KernelIOError("socket", subject: protocolNumber == nil ? "udp" : "raw", errno: Errno(rawValue: Glibc.errno)) }
+    if let source {
+        do {
+            try bindSource(fd, source, portByConnect: false)
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+    return fd
+}
+
+/// Sends one datagram; the errno comes back as a value, since a dropped packet (EPERM
+/// from a netfilter drop) is what a lab counts, not a failure.
+func sendPacket(_ fd: Int32, _ bytes: [UInt8], to endpoint: Endpoint) throws -> Errno? {
+    try withSocketAddress(endpoint) { address, length in
+        let sent = bytes.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, 0, address, length) }
+        return sent < 0 ? Errno(rawValue: Glibc.errno) : nil
+    }
+}

@@ -7,6 +7,7 @@ import JSON
 import KernelIO
 import Lab
 import Live
+import Pressure
 import Rendering
 
 struct LabCommand: ParsableCommand {
@@ -63,13 +64,14 @@ struct LabCommand: ParsableCommand {
         case collisionRate = "collision-rate"
         case inboundCollision = "inbound-collision"
         case serverFirst = "server-first"
+        case pressure
     }
 
     /// The inbound-collision lab's client namespace, named so a later lab removes it when
     /// the ctdoctor that made it was killed.
     static let clientNamespaceKind = "inbound-client"
 
-    @Argument(help: "half-close, ambient, collision, collision-rate, inbound-collision or server-first.") var scenario: Scenario
+    @Argument(help: "half-close, ambient, collision, collision-rate, inbound-collision, server-first or pressure.") var scenario: Scenario
     @OptionGroup var output: OutputOptions
 
     @Option(name: .customLong("close-wait"), help: "nf_conntrack_tcp_timeout_close_wait inside the lab, seconds (the kernel default is 60).")
@@ -135,6 +137,11 @@ struct LabCommand: ParsableCommand {
             if options.sidecar == nil { options.sidecar = mesh.profile }
             let lab = try ServerFirstLab(name: name, mesh: mesh, say: say)
             outcome = try whileRegistered(tearDown: lab.tearDown, { try serverFirst(lab, options: options) }, report: emit)
+        case .pressure:
+            let lab = try PressureLab(name: name, say: say)
+            let problems = try whileRegistered(tearDown: lab.tearDown) { try pressure(lab, name: name, say: say) }
+            if !problems.isEmpty { throw ExitCode(ExitStatus.findings) }
+            return
         }
         if !outcome.problems.isEmpty { throw ExitCode(ExitStatus.findings) }
     }
@@ -254,6 +261,45 @@ struct LabCommand: ParsableCommand {
             report: report, problems: problems,
             flows: lab.flows.map(\.record),
             extra: [("mesh", .string(mesh.rawValue)), ("stall_after_seconds", .number(options.stallAfterSeconds))])
+    }
+
+    /// Fills the lab, retries its dead DNS Service and races inserts while the counters
+    /// run, then reads the table once the racing flows are gone.
+    func pressure(_ lab: PressureLab, name: String, say: @escaping @Sendable (String) -> Void) throws -> [String] {
+        try lab.fill()
+        let statistics = ConntrackStatisticsReader(namespace: lab.lab.namespace)
+        let clock = ContinuousClock()
+        let started = clock.now
+        let before = try statistics.read()
+        let resolver = try WorkerThread(name: "lab resolver") { try? lab.retryDNS(for: 3) }
+        let racesLost = try lab.raceInserts(seconds: 2.5)
+        resolver.join()
+        var request = PressureCollector.Request(intervalSeconds: 0, liveEndpoints: PressureLab.liveEndpoints, unrepliedAfterSeconds: 2)
+        request.top = 5
+        let single = try PressureCollector(namespace: lab.lab.namespace).collect(request)
+        let after = try statistics.read()
+        let elapsed = clock.now - started
+        let report = PressureReport(
+            table: single.table, statistics: after,
+            delta: StatisticsDelta(from: before, to: after, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18),
+            count: after.entries, maximum: after.maximum, buckets: single.buckets, rules: single.rules, notices: single.notices)
+        let problems = lab.check(report, racesLost: racesLost)
+        switch output.format {
+        case .table:
+            Console.writeOut("\nlab: pressure of \(name):\n")
+            Console.writeOut(PressureRendering.human(report, namespace: name, color: Console.colorful))
+            Console.writeOut(problems.isEmpty
+                ? "\nlab: pressure names what the lab built.\n"
+                : "\nlab: pressure does NOT match what the lab built:\n" + problems.map { "  - \($0)\n" }.joined())
+        case .json, .ndjson:
+            let members: [(String, JSONValue)] = [
+                ("half_closed", .integer(lab.halfClosed)), ("established", .integer(lab.established)),
+                ("close_wait_seconds", .integer(PressureLab.closeWaitSeconds)), ("races_lost", .integer(racesLost)),
+                ("vanished_endpoint", .string(PressureLab.vanishedDNS.description)),
+            ]
+            Console.writeOut(LabDocument.pressure(namespace: name, members: members, report: report, problems: problems).text + "\n")
+        }
+        return problems
     }
 
     func emit(_ outcome: Outcome) {
