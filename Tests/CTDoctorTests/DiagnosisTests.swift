@@ -296,7 +296,12 @@ struct LeakClassificationTests {
         var pod = Pod()
         pod.kernel.conntrackCount = 255_000
         let finding = pod.diagnose().findings.first { $0.id == "conntrack-table-full" }
-        #expect(finding?.severity == .error && finding?.summary.contains("97%") == true)
+        #expect(finding?.severity == .error && finding?.summary.contains("97.2% full") == true)
+        // The same thresholds as `pressure`: a warning from 80 %, an error from 90 %.
+        pod.kernel.conntrackCount = 230_000
+        #expect(pod.diagnose().findings.first { $0.id == "conntrack-table-full" }?.severity == .warning)
+        pod.kernel.conntrackCount = 236_000
+        #expect(pod.diagnose().findings.first { $0.id == "conntrack-table-full" }?.severity == .error)
     }
 }
 
