@@ -125,7 +125,7 @@ let package = Package(
         ),
         .target(
             name: "Export",
-            dependencies: ["Diagnosis", .product(name: "Prometheus", package: "swift-prometheus")]
+            dependencies: ["Conntrack", "Diagnosis", .product(name: "Prometheus", package: "swift-prometheus")]
         ),
         // Tables copied from elsewhere, recognised by content; ctdoctor's own listings read
         // back through Formats.
@@ -190,7 +190,7 @@ let package = Package(
             name: "CTDoctorTests",
             dependencies: [
                 "TestSupport", "NetCore", "JSON", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live",
-                "YAML", "MeshLint", "Formats", "Rendering", "Export", "Offline", "NodeSweep",
+                "YAML", "MeshLint", "Formats", "Rendering", "Export", "Offline", "NodeSweep", "Pressure",
                 .product(name: "Yams", package: "Yams"),
             ],
             resources: [.copy("Fixtures")]

@@ -102,6 +102,10 @@ public struct KernelFacts: Sendable, Hashable {
     /// net.netfilter.nf_conntrack_tcp_timeout_syn_sent, seconds: what a SYN_SENT entry's
     /// timeout starts from, so how old an unanswered one is.
     public var synSentTimeout: Int?
+    /// The kernel's conntrack counters for the namespace (every CPU summed, since the
+    /// namespace was created): insert_failed, drop, early_drop… as `conntrack -S` reads
+    /// them; nil when they could not be read. `pressure` shows their growth.
+    public var conntrackCounters: ConntrackCounterValues?
 
     public init(
         release: String? = nil, closeWaitTimeout: Int? = nil, ignoreInvalidRST: Int? = nil, beLiberal: Int? = nil,

@@ -1,3 +1,4 @@
+import Conntrack
 import Diagnosis
 import Prometheus
 
@@ -8,10 +9,13 @@ public struct ExportedMetric: Sendable, Hashable {
     public var name: String
     public var labels: [String]
     public var help: String
+    /// A counter (the kernel's own, monotonic until the namespace goes) rather than a gauge.
+    public var isCounter = false
 }
 
 /// Renders an export run as Prometheus text exposition (what node_exporter's textfile
-/// collector reads). Every series is a gauge: each run states the situation now.
+/// collector reads). Every series is a gauge, each run stating the situation now, but for the
+/// kernel's own counters, exported as counters.
 ///
 /// Label values are bounded: `netns`/`pod` by the namespaces on the node, `class`,
 /// `pass`, `severity`, `risk`, `outcome` by enumerations, and `protocol` by ctdoctor's
@@ -63,6 +67,10 @@ public enum MetricsExposition {
     public static let conntrackLimit = ExportedMetric(
         name: "ctdoctor_conntrack_entries_limit", labels: [],
         help: "Capacity of the conntrack table (net.netfilter.nf_conntrack_max).")
+    public static let conntrackStatistics = ExportedMetric(
+        name: "ctdoctor_conntrack_statistics_total", labels: ["counter"],
+        help: "The kernel's conntrack counters for the namespace, every CPU summed (what conntrack -S reads): found, invalid, insert, insert_failed, drop, early_drop, error, search_restart, clash_resolve, chaintoolong. Rate them: insert_failed and drop growing is the DNS insert race, early_drop a full table.",
+        isCounter: true)
     public static let closeWaitTimeout = ExportedMetric(
         name: "ctdoctor_close_wait_timeout_seconds", labels: [],
         help: "net.netfilter.nf_conntrack_tcp_timeout_close_wait in the namespace.")
@@ -75,7 +83,7 @@ public enum MetricsExposition {
 
     public static let all: [ExportedMetric] = [
         runSuccess, lastRun, runDuration, namespaceDiagnosed, namespaceFailure, sidecar, halfClosed, poisonedPorts, collisionProbability,
-        expectedCollisions, liveCollisions, stalled, findings, conntrackEntries, conntrackLimit, closeWaitTimeout,
+        expectedCollisions, liveCollisions, stalled, findings, conntrackEntries, conntrackLimit, conntrackStatistics, closeWaitTimeout,
         idleTimeout, risk,
     ]
 
@@ -83,7 +91,10 @@ public enum MetricsExposition {
         let registry = PrometheusCollectorRegistry()
         func set(_ metric: ExportedMetric, _ labels: [(String, String)], _ value: Double) {
             precondition(labels.map(\.0).suffix(metric.labels.count) == ArraySlice(metric.labels), "labels of \(metric.name)")
-            if labels.isEmpty {
+            if metric.isCounter {
+                // A fresh registry per run: the counter starts at 0 and takes the kernel's value.
+                registry.makeCounter(name: metric.name, labels: labels, help: metric.help).increment(by: value)
+            } else if labels.isEmpty {
                 registry.makeGauge(name: metric.name, help: metric.help).set(value)
             } else {
                 registry.makeGauge(name: metric.name, labels: labels, help: metric.help).set(value)
@@ -159,6 +170,11 @@ public enum MetricsExposition {
         let facts = report.kernel.facts
         if let count = facts.conntrackCount { set(conntrackEntries, namespace, Double(count)) }
         if let limit = facts.conntrackMax { set(conntrackLimit, namespace, Double(limit)) }
+        if let counters = facts.conntrackCounters {
+            for counter in ConntrackCounter.allCases {
+                if let value = counters[counter] { set(conntrackStatistics, namespace + [("counter", counter.rawValue)], Double(value)) }
+            }
+        }
         if let closeWait = facts.closeWaitTimeout { set(closeWaitTimeout, namespace, Double(closeWait)) }
         set(idleTimeout, namespace, report.idleTimeout.seconds)
         let risks: [(String, Bool?)] = [

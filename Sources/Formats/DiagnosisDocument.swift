@@ -215,6 +215,7 @@ public enum DiagnosisDocument {
             ("conntrack", .object([
                 ("count", .integer(facts.conntrackCount)), ("max", .integer(facts.conntrackMax)),
                 ("fill", audit.tableFill.map { .number($0) } ?? .null),
+                ("statistics", facts.conntrackCounters.map(ConntrackStatisticsRecord.json) ?? .null),
             ])),
             ("invalid_drop_rule", audit.rules.invalidDrop.map { .bool($0) } ?? .null),
             ("rules_source", .string(audit.rules.source)),

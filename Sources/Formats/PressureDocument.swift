@@ -28,9 +28,7 @@ public enum PressureDocument {
         ]
     }
 
-    static func counters(_ values: ConntrackCounterValues) -> JSONValue {
-        .object(ConntrackCounter.allCases.map { ($0.rawValue, .integer(values[$0])) })
-    }
+    static func counters(_ values: ConntrackCounterValues) -> JSONValue { ConntrackStatisticsRecord.json(values) }
 
     static func statistics(_ statistics: ConntrackStatistics) -> JSONValue {
         .object([

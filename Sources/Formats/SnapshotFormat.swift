@@ -52,6 +52,7 @@ public enum SnapshotFormat {
             ("nf_conntrack_max", .integer(kernel.conntrackMax)),
             ("ip_local_port_range", kernel.portRange.map { .array([.integer(Int64($0.lowerBound)), .integer(Int64($0.upperBound))]) } ?? .null),
             ("ip_local_reserved_ports", .array(kernel.reservedPorts.sorted().map { .integer(Int64($0)) })),
+            ("conntrack_statistics", kernel.conntrackCounters.map(ConntrackStatisticsRecord.json) ?? .null),
         ]))
         text(",\"counters\":")
         append(.object(input.counters.sorted { $0.key < $1.key }.map { ($0.key, .integer($0.value)) }))

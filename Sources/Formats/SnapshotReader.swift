@@ -92,7 +92,7 @@ enum SnapshotReader {
             guard bounds.count == 2, bounds[0] <= bounds[1] else { throw rangeField.fail("expected [low, high]") }
             range = bounds[0]...bounds[1]
         }
-        return KernelFacts(
+        var facts = KernelFacts(
             release: try field["release"].optionalString(),
             closeWaitTimeout: try field["nf_conntrack_tcp_timeout_close_wait"].optionalInteger(in: SnapshotLimits.sysctlSeconds),
             ignoreInvalidRST: try field["nf_conntrack_tcp_ignore_invalid_rst"].optionalInteger(in: SnapshotLimits.flag),
@@ -103,6 +103,9 @@ enum SnapshotReader {
             reservedPorts: Set(try field["ip_local_reserved_ports"].array().map { item throws(JSONError) in try item.integer(UInt16.self) }),
             // Absent from snapshots written before inbound clashes were judged: unknown.
             synSentTimeout: try field["nf_conntrack_tcp_timeout_syn_sent"].optionalInteger(in: SnapshotLimits.sysctlSeconds))
+        // Absent from snapshots written before the counters were read: unknown.
+        facts.conntrackCounters = try ConntrackStatisticsRecord.read(field["conntrack_statistics"])
+        return facts
     }
 
     static func socketSource(_ table: JSONField) throws(JSONError) -> SocketSource {

@@ -261,6 +261,11 @@ public struct LiveCollector: Sendable {
         kernel.conntrackMax = sysctl("net/netfilter/nf_conntrack_max").flatMap { Int($0) }
         kernel.portRange = sysctl("net/ipv4/ip_local_port_range").flatMap(KernelText.portRange)
         kernel.reservedPorts = sysctl("net/ipv4/ip_local_reserved_ports").flatMap(KernelText.reservedPorts) ?? []
+        // This thread is inside the namespace: a socket opened here is the namespace's.
+        let statistics = ConntrackStatisticsReader(
+            transportFactory: { try NetlinkSocket(bus: .netfilter) },
+            fallbackFiles: { [procfs] in (try procfs.read("\(procfs.root)/thread-self/net/stat/nf_conntrack", limit: 1 << 20), nil) })
+        kernel.conntrackCounters = (try? statistics.read())?.totals
         if kernel.closeWaitTimeout == nil {
             notices.append("net.netfilter.nf_conntrack_tcp_timeout_close_wait is not readable (is nf_conntrack loaded?)")
         }

@@ -145,6 +145,14 @@ public enum DiagnosisRendering {
         if let count = facts.conntrackCount, let max = facts.conntrackMax {
             out += "  conntrack \(count) / \(max) entries (\(formatPercent(Double(count) / Double(Swift.max(max, 1)))))\n"
         }
+        if let counters = facts.conntrackCounters {
+            let shown = [ConntrackCounter.insertFailed, .drop, .earlyDrop, .invalid, .clashResolve].compactMap { counter in
+                counters[counter].map { "\(counter.rawValue) \($0)" }
+            }
+            if !shown.isEmpty {
+                out += "  conntrack counters since the namespace was created: \(shown.joined(separator: ", ")) (growth over an interval: ctdoctor pressure)\n"
+            }
+        }
         let drop = audit.rules.invalidDrop.map { $0 ? "present: \(audit.rules.matchingRule ?? "")" : "none" } ?? "unknown"
         out += "  INVALID-drop rule: \(drop.terminalSafe) (\(audit.rules.source.terminalSafe))\n"
         return out

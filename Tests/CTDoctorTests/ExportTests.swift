@@ -1,3 +1,4 @@
+import Conntrack
 import Diagnosis
 import Export
 import Foundation
@@ -14,6 +15,7 @@ struct ExportTests {
         pod.halfClosed(appPort: 40000, state: nil)
         pod.halfClosed(appPort: 40002, secondsLeft: 20)
         pod.accepted(appPort: 40003, service: Endpoint(IPAddress("10.96.0.25")!, 25), age: 9000)
+        pod.kernel.conntrackCounters = ConntrackCounterValues([(.insertFailed, 12), (.drop, 14), (.earlyDrop, 0)])
         var options = DiagnosisOptions()
         options.connectRate = 10
         return pod.diagnose(options)
@@ -46,15 +48,19 @@ struct ExportTests {
         #expect(parsed.value("ctdoctor_proxy_idle_timeout_seconds", pod) == 3600)
         #expect(parsed.value("ctdoctor_kernel_risk", pod.merging(["risk": "close_wait_shorter_than_idle_timeout"]) { $1 }) == 1)
         #expect(parsed.value("ctdoctor_kernel_risk", pod.merging(["risk": "collision_fails"]) { $1 }) == 0)
+        #expect(parsed.value("ctdoctor_conntrack_statistics", pod.merging(["counter": "insert_failed"]) { $1 }) == 12)
+        #expect(parsed.value("ctdoctor_conntrack_statistics", pod.merging(["counter": "early_drop"]) { $1 }) == 0)
+        #expect(parsed.value("ctdoctor_conntrack_statistics", pod.merging(["counter": "found"]) { $1 }) == nil, "not read: absent")
     }
 
-    @Test func everyFamilyIsADocumentedGaugeWithBoundedLabels() throws {
+    @Test func everyFamilyIsADocumentedGaugeOrCounterWithBoundedLabels() throws {
         let parsed = try ParsedExposition(MetricsExposition.render(run([.diagnosed(NamespaceIdentity(netns: "a"), troubledPod())])))
         let documented = Dictionary(uniqueKeysWithValues: MetricsExposition.all.map { ($0.name, $0) })
         #expect(!parsed.families.isEmpty)
         for family in parsed.families.values {
-            let metric = try #require(documented[family.name], "\(family.name) is not in MetricsExposition.all")
-            #expect(family.type == "gauge" && family.help == metric.help)
+            // A scraper names a counter's family without its samples' _total.
+            let metric = try #require(documented[family.name] ?? documented[family.name + "_total"], "\(family.name) is not in MetricsExposition.all")
+            #expect(family.type == (metric.isCounter ? "counter" : "gauge") && family.help == metric.help, "\(family.name)")
             for sample in family.samples {
                 let allowed = Set(metric.labels + (["ctdoctor_run_success", "ctdoctor_last_run_timestamp_seconds", "ctdoctor_run_duration_seconds"].contains(family.name) ? [] : ["netns", "pod"]))
                 #expect(Set(sample.labels.keys) == allowed, "\(family.name): \(sample.labels)")

@@ -5,6 +5,7 @@ import JSON
 @testable import MeshLint
 import NetCore
 import Offline
+import Pressure
 import Sockets
 import Testing
 
@@ -104,6 +105,48 @@ struct FormatRoundTripTests {
         let copy = try SnapshotFormat.decode(Array(old.utf8), source: "s").input
         #expect(copy.socketSource == .procFile(reason: "sock_diag: EPERM"))
         #expect(copy.conntrackSource == .dump(.netlink))
+    }
+
+    @Test func snapshotsKeepTheKernelsCountersAndOlderOnesReadWithout() throws {
+        var input = DiagnosisInput(namespace: "n", sockets: [], socketSource: .sockDiag, conntrack: [], conntrackSource: .dump(.netlink))
+        input.kernel.conntrackCounters = ConntrackCounterValues([(.insertFailed, 7), (.drop, 9), (.clashResolve, UInt64(UInt32.max) + 5)])
+        let bytes = SnapshotFormat.encode(Snapshot(input: input, capturedAt: 1, version: "v"))
+        let copy = try SnapshotFormat.decode(bytes, source: "s").input
+        #expect(copy.kernel.conntrackCounters == input.kernel.conntrackCounters)
+        #expect(copy.kernel.conntrackCounters?[.found] == nil, "a counter not read stays unknown")
+        let older = String(decoding: bytes, as: UTF8.self).replacing(#","conntrack_statistics":{"#, with: #","unused":{"#)
+        #expect(try SnapshotFormat.decode(Array(older.utf8), source: "s").input.kernel.conntrackCounters == nil)
+        let negative = String(decoding: bytes, as: UTF8.self).replacing(#""insert_failed":7"#, with: #""insert_failed":-7"#)
+        #expect(throws: (any Error).self) { try SnapshotFormat.decode(Array(negative.utf8), source: "s") }
+    }
+
+    @Test func pressureDocumentsCarryTheirDocumentedMembers() throws {
+        var accumulator = TablePressureAccumulator(context: PressureContext(liveEndpoints: []))
+        accumulator.add(ConntrackEntry(
+            family: .ipv4, protocolNumber: IPProtocolName.udp,
+            original: ConntrackTuple(source: .v4(1), destination: .v4(2), sourcePort: 5, destinationPort: 53),
+            reply: ConntrackTuple(source: .v4(3), destination: .v4(1), sourcePort: 53, destinationPort: 5),
+            status: .destinationNAT, timeout: 20))
+        let statistics = ConntrackStatistics(
+            perCPU: [ConntrackCPUStatistics(cpu: 0, counters: ConntrackCounterValues([(.drop, 2)]))], entries: 1, maximum: 4, source: .netlink)
+        let report = PressureReport(
+            table: accumulator.summary(), statistics: statistics, delta: StatisticsDelta(from: statistics, to: statistics, seconds: 1),
+            count: nil, maximum: nil, buckets: 16, rules: RulesFacts(), notices: ["n"])
+        let document = PressureDocument.json(report, namespace: "ns", pod: "shop/web")
+        #expect(try keys(document) == [
+            "schema", "namespace", "pod", "count", "max", "buckets", "fill", "statistics", "interval", "table", "invalid_drop_rule",
+            "findings", "notices",
+        ])
+        let field = JSONField(node: try JSONReader.parse(Array(document.text.utf8)))
+        #expect(try field["count"].integer(Int.self) == 1 && field["max"].integer(Int.self) == 4, "the kernel's count and limit")
+        #expect(try keys(JSONValue.object(try field["table"].object().map { ($0.key, JSONValue.null) })).sorted() == [
+            "best_saving", "by_family", "by_state", "destinations", "dnat_targets", "entries", "pods_as_destination", "pods_as_source",
+            "savings", "sidecar_redirected", "sources", "stale", "timeouts", "unreplied",
+        ])
+        #expect(try field["table"]["stale"]["listed"].array().count == 1)
+        #expect(try ConntrackStatisticsRecord.read(field["statistics"]["totals"]) == statistics.totals)
+        let ids = try field["findings"].array().map { try $0["id"].string() }
+        #expect(ids.contains("conntrack-stale-entries") && !ids.contains("conntrack-table-full"), "1 of 4 entries is 25 % full")
     }
 
     @Test func aSnapshotSourceOfAnotherKindIsRefusedByName() throws {
