@@ -65,8 +65,7 @@ public enum TimeoutSetting: String, Sendable, Hashable, CaseIterable, Comparable
         }
     }
 
-    private var order: Int { Self.allCases.firstIndex(of: self)! }
-    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.order < rhs.order }
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.index < rhs.index }
 }
 
 /// The timeouts in force in one namespace (they are per namespace): read from its

@@ -34,24 +34,43 @@ public enum RemainingBucket: Int, Sendable, Hashable, CaseIterable, Comparable {
 
 /// A protocol and its state as the table groups entries: TCP's state names; for
 /// protocols without states, UNREPLIED until a reply is seen, then REPLIED (ASSURED
-/// once both ways carried more).
+/// once both ways carried more). Kept as numbers, so grouping a million entries hashes
+/// two bytes each, not a string.
 public struct StateGroup: Sendable, Hashable, Comparable {
     public var protocolNumber: UInt8
-    public var state: String
+    /// A TCP state's raw value, or one of the stateless codes below.
+    let code: UInt8
+    static let unreplied: UInt8 = 0xF0
+    static let replied: UInt8 = 0xF1
+    static let assured: UInt8 = 0xF2
 
     public init(protocolNumber: UInt8, state: String) {
         self.protocolNumber = protocolNumber
-        self.state = state
+        switch state {
+        case "UNREPLIED": code = Self.unreplied
+        case "REPLIED": code = Self.replied
+        case "ASSURED": code = Self.assured
+        default: code = ConntrackTCPState(name: state)?.rawValue ?? Self.unreplied
+        }
     }
 
     public init(_ entry: ConntrackEntry) {
         protocolNumber = entry.protocolNumber
         if let tcp = entry.tcpState {
-            state = tcp.name
+            code = tcp.rawValue
         } else if !entry.status.contains(.seenReply) {
-            state = "UNREPLIED"
+            code = Self.unreplied
         } else {
-            state = entry.status.contains(.assured) ? "ASSURED" : "REPLIED"
+            code = entry.status.contains(.assured) ? Self.assured : Self.replied
+        }
+    }
+
+    public var state: String {
+        switch code {
+        case Self.unreplied: "UNREPLIED"
+        case Self.replied: "REPLIED"
+        case Self.assured: "ASSURED"
+        default: ConntrackTCPState(rawValue: code)?.name ?? "UNKNOWN"
         }
     }
 
@@ -119,6 +138,28 @@ public struct PressureContext: Sendable {
     }
 }
 
+extension TimeoutSetting {
+    /// Its position in `allCases`, for the pass's flat counters: a switch, because
+    /// `allCases` builds an array on every use and the pass asks once per entry.
+    var index: Int {
+        switch self {
+        case .tcpSynSent: 0
+        case .tcpSynReceived: 1
+        case .tcpEstablished: 2
+        case .tcpFinWait: 3
+        case .tcpCloseWait: 4
+        case .tcpLastAck: 5
+        case .tcpTimeWait: 6
+        case .tcpClose: 7
+        case .udp: 8
+        case .udpStream: 9
+        case .icmp: 10
+        case .icmpv6: 11
+        case .generic: 12
+        }
+    }
+}
+
 /// Values a timeout could be lowered to, the kernel's defaults among them; only those
 /// below the value in force are evaluated.
 public let timeoutCandidates: [Int] = [10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21_600, 86_400]
@@ -139,8 +180,12 @@ public struct TablePressureAccumulator: Sendable {
     var sources: HeavyHitters<IPAddress>
     var podsAsSource: [String: Int] = [:]
     var podsAsDestination: [String: Int] = [:]
-    var idleAtLeast: [TimeoutSetting: [Int]] = [:]
-    var bySetting: [TimeoutSetting: Int] = [:]
+    /// Per setting (in TimeoutSetting.allCases order), per candidate: entries idle at
+    /// least that long. Flat, so the pass never copies an array per entry.
+    var idleAtLeast = [Int](repeating: 0, count: TimeoutSetting.allCases.count * timeoutCandidates.count)
+    var bySetting = [Int](repeating: 0, count: TimeoutSetting.allCases.count)
+    /// Each setting's value in force, read once.
+    let configured: [Int]
     var sidecarRedirected = 0
     var unreplied = 0
     var unrepliedOld = 0
@@ -151,6 +196,7 @@ public struct TablePressureAccumulator: Sendable {
 
     public init(context: PressureContext) {
         self.context = context
+        configured = TimeoutSetting.allCases.map { context.timeouts[$0] }
         destinations = HeavyHitters(capacity: context.topCapacity)
         natTargets = HeavyHitters(capacity: context.topCapacity)
         sources = HeavyHitters(capacity: context.topCapacity)
@@ -175,21 +221,24 @@ public struct TablePressureAccumulator: Sendable {
             let target = nated ? entry.reply.source : entry.original.destination
             if let pod = context.podsByAddress[target] { podsAsDestination[pod, default: 0] += 1 }
         }
+        var idle: Int?
         if let setting = TimeoutSetting.governing(entry) {
-            bySetting[setting, default: 0] += 1
+            let slot = setting.index
+            bySetting[slot] += 1
             // Seconds since the entry's last packet: its timeout restarts at the value in
             // force on every packet, so what has run down of it is how long it sat idle.
-            let configured = context.timeouts[setting]
-            let idle = configured - min(Int(remaining), configured)
-            var counts = idleAtLeast[setting] ?? Array(repeating: 0, count: timeoutCandidates.count)
-            for (index, candidate) in timeoutCandidates.enumerated() where candidate < configured && idle >= candidate {
-                counts[index] += 1
+            let inForce = configured[slot]
+            let idleSeconds = inForce - min(Int(remaining), inForce)
+            idle = idleSeconds
+            let base = slot * timeoutCandidates.count
+            for (index, candidate) in timeoutCandidates.enumerated() {
+                guard candidate < inForce, idleSeconds >= candidate else { break }
+                idleAtLeast[base + index] += 1
             }
-            idleAtLeast[setting] = counts
         }
         if !entry.status.contains(.seenReply) {
             unreplied += 1
-            noteUnreplied(entry, idleSeconds: TimeoutSetting.governing(entry).map { context.timeouts[$0] - min(Int(remaining), context.timeouts[$0]) })
+            noteUnreplied(entry, idleSeconds: idle)
         }
         if let live = context.liveEndpoints, nated, isStale(entry, live: live) {
             stale += 1
@@ -224,14 +273,17 @@ public struct TablePressureAccumulator: Sendable {
     /// The summary, with the `limit` largest of each top list.
     public func summary(top limit: Int = 10) -> TablePressure {
         var savings: [TimeoutSaving] = []
-        for (setting, counts) in idleAtLeast {
-            let configured = context.timeouts[setting]
-            for (index, candidate) in timeoutCandidates.enumerated() where candidate < configured {
+        for setting in TimeoutSetting.allCases where bySetting[setting.index] > 0 {
+            let inForce = configured[setting.index]
+            for (index, candidate) in timeoutCandidates.enumerated() where candidate < inForce {
                 savings.append(TimeoutSaving(
-                    setting: setting, current: configured, assumed: context.timeouts.assumed.contains(setting), loweredTo: candidate,
-                    held: bySetting[setting] ?? 0, freed: counts[index]))
+                    setting: setting, current: inForce, assumed: context.timeouts.assumed.contains(setting), loweredTo: candidate,
+                    held: bySetting[setting.index], freed: idleAtLeast[setting.index * timeoutCandidates.count + index]))
             }
         }
+        let heldBySetting = Dictionary(uniqueKeysWithValues: TimeoutSetting.allCases.compactMap { setting in
+            bySetting[setting.index] > 0 ? (setting, bySetting[setting.index]) : nil
+        })
         func top(_ counts: [String: Int]) -> [Contributor<String>] {
             counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(limit).map { Contributor(key: $0.key, entries: $0.value) }
         }
@@ -244,7 +296,7 @@ public struct TablePressureAccumulator: Sendable {
             sources: TopList(sources, limit: limit),
             podsAsSource: top(podsAsSource),
             podsAsDestination: top(podsAsDestination),
-            heldBySetting: bySetting,
+            heldBySetting: heldBySetting,
             savings: savings.sorted { ($0.setting, $0.loweredTo) < ($1.setting, $1.loweredTo) },
             sidecarRedirected: sidecarRedirected,
             unreplied: UnrepliedSummary(

@@ -209,3 +209,10 @@ struct PressureTests {
         #expect { try SysctlText.parse(Array("net.ipv4.ip_forward = 1\n".utf8), source: "n") } throws: { "\($0)".contains("no nf_conntrack sysctl") }
     }
 }
+
+extension PressureTests {
+    @Test func everyTimeoutSettingHasItsOwnSlot() {
+        #expect(TimeoutSetting.allCases.sorted() == TimeoutSetting.allCases, "the slots follow the declaration order")
+        #expect(Set(TimeoutSetting.allCases.map(\.kernelDefault)).isSubset(of: Set(timeoutCandidates + [432_000])), "every default is a candidate")
+    }
+}
