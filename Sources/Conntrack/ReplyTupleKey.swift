@@ -45,7 +45,7 @@ extension ConntrackRequest {
     public static func getByReply(
         _ key: ReplyTupleKey, protocolNumber: UInt8 = IPProtocolName.tcp, acknowledged: Bool = false, sequence: UInt32
     ) -> [UInt8] {
-        var builder = replyTupleRequest(Ctnetlink.messageGet, key, protocolNumber: protocolNumber, acknowledged: acknowledged, sequence: sequence)
+        let builder = replyTupleRequest(Ctnetlink.messageGet, key, protocolNumber: protocolNumber, acknowledged: acknowledged, sequence: sequence)
         return builder.finish()
     }
 
@@ -61,8 +61,11 @@ extension ConntrackRequest {
     /// Deletes the entry with this reply tuple (IPCTNL_MSG_CT_DELETE), as
     /// `conntrack -D` does: the benchmark and tests use it to make a flow's entry vanish
     /// the way an expired one does.
-    public static func delete(replyOf key: ReplyTupleKey, protocolNumber: UInt8 = IPProtocolName.tcp, sequence: UInt32) -> [UInt8] {
+    /// - Parameter id: the entry's CTA_ID as last read: the kernel then deletes only that
+    ///   entry, and answers ENOENT if the tuple now names another.
+    public static func delete(replyOf key: ReplyTupleKey, protocolNumber: UInt8 = IPProtocolName.tcp, id: UInt32? = nil, sequence: UInt32) -> [UInt8] {
         var builder = replyTupleRequest(Ctnetlink.messageDelete, key, protocolNumber: protocolNumber, acknowledged: true, sequence: sequence)
+        if let id { builder.attributeBE(Ctnetlink.id, id) }
         return builder.finish()
     }
 

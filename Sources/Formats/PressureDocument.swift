@@ -88,6 +88,7 @@ public enum PressureDocument {
             ("unreplied", .object([
                 ("entries", .integer(table.unreplied.entries)), ("older_than_seconds", .integer(table.unreplied.thresholdSeconds)),
                 ("older", .integer(table.unreplied.olderThanThreshold)), ("refreshed", .integer(table.unreplied.refreshed)),
+                ("retried", .integer(table.unreplied.retried)),
                 ("age_unknown", .integer(table.unreplied.ageUnknown)),
             ])),
             ("stale", table.stale.map { stale in

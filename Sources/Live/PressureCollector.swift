@@ -81,10 +81,21 @@ public struct PressureCollector: Sendable {
         if first?.source == .procFile {
             notices.append("ctnetlink refused the statistics request; read /proc/net/stat/nf_conntrack instead")
         }
-        let local = (try? addresses()) ?? []
+        var liveEndpoints = request.liveEndpoints
+        var local: Set<IPAddress> = []
+        do {
+            local = try addresses()
+        } catch {
+            // Without its own addresses, a REDIRECT to the pod IP would look stale (and
+            // --reap would delete it): no entry is judged stale then.
+            if liveEndpoints != nil {
+                liveEndpoints = nil
+                notices.append("the namespace's own addresses could not be read (\(error)): no entry is judged stale")
+            }
+        }
         let context = PressureContext(
             timeouts: limits.timeouts, podsByAddress: request.podsByAddress, localAddresses: local,
-            liveEndpoints: request.liveEndpoints, unrepliedAfterSeconds: request.unrepliedAfterSeconds,
+            liveEndpoints: liveEndpoints, unrepliedAfterSeconds: request.unrepliedAfterSeconds,
             nowNanoseconds: wallClockNanoseconds())
         var accumulator = TablePressureAccumulator(context: context)
         var tableRead = true

@@ -21,7 +21,8 @@ public struct StaleReapOutcome: Sendable {
 
 /// Deletes conntrack entries whose DNAT points at an address that is no endpoint, each
 /// looked up again by its reply tuple just before it goes: an entry that expired, or
-/// whose target has become live again, is left alone.
+/// that now stands for another flow or another target (the tuple reused), is left alone.
+/// The target is what was judged stale, so the same target is still stale.
 public struct StaleEntryReaper: Sendable {
     public typealias TransportFactory = @Sendable () throws -> any NetlinkTransport
     let makeTransport: TransportFactory
@@ -34,10 +35,7 @@ public struct StaleEntryReaper: Sendable {
         self.init(transportFactory: { try namespace.run { try NetlinkSocket(bus: .netfilter) } })
     }
 
-    /// - Parameter stillStale: the re-check on the entry as it is now.
-    public func reap(
-        _ entries: [ConntrackEntry], dryRun: Bool, stillStale: (ConntrackEntry) -> Bool
-    ) throws -> [StaleReapOutcome] {
+    public func reap(_ entries: [ConntrackEntry], dryRun: Bool) throws -> [StaleReapOutcome] {
         let transport = try makeTransport()
         var sequence = UInt32.random(in: 1...(UInt32.max / 2))
         var outcomes: [StaleReapOutcome] = []
@@ -56,8 +54,14 @@ public struct StaleEntryReaper: Sendable {
             } catch let error as NetlinkKernelError where error.errno == .noSuchFileOrDirectory {
                 outcomes.append(StaleReapOutcome(entry: entry, result: .skipped, detail: "gone before it was looked up again"))
                 continue
+            } catch {
+                // This entry's failure is its row; the others are still judged.
+                outcomes.append(StaleReapOutcome(entry: entry, result: .failed, detail: "looking it up again failed: \(error)"))
+                continue
             }
-            guard let current, current.original == entry.original, current.reply.source == entry.reply.source, stillStale(current) else {
+            guard let current, current.protocolNumber == entry.protocolNumber, current.original == entry.original,
+                current.reply.sourceEndpoint == entry.reply.sourceEndpoint
+            else {
                 outcomes.append(StaleReapOutcome(entry: entry, result: .skipped, detail: "changed since the pass: no longer the same stale entry"))
                 continue
             }
@@ -70,13 +74,13 @@ public struct StaleEntryReaper: Sendable {
             do {
                 _ = try NetlinkDump.run(
                     transport: transport,
-                    request: ConntrackRequest.delete(replyOf: key, protocolNumber: entry.protocolNumber, sequence: sequence),
+                    request: ConntrackRequest.delete(replyOf: key, protocolNumber: entry.protocolNumber, id: current.id, sequence: sequence),
                     sequence: sequence
                 ) { _, _ in }
                 outcomes.append(StaleReapOutcome(entry: current, result: .deleted, detail: target))
             } catch let error as NetlinkKernelError where error.errno == .noSuchFileOrDirectory {
-                outcomes.append(StaleReapOutcome(entry: current, result: .skipped, detail: "expired between the check and the delete"))
-            } catch let error as NetlinkKernelError {
+                outcomes.append(StaleReapOutcome(entry: current, result: .skipped, detail: "expired, or replaced by another entry, between the check and the delete"))
+            } catch {
                 outcomes.append(StaleReapOutcome(entry: current, result: .failed, detail: "\(error)"))
             }
         }

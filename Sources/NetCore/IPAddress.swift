@@ -69,7 +69,6 @@ public enum IPAddress: Sendable, Hashable, Comparable {
         }
     }
 
-    /// 0.0.0.0 or ::, what a listener bound to every address shows.
     /// 169.254.0.0/16 and fe80::/10: an interface's own, never a pod's address.
     public var isLinkLocal: Bool {
         switch self {
@@ -78,6 +77,7 @@ public enum IPAddress: Sendable, Hashable, Comparable {
         }
     }
 
+    /// 0.0.0.0 or ::, what a listener bound to every address shows.
     public var isUnspecified: Bool {
         switch self {
         case .v4(let value): value == 0

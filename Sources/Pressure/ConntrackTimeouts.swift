@@ -16,6 +16,11 @@ public enum TimeoutSetting: String, Sendable, Hashable, CaseIterable, Comparable
     case icmp = "icmp_timeout"
     case icmpv6 = "icmpv6_timeout"
     case generic = "generic_timeout"
+    /// Not a state's: TCP restarts an entry at this instead when data is unacknowledged
+    /// (or the peer's window is zero), if it is the shorter.
+    case tcpUnacknowledged = "tcp_timeout_unacknowledged"
+    /// …and at this once retransmissions reach nf_conntrack_tcp_max_retrans.
+    case tcpMaxRetransmissions = "tcp_timeout_max_retrans"
 
     /// The full sysctl name, as `sysctl -w` takes it.
     public var sysctl: String { "net.netfilter.nf_conntrack_\(rawValue)" }
@@ -37,6 +42,7 @@ public enum TimeoutSetting: String, Sendable, Hashable, CaseIterable, Comparable
         case .udpStream: 120
         case .icmp, .icmpv6: 30
         case .generic: 600
+        case .tcpUnacknowledged, .tcpMaxRetransmissions: 300
         }
     }
 

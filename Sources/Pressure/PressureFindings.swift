@@ -66,28 +66,32 @@ public enum PressureFindings {
         let interval = "in \(formatQuantity(delta.seconds)) s"
         func grew(_ counter: ConntrackCounter) -> UInt64 { delta.growth[counter] ?? 0 }
         let insertFailed = grew(.insertFailed)
+        // A lost insert race counts in both drop and insert_failed; what drop counts
+        // beyond them is new flows the full table had no room for.
         let drop = grew(.drop)
+        let tableDrops = drop > insertFailed ? drop - insertFailed : 0
         let earlyDrop = grew(.earlyDrop)
-        if insertFailed > 0 || drop > earlyDrop {
+        if insertFailed > 0 {
             var evidence = ["insert_failed +\(insertFailed), drop +\(drop) \(interval) (every CPU summed)"]
             if let resolved = delta.growth[.clashResolve], resolved > 0 {
                 evidence.append("clash_resolve +\(resolved): races the kernel settled without a drop")
             }
             findings.append(Finding(
                 .conntrackInsertFailures, severity: .error,
-                summary: insertFailed > 0
-                    ? "Conntrack dropped packets of new flows that lost the race to insert their entry: \(insertFailed) \(interval)"
-                    : "Conntrack dropped \(drop) packets \(interval) without an insert race: the table had no room",
+                summary: "Conntrack dropped packets of new flows that lost the race to insert their entry: \(insertFailed) \(interval)",
                 evidence: evidence,
-                remedy: insertFailed > 0
-                    ? "Two packets of one new flow were tracked on two CPUs at once and one lost: the classic case is glibc's resolver sending its A and AAAA queries in parallel from one UDP socket to a Service VIP (kube-dns behind kube-proxy's DNAT), the lost query retried after 5 s. Set `options single-request-reopen` (or `use-vc` for TCP) in the pods' dnsConfig, run NodeLocal DNSCache so DNS skips the DNAT, or move to a kernel ≥ 5.6, which settles most UDP races (clash_resolve) instead of dropping. TCP races have no kernel remedy: retries absorb them."
-                    : "Free the table: see what fills it below, lower the timeout that holds the most, or raise nf_conntrack_max."))
+                remedy: "Two packets of one new flow were tracked on two CPUs at once and one lost: the classic case is glibc's resolver sending its A and AAAA queries in parallel from one UDP socket to a Service VIP (kube-dns behind kube-proxy's DNAT), the lost query retried after 5 s. Set `options single-request-reopen` (or `use-vc` for TCP) in the pods' dnsConfig, run NodeLocal DNSCache so DNS skips the DNAT, or move to a kernel ≥ 5.6, which settles most UDP races (clash_resolve) instead of dropping. TCP races have no kernel remedy: retries absorb them."))
         }
-        if earlyDrop > 0 {
+        if earlyDrop > 0 || tableDrops > 0 {
+            var evidence: [String] = []
+            if earlyDrop > 0 { evidence.append("early_drop +\(earlyDrop) \(interval): entries evicted to make room (their packets pass)") }
+            if tableDrops > 0 { evidence.append("drop +\(drop), of which \(tableDrops) not lost insert races, \(interval): new flows refused") }
             findings.append(Finding(
                 .conntrackEarlyDrops, severity: .error,
-                summary: "The table is full: conntrack evicted \(earlyDrop) unassured entries \(interval) to make room for new flows",
-                evidence: ["early_drop +\(earlyDrop) \(interval)"],
+                summary: tableDrops > 0
+                    ? "The table is full: conntrack refused \(tableDrops) packets of new flows \(interval) (\"nf_conntrack: table full, dropping packet\")"
+                    : "The table is full: conntrack evicted \(earlyDrop) unassured entries \(interval) to make room for new flows",
+                evidence: evidence,
                 remedy: "Raise net.netfilter.nf_conntrack_max on the node, or lower the timeout that holds the most entries (below)."))
         }
         let invalid = grew(.invalid)
@@ -117,17 +121,23 @@ public enum PressureFindings {
                 .conntrackLongTimeouts, severity: .warning,
                 summary: "\(best.setting.sysctl) holds \(best.held) entries; at \(best.loweredTo) s \(best.freed) of them (\(share) of the table) would expire now",
                 evidence: evidence,
-                remedy: "sysctl -w \(best.setting.sysctl)=\(best.loweredTo) in this network namespace (on the host: kube-proxy sets tcp_timeout_established and close_wait itself, through --conntrack-tcp-timeout-established and --conntrack-tcp-timeout-close-wait). The counts are of entries idle at least that long now, read from the table."))
+                remedy: "sysctl -w \(best.setting.sysctl)=\(best.loweredTo) in this network namespace (on the host: kube-proxy sets tcp_timeout_established and close_wait itself, through --conntrack-tcp-timeout-established and --conntrack-tcp-timeout-close-wait). The counts are of entries idle at least that long now, read from the table."
+                    + (best.setting == .tcpCloseWait
+                        ? " The cost: a half-closed flow whose other side still sends after \(best.loweredTo) s is cut, as its packets no longer find their NAT; kube-proxy keeps 3600 s for that, and in a meshed pod's namespace a close_wait shorter than the proxy's idle timeout leaks its sockets."
+                        : "")))
         }
         let unreplied = table.unreplied
-        if unreplied.olderThanThreshold > 0 || unreplied.refreshed > 0 {
-            var evidence = ["\(unreplied.entries) UNREPLIED \(unreplied.entries == 1 ? "entry" : "entries"); \(unreplied.olderThanThreshold) older than \(unreplied.thresholdSeconds) s, \(unreplied.refreshed) kept alive by packets that get no answer"]
+        let aged = max(unreplied.olderThanThreshold, unreplied.refreshed)
+        if aged > 0 || unreplied.retried > 0 {
+            var evidence = ["\(unreplied.entries) UNREPLIED \(unreplied.entries == 1 ? "entry" : "entries"); \(unreplied.olderThanThreshold) older than \(unreplied.thresholdSeconds) s, \(unreplied.refreshed) kept alive that long by packets that get no answer, \(unreplied.retried) sent more than one packet"]
             if unreplied.ageUnknown > 0 {
                 evidence.append("\(unreplied.ageUnknown) without an age: set net.netfilter.nf_conntrack_timestamp=1 to see how old entries are")
             }
             findings.append(Finding(
-                .conntrackUnrepliedEntries, severity: .warning,
-                summary: "\(flows(max(unreplied.olderThanThreshold, unreplied.refreshed))) sent for over \(unreplied.thresholdSeconds) s without a reply",
+                .conntrackUnrepliedEntries, severity: aged > 0 ? .warning : .info,
+                summary: aged > 0
+                    ? "\(flows(aged)) sent for over \(unreplied.thresholdSeconds) s without a reply"
+                    : "\(flows(unreplied.retried)) sent more than one packet without a reply (how long for is unknown without nf_conntrack_timestamp)",
                 evidence: evidence,
                 remedy: "Clients keep sending to an address that does not answer: for UDP through a DNAT, often a Service endpoint that is gone while the entry still points at it (each packet restarts its timeout). Find the destination in the top lists; delete stale entries with ctdoctor pressure --endpoints FILE --reap, or conntrack -D."))
         }

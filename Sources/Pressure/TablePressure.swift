@@ -5,6 +5,8 @@ import NetCore
 /// groups by.
 public enum RemainingBucket: Int, Sendable, Hashable, CaseIterable, Comparable {
     case underTenSeconds, underAMinute, underTenMinutes, underAnHour, underADay, aDayOrMore
+    /// The source gave no timeout (a copy that left it out).
+    case unknown
 
     public init(seconds: UInt32) {
         switch seconds {
@@ -26,6 +28,7 @@ public enum RemainingBucket: Int, Sendable, Hashable, CaseIterable, Comparable {
         case .underAnHour: "<1h"
         case .underADay: "<1d"
         case .aDayOrMore: ">=1d"
+        case .unknown: "unknown"
         }
     }
 
@@ -156,6 +159,8 @@ extension TimeoutSetting {
         case .icmp: 10
         case .icmpv6: 11
         case .generic: 12
+        case .tcpUnacknowledged: 13
+        case .tcpMaxRetransmissions: 14
         }
     }
 }
@@ -191,6 +196,7 @@ public struct TablePressureAccumulator: Sendable {
     var unrepliedOld = 0
     var unrepliedAgeUnknown = 0
     var unrepliedRefreshed = 0
+    var unrepliedRetried = 0
     var stale = 0
     var staleEntries: [ConntrackEntry] = []
 
@@ -205,9 +211,8 @@ public struct TablePressureAccumulator: Sendable {
     public mutating func add(_ entry: ConntrackEntry) {
         entries += 1
         byFamily[entry.family, default: 0] += 1
-        let remaining = entry.timeout ?? 0
         let group = StateGroup(entry)
-        byBucket[StateBucket(group: group, remaining: RemainingBucket(seconds: remaining)), default: 0] += 1
+        byBucket[StateBucket(group: group, remaining: entry.timeout.map(RemainingBucket.init) ?? .unknown), default: 0] += 1
         let destination = ProtocolEndpoint(protocolNumber: entry.protocolNumber, endpoint: entry.original.destinationEndpoint)
         destinations.add(destination)
         sources.add(entry.original.source)
@@ -225,15 +230,11 @@ public struct TablePressureAccumulator: Sendable {
         if let setting = TimeoutSetting.governing(entry) {
             let slot = setting.index
             bySetting[slot] += 1
-            // Seconds since the entry's last packet: its timeout restarts at the value in
-            // force on every packet, so what has run down of it is how long it sat idle.
-            let inForce = configured[slot]
-            let idleSeconds = inForce - min(Int(remaining), inForce)
-            idle = idleSeconds
-            let base = slot * timeoutCandidates.count
-            for (index, candidate) in timeoutCandidates.enumerated() {
-                guard candidate < inForce, idleSeconds >= candidate else { break }
-                idleAtLeast[base + index] += 1
+            // An entry without a timeout is held, but how long it sat idle is unknown.
+            if let remaining = entry.timeout {
+                let idleSeconds = idleSeconds(remaining: Int(remaining), slot: slot, tcp: entry.protocolNumber == IPProtocolName.tcp)
+                idle = idleSeconds
+                count(idleSeconds, slot: slot)
             }
         }
         if !entry.status.contains(.seenReply) {
@@ -243,6 +244,33 @@ public struct TablePressureAccumulator: Sendable {
         if let live = context.liveEndpoints, nated, isStale(entry, live: live) {
             stale += 1
             if staleEntries.count < Self.staleKept { staleEntries.append(entry) }
+        }
+    }
+
+    /// Seconds since an entry's last packet, at least: its timeout restarts on every
+    /// packet at the value in force, so what has run down of it is how long it sat idle.
+    /// TCP restarts at the shorter unacknowledged or retransmission timeout instead when
+    /// data is in flight, which the table does not show: where that could be the case,
+    /// the smallest restart value the remaining time allows is taken, so an active flow
+    /// is never counted as long idle.
+    func idleSeconds(remaining: Int, slot: Int, tcp: Bool) -> Int {
+        var restart = configured[slot]
+        if tcp {
+            let unacknowledged = configured[TimeoutSetting.tcpUnacknowledged.index]
+            let retransmissions = configured[TimeoutSetting.tcpMaxRetransmissions.index]
+            if unacknowledged < restart && unacknowledged >= remaining { restart = unacknowledged }
+            if retransmissions < restart && retransmissions >= remaining { restart = retransmissions }
+        }
+        return restart - min(remaining, restart)
+    }
+
+    /// Counts an entry under every candidate value it has sat idle past.
+    private mutating func count(_ idleSeconds: Int, slot: Int) {
+        let inForce = configured[slot]
+        let base = slot * timeoutCandidates.count
+        for (index, candidate) in timeoutCandidates.enumerated() {
+            guard candidate < inForce, idleSeconds >= candidate else { break }
+            idleAtLeast[base + index] += 1
         }
     }
 
@@ -260,14 +288,18 @@ public struct TablePressureAccumulator: Sendable {
             if let idleSeconds, age > UInt64(idleSeconds) + 1, age >= context.unrepliedAfterSeconds { unrepliedRefreshed += 1 }
         } else {
             unrepliedAgeUnknown += 1
-            if let counters = entry.counters, counters.originalPackets >= 2, counters.replyPackets == 0 { unrepliedRefreshed += 1 }
         }
+        // More than one packet and no answer (nf_conntrack_acct): retried, however young.
+        if let counters = entry.counters, counters.originalPackets >= 2, counters.replyPackets == 0 { unrepliedRetried += 1 }
     }
 
-    /// DNATed to an address that is neither an endpoint nor the namespace's own.
-    public func isStale(_ entry: ConntrackEntry, live: Set<IPAddress>) -> Bool {
+    /// DNATed to an address that is no endpoint, no address of the namespace's own, no
+    /// pod on the node, and not a sidecar's REDIRECT (its port is a capture port, on the
+    /// pod's own address, which a copied table does not tell).
+    func isStale(_ entry: ConntrackEntry, live: Set<IPAddress>) -> Bool {
         let target = entry.reply.source.unmappedV4 ?? entry.reply.source
-        return !target.isLoopback && !context.localAddresses.contains(target) && !live.contains(target)
+        return !target.isLoopback && !context.sidecarPorts.contains(entry.reply.sourcePort) && !context.localAddresses.contains(target)
+            && context.podsByAddress[target] == nil && !live.contains(target)
     }
 
     /// The summary, with the `limit` largest of each top list.
@@ -301,7 +333,7 @@ public struct TablePressureAccumulator: Sendable {
             sidecarRedirected: sidecarRedirected,
             unreplied: UnrepliedSummary(
                 entries: unreplied, olderThanThreshold: unrepliedOld, thresholdSeconds: context.unrepliedAfterSeconds,
-                ageUnknown: unrepliedAgeUnknown, refreshed: unrepliedRefreshed),
+                ageUnknown: unrepliedAgeUnknown, refreshed: unrepliedRefreshed, retried: unrepliedRetried),
             stale: context.liveEndpoints.map { _ in StaleSummary(entries: stale, kept: staleEntries) },
             timeouts: context.timeouts)
     }
@@ -354,9 +386,12 @@ public struct UnrepliedSummary: Sendable, Hashable {
     public var thresholdSeconds: UInt64
     /// Entries whose age the table does not tell (no nf_conntrack_timestamp).
     public var ageUnknown: Int
-    /// Older than their idle time (or more than one packet and no reply): something keeps
-    /// sending into them.
+    /// Older than their idle time and than the threshold: something keeps sending into
+    /// them (needs nf_conntrack_timestamp for the age).
     public var refreshed: Int
+    /// More than one packet and no reply (needs nf_conntrack_acct), whatever their age: a
+    /// resolver's A and AAAA queries are two within milliseconds.
+    public var retried: Int
 }
 
 public struct StaleSummary: Sendable, Hashable {

@@ -71,12 +71,13 @@ public enum PressureRendering {
             let source = Dictionary(uniqueKeysWithValues: table.podsAsSource.map { ($0.key, $0.entries) })
             let destination = Dictionary(uniqueKeysWithValues: table.podsAsDestination.map { ($0.key, $0.entries) })
             for name in names.sorted(by: { (source[$0] ?? 0) + (destination[$0] ?? 0) > (source[$1] ?? 0) + (destination[$1] ?? 0) }) {
-                pods.append([name, String(source[name] ?? 0), String(destination[name] ?? 0)])
+                // A pod outside one list's top shows "-" there, not a count it does not have.
+                pods.append([name, source[name].map(String.init) ?? "-", destination[name].map(String.init) ?? "-"])
             }
             out += indent(pods.render())
         }
         let unreplied = table.unreplied
-        out += "\n" + style.bold("Unreplied") + "  \(unreplied.entries) entries; \(unreplied.olderThanThreshold) older than \(unreplied.thresholdSeconds) s; \(unreplied.refreshed) refreshed without a reply"
+        out += "\n" + style.bold("Unreplied") + "  \(unreplied.entries) entries; \(unreplied.olderThanThreshold) older than \(unreplied.thresholdSeconds) s; \(unreplied.refreshed) refreshed that long without a reply; \(unreplied.retried) sent more than one packet"
         out += unreplied.ageUnknown > 0 ? "; \(unreplied.ageUnknown) of unknown age (nf_conntrack_timestamp is off)\n" : "\n"
         if let stale = table.stale {
             out += style.bold("Stale") + "      \(stale.entries) entries DNATed to no live endpoint\n"

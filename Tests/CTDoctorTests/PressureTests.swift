@@ -3,7 +3,7 @@ import Diagnosis
 import NetCore
 import Netlink
 import Offline
-import Pressure
+@testable import Pressure
 import Testing
 
 /// The pure half of `ctdoctor pressure`: statistics as the kernel and conntrack -S give
@@ -19,8 +19,8 @@ struct PressureTests {
         let proc = try ConntrackStatisticsText.parse(try Fixture.bytes("handmade/proc-net-stat-nf_conntrack.txt"), source: "proc")
         #expect(proc.source == .procFile && proc.entries == 9)
         #expect(proc.totals[.invalid] == 12 && proc.totals[.error] == 0 && proc.totals[.clashResolve] == 0)
-        // The kernel stopped sending "searched"; the file has no chaintoolong column.
-        #expect(proc.totals[.chainTooLong] == nil)
+        // Since 5.17 the column headed chainlength holds chaintoolong.
+        #expect(proc.totals[.chainTooLong] == 0)
     }
 
     @Test func aPastedConntrackSWithItsPromptAndWatchHeaderReads() throws {
@@ -128,23 +128,58 @@ struct PressureTests {
         #expect(table.natTargets.contributors.map(\.key.endpoint.address) == [Self.backend, Self.gone])
         #expect(table.podsAsSource.first?.key == "shop/web-1" && table.podsAsSource.first?.entries == 325)
         #expect(table.podsAsDestination.first?.key == "shop/api-2" && table.podsAsDestination.first?.entries == 320)
-        #expect(table.unreplied.entries == 5 && table.unreplied.refreshed == 5 && table.unreplied.ageUnknown == 5)
+        // Six packets, no reply, but no age without timestamps: retried, not "kept alive for over N s".
+        #expect(table.unreplied.entries == 5 && table.unreplied.retried == 5 && table.unreplied.refreshed == 0 && table.unreplied.ageUnknown == 5)
         #expect(table.stale?.entries == 5 && table.stale?.kept.allSatisfy { $0.reply.source == Self.gone } == true)
 
         let report = PressureReport(table: table, statistics: nil, delta: nil, count: 325, maximum: 1000, buckets: 256, rules: RulesFacts(), notices: [])
         let ids = report.findings.map(\.kind)
         #expect(ids.contains(.conntrackLongTimeouts) && ids.contains(.conntrackStaleEntries) && ids.contains(.conntrackUnrepliedEntries))
         #expect(!ids.contains(.conntrackTableFull), "32.5% full")
-        #expect(report.findings.first { $0.kind == .conntrackLongTimeouts }?.remedy.contains("nf_conntrack_tcp_timeout_close_wait=60") == true)
+        let longTimeouts = report.findings.first { $0.kind == .conntrackLongTimeouts }
+        #expect(longTimeouts?.remedy.contains("nf_conntrack_tcp_timeout_close_wait=60") == true)
+        #expect(longTimeouts?.remedy.contains("is cut") == true, "lowering close_wait says what it costs")
+        #expect(report.findings.first { $0.kind == .conntrackUnrepliedEntries }?.severity == .info, "retries of unknown age are information")
+    }
+
+    @Test func aFlowWithDataInFlightIsNotCountedIdle() {
+        var accumulator = TablePressureAccumulator(context: PressureContext(timeouts: .kernelDefaults))
+        // 250 s left: restarted at the 300 s unacknowledged timeout 50 s ago, not at
+        // established's 432,000 s five days ago.
+        accumulator.add(Self.entry(state: .established, port: 1, timeout: 250))
+        // 400 s left is more than any shorter restart: idle 431,600 s.
+        accumulator.add(Self.entry(state: .established, port: 2, timeout: 400))
+        // No timeout in the copy: held, of unknown idle time and remaining time.
+        accumulator.add(Self.entry(state: .established, port: 3, timeout: 0))
+        var copied = Self.entry(state: .established, port: 4, timeout: 0)
+        copied.timeout = nil
+        accumulator.add(copied)
+        let table = accumulator.summary()
+        #expect(accumulator.idleSeconds(remaining: 250, slot: TimeoutSetting.tcpEstablished.index, tcp: true) == 50)
+        #expect(table.heldBySetting[.tcpEstablished] == 4)
+        #expect(table.savings.first { $0.setting == .tcpEstablished && $0.loweredTo == 86_400 }?.freed == 1, "the 400 s one: with 0 s left, the 0 s one may have restarted at 300 s")
+        #expect(table.byState.first { $0.bucket.remaining == .unknown }?.entries == 1)
+    }
+
+    @Test func redirectsAndTheNodesPodsAreNeverStale() {
+        let context = PressureContext(podsByAddress: [Self.backend: "shop/api-2"], localAddresses: [Self.app], liveEndpoints: [])
+        var accumulator = TablePressureAccumulator(context: context)
+        accumulator.add(Self.entry(port: 1, dnat: Self.backend, timeout: 50))  // a pod of the node
+        accumulator.add(Self.entry(port: 2, dnat: Self.app, timeout: 50))  // the namespace's own address
+        accumulator.add(Self.entry(port: 3, dnat: IPAddress("10.66.0.5")!, targetPort: 15006, timeout: 50))  // a sidecar's inbound REDIRECT
+        accumulator.add(Self.entry(port: 4, dnat: .loopbackV4, targetPort: 15001, timeout: 50))
+        accumulator.add(Self.entry(port: 5, dnat: Self.gone, timeout: 50))
+        let stale = accumulator.summary().stale
+        #expect(stale?.entries == 1 && stale?.kept.first?.reply.source == Self.gone)
     }
 
     @Test func closeWaitIsNotOfferedWhereASidecarsFlowsAreTracked() {
         var accumulator = TablePressureAccumulator(context: PressureContext(timeouts: .reading([.tcpCloseWait: 3600, .tcpTimeWait: 600])))
         for port in 0..<200 {
-            accumulator.add(Self.entry(port: 20000 + UInt16(port), dnat: .loopbackV4, targetPort: 15001, timeout: 100))
+            accumulator.add(Self.entry(port: 20000 + UInt16(port), dnat: .loopbackV4, targetPort: 15001, timeout: 1000))
         }
         for port in 0..<150 {
-            accumulator.add(Self.entry(state: .timeWait, port: 30000 + UInt16(port), dnat: nil, timeout: 300))
+            accumulator.add(Self.entry(state: .timeWait, port: 30000 + UInt16(port), dnat: nil, timeout: 400))
         }
         let table = accumulator.summary()
         #expect(table.sidecarRedirected == 200)
@@ -179,7 +214,10 @@ struct PressureTests {
         let race = report([(.insertFailed, 3), (.drop, 3), (.clashResolve, 10)])
         #expect(race.map(\.kind) == [.conntrackInsertFailures] && race[0].severity == .error)
         #expect(race[0].remedy.contains("single-request-reopen") && race[0].evidence.contains { $0.contains("clash_resolve +10") })
-        #expect(report([(.earlyDrop, 4), (.drop, 4)]).map(\.kind) == [.conntrackEarlyDrops])
+        #expect(report([(.earlyDrop, 4)]).map(\.kind) == [.conntrackEarlyDrops], "evictions: a full table")
+        let refused = report([(.drop, 7), (.insertFailed, 2)])
+        #expect(Set(refused.map(\.kind)) == [.conntrackEarlyDrops, .conntrackInsertFailures])
+        #expect(refused.first { $0.kind == .conntrackEarlyDrops }?.summary.contains("refused 5 packets") == true, "drops beyond the lost races")
         #expect(report([(.invalid, 9)]).isEmpty, "INVALID packets nobody drops are not a finding")
         let dropped = report([(.invalid, 9)], rules: RulesFacts(invalidDrop: true, source: "iptables-save", matchingRule: "-A X -m conntrack --ctstate INVALID -j DROP"))
         #expect(dropped.map(\.kind) == [.conntrackInvalidDropped])

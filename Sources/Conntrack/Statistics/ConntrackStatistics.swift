@@ -42,12 +42,13 @@ public enum ConntrackCounter: String, Sendable, Hashable, CaseIterable, Comparab
     }
 
     /// The column of /proc/net/stat/nf_conntrack that holds it, where its header names it
-    /// differently.
+    /// differently: since 5.17 the column headed chainlength (delete_list before) holds
+    /// chaintoolong.
     public var procColumn: String {
         switch self {
         case .error: "icmp_error"
         case .clashResolve: "clashres"
-        case .chainTooLong: "chaintoolong"
+        case .chainTooLong: "chainlength"
         default: rawValue
         }
     }

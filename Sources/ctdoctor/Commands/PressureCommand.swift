@@ -127,16 +127,20 @@ struct PressureCommand: ParsableCommand {
         var report = try PressureCollector(namespace: target).collect(request)
         if let notice { report.notices.append(notice) }
         try render([(target.name, nil, .success(report))])
-        if reap, let table = report.table {
-            try runReap(table, namespace: target, liveEndpoints: liveEndpoints ?? [])
-        }
+        if reap { try runReap(report.table, namespace: target) }
         try exitForFindings([report])
     }
 
     /// Pod addresses across the node's namespaces, to name who fills a table; nothing
     /// when ctdoctor cannot list or enter them (not root), which a notice says.
     func podAddresses() -> ([IPAddress: String], String?) {
-        guard let listing = try? NodeInventory().namespaces(), listing.namespaces.count > 1 else { return ([:], nil) }
+        let listing: NodeInventory.Listing
+        do {
+            listing = try NodeInventory().namespaces()
+        } catch {
+            return ([:], "the node's namespaces could not be listed (\(error)): pods are not named in the lists")
+        }
+        guard listing.namespaces.count > 1 else { return ([:], nil) }
         let pods = listing.namespaces.filter { !$0.isHost }
         let results = (try? inParallel(pods, width: 2) { node -> (String, Set<IPAddress>)? in
             guard let addresses = try? PressureCollector(namespace: node.namespace).addresses() else { return nil }
@@ -173,8 +177,13 @@ struct PressureCommand: ParsableCommand {
         (selection.notices + [podNotice].compactMap { $0 }).forEach { log.warning("\($0)") }
         if sweep.pod != nil, let (_, _, result) = rows.first, case .failure(let error) = result { throw error }
         try render(rows)
-        if reap, let first = rows.first, case .success(let report) = first.2, let table = report.table {
-            try runReap(table, namespace: chosen[0].namespace, liveEndpoints: request.liveEndpoints ?? [])
+        if reap, let first = rows.first, case .success(let report) = first.2 { try runReap(report.table, namespace: chosen[0].namespace) }
+        // A namespace that could not be read is its own row, as in diagnose's sweep; only
+        // a sweep that read none fails.
+        let failed = rows.filter { if case .failure = $0.2 { true } else { false } }.count
+        if failed > 0 { log.warning("\(failed) of \(rows.count) namespaces could not be read: their rows say why") }
+        if failed == rows.count, let first = rows.first, case .failure(let error) = first.2 {
+            throw CommandFailure("no namespace could be read: \(Main.oneLine(error))", cause: error)
         }
         try exitForFindings(rows.compactMap { try? $0.2.get() })
     }
@@ -235,12 +244,14 @@ struct PressureCommand: ParsableCommand {
         }
     }
 
-    func runReap(_ table: TablePressure, namespace: NetworkNamespace, liveEndpoints: Set<IPAddress>) throws {
-        guard let stale = table.stale else { return }
-        let accumulator = TablePressureAccumulator(context: PressureContext(liveEndpoints: liveEndpoints))
-        let outcomes = try StaleEntryReaper(namespace: namespace).reap(stale.kept, dryRun: !yes) { entry in
-            accumulator.isStale(entry, live: liveEndpoints)
+    func runReap(_ table: TablePressure?, namespace: NetworkNamespace) throws {
+        guard let table else {
+            throw CommandFailure("--reap needs the table, which could not be read here (see the notices): nothing deleted")
         }
+        guard let stale = table.stale else {
+            throw CommandFailure("--reap: no entry was judged stale, since the namespace's own addresses could not be read (see the notices): nothing deleted")
+        }
+        let outcomes = try StaleEntryReaper(namespace: namespace).reap(stale.kept, dryRun: !yes)
         for outcome in outcomes {
             let entry = outcome.entry
             log.notice("reap: \(outcome.result.rawValue) \(entry.protocolName) \(entry.original.sourceEndpoint) -> \(entry.original.destinationEndpoint) (reply from \(entry.reply.sourceEndpoint)): \(outcome.detail)")
