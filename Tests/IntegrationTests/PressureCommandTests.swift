@@ -66,6 +66,28 @@ struct PressureCommandTests {
         #expect(Set(ids).isSuperset(of: ["conntrack-insert-failures", "conntrack-long-timeouts", "conntrack-stale-entries", "conntrack-unreplied-entries"]))
     }
 
+    @Test func theNodeSweepReportsEachNamespaceAndNamesPodsByTheirAddresses() throws {
+        let lab = try TestNamespace(tag: "psweep")
+        let peer = try TestNamespace(tag: "psweep")
+        // The peer holds 10.244.1.5, the DNAT target of the lab's entries: a pod of the node.
+        try peer.exec(["ip", "addr", "add", "10.244.1.5/32", "dev", "lo"])
+        try Self.insert(lab, count: 9, firstPort: 45000, target: "10.244.1.5")
+        let result = try Shell.run([Binary.ctdoctor, "pressure", "--all-netns", "--interval", "0", "--format", "json", "--fail-on", "never"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let namespaces = try #require(try Self.json(result.standardOutput)["namespaces"] as? [[String: Any]])
+        let mine = try #require(namespaces.first { $0["namespace"] as? String == lab.name }, "the sweep lists \(lab.name)")
+        let table = try #require(mine["table"] as? [String: Any])
+        #expect(table["entries"] as? Int == 9)
+        let destinations = try #require(table["pods_as_destination"] as? [[String: Any]])
+        #expect(destinations.first { $0["pod"] as? String == peer.name }?["entries"] as? Int == 9, "\(destinations)")
+        let counts = namespaces.compactMap { $0["count"] as? Int }
+        #expect(counts == counts.sorted(by: >), "the fullest first")
+
+        let one = try Shell.run([Binary.ctdoctor, "pressure", "--pod", lab.name, "--interval", "0", "--format", "json", "--fail-on", "never"])
+        let single = try Self.json(one.standardOutput)
+        #expect(one.status == 0 && single["namespace"] as? String == lab.name, "\(one.standardError)")
+    }
+
     @Test func staleEntriesAreReapedAndLiveOnesKept() throws {
         let lab = try TestNamespace(tag: "preap")
         try Self.insert(lab, count: 12, firstPort: 42000, target: "10.244.1.5")
