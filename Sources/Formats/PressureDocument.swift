@@ -23,6 +23,7 @@ public enum PressureDocument {
             ("interval", report.delta.map(delta) ?? .null),
             ("table", report.table.map(table) ?? .null),
             ("invalid_drop_rule", report.rules.invalidDrop.map { .bool($0) } ?? .null),
+            ("reap", report.reaped.map(reap) ?? .null),
             ("findings", .array(report.findings.map(DiagnosisDocument.finding))),
             ("notices", .strings(report.notices)),
         ]
@@ -107,6 +108,16 @@ public enum PressureDocument {
             ("source", .string(entry.original.sourceEndpoint.description)),
             ("destination", .string(entry.original.destinationEndpoint.description)),
             ("dnat_target", .string(entry.reply.sourceEndpoint.description)), ("timeout", .integer(entry.timeout)),
+        ])
+    }
+
+    static func reap(_ run: StaleReapRun) -> JSONValue {
+        .object([
+            ("dry_run", .bool(run.dryRun)), ("deleted", .integer(run.count(.deleted))), ("would_delete", .integer(run.count(.wouldDelete))),
+            ("skipped", .integer(run.count(.skipped))), ("failed", .integer(run.count(.failed))), ("not_kept", .integer(run.notKept)),
+            ("actions", .array(run.outcomes.map { outcome in
+                .object([("result", .string(outcome.result.rawValue)), ("detail", .string(outcome.detail)), ("entry", flow(outcome.entry))])
+            })),
         ])
     }
 

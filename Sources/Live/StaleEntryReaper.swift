@@ -2,22 +2,7 @@ import Conntrack
 import KernelIO
 import NetCore
 import Netlink
-
-/// What `pressure --reap` did with one stale entry.
-public struct StaleReapOutcome: Sendable {
-    public enum Result: String, Sendable {
-        case deleted
-        /// A dry run (no --yes): it qualified.
-        case wouldDelete = "would-delete"
-        /// Gone, or changed, when looked up again: not touched.
-        case skipped
-        case failed
-    }
-
-    public var entry: ConntrackEntry
-    public var result: Result
-    public var detail: String
-}
+import Pressure
 
 /// Deletes conntrack entries whose DNAT points at an address that is no endpoint, each
 /// looked up again by its reply tuple just before it goes: an entry that expired, or
@@ -35,7 +20,7 @@ public struct StaleEntryReaper: Sendable {
         self.init(transportFactory: { try namespace.run { try NetlinkSocket(bus: .netfilter) } })
     }
 
-    public func reap(_ entries: [ConntrackEntry], dryRun: Bool) throws -> [StaleReapOutcome] {
+    public func reap(_ entries: [ConntrackEntry], dryRun: Bool) throws -> StaleReapRun {
         let transport = try makeTransport()
         var sequence = UInt32.random(in: 1...(UInt32.max / 2))
         var outcomes: [StaleReapOutcome] = []
@@ -84,6 +69,6 @@ public struct StaleEntryReaper: Sendable {
                 outcomes.append(StaleReapOutcome(entry: current, result: .failed, detail: "\(error)"))
             }
         }
-        return outcomes
+        return StaleReapRun(dryRun: dryRun, outcomes: outcomes)
     }
 }

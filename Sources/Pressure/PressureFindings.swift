@@ -17,6 +17,8 @@ public struct PressureReport: Sendable {
     public var buckets: Int?
     public var rules: RulesFacts
     public var findings: [Finding]
+    /// What --reap did, when it was asked for.
+    public var reaped: StaleReapRun?
     /// How the figures were obtained, where a reader must know (a fallback, an assumption).
     public var notices: [String]
 

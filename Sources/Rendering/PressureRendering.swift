@@ -13,6 +13,7 @@ public enum PressureRendering {
         out += "\n" + style.bold("Findings") + "\n" + DiagnosisRendering.findingsList(report.findings, style: style)
         if let table = report.table { out += tableSections(table, style: style) }
         if let statistics = report.statistics { out += statisticsSection(statistics, delta: report.delta, style: style) }
+        if let reaped = report.reaped { out += reapSection(reaped, style: style) }
         if !report.notices.isEmpty {
             out += "\n" + style.bold("Notes") + "\n" + report.notices.map { "  \($0.terminalSafe)\n" }.joined()
         }
@@ -109,6 +110,17 @@ public enum PressureRendering {
             table.append(row)
         }
         out += indent(table.render())
+        return out
+    }
+
+    static func reapSection(_ run: StaleReapRun, style: Style) -> String {
+        var out = "\n" + style.bold(run.dryRun ? "Reap (dry run: --yes deletes)" : "Reap") + "\n"
+        if run.outcomes.isEmpty { out += "  nothing to delete\n" }
+        for outcome in run.outcomes {
+            let entry = outcome.entry
+            out += "  \(outcome.result.rawValue.padding(to: 12)) \(entry.protocolName) \(entry.original.sourceEndpoint) → \(entry.original.destinationEndpoint), DNAT to \(entry.reply.sourceEndpoint): \(outcome.detail.terminalSafe)\n"
+        }
+        if run.notKept > 0 { out += "  \(run.notKept) more stale entries were counted but not kept: run --reap again\n" }
         return out
     }
 

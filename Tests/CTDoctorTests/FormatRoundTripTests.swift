@@ -135,7 +135,7 @@ struct FormatRoundTripTests {
         let document = PressureDocument.json(report, namespace: "ns", pod: "shop/web")
         #expect(try keys(document) == [
             "schema", "namespace", "pod", "count", "max", "buckets", "fill", "statistics", "interval", "table", "invalid_drop_rule",
-            "findings", "notices",
+            "reap", "findings", "notices",
         ])
         let field = JSONField(node: try JSONReader.parse(Array(document.text.utf8)))
         #expect(try field["count"].integer(Int.self) == 1 && field["max"].integer(Int.self) == 4, "the kernel's count and limit")

@@ -107,6 +107,11 @@ struct PressureCommandTests {
         let dryRun = try Shell.run(base + ["--reap"])
         #expect(dryRun.status == 1, "a dry run leaves them: \(dryRun.standardError)")
         #expect(dryRun.standardError.components(separatedBy: "reap: would-delete").count - 1 == 8)
+        #expect(dryRun.standardOutput.contains("Reap (dry run: --yes deletes)"))
+        let dryDocument = try Self.json(try Shell.run(base + ["--reap", "--format", "json"]).standardOutput)
+        let planned = try #require(dryDocument["reap"] as? [String: Any])
+        #expect(planned["dry_run"] as? Bool == true && planned["would_delete"] as? Int == 8 && planned["deleted"] as? Int == 0)
+        #expect((planned["actions"] as? [[String: Any]])?.allSatisfy { ($0["entry"] as? [String: Any])?["dnat_target"] as? String == "10.244.9.9:53" } == true)
         #expect(try lab.exec(["conntrack", "-C"]).trimmingCharacters(in: .whitespacesAndNewlines) == "20")
 
         let reaped = try Shell.run(base + ["--reap", "--yes"])

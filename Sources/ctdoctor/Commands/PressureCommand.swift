@@ -126,8 +126,9 @@ struct PressureCommand: ParsableCommand {
         request.podsByAddress = pods
         var report = try PressureCollector(namespace: target).collect(request)
         if let notice { report.notices.append(notice) }
+        if reap { report.reaped = try runReap(report.table, namespace: target) }
         try render([(target.name, nil, .success(report))])
-        if reap { try runReap(report.table, namespace: target) }
+        try exitForReap(report.reaped)
         try exitForFindings([report])
     }
 
@@ -176,8 +177,12 @@ struct PressureCommand: ParsableCommand {
         }
         (selection.notices + [podNotice].compactMap { $0 }).forEach { log.warning("\($0)") }
         if sweep.pod != nil, let (_, _, result) = rows.first, case .failure(let error) = result { throw error }
+        if reap, let first = rows.first, case .success(var report) = first.2 {
+            report.reaped = try runReap(report.table, namespace: chosen[0].namespace)
+            rows[0].2 = .success(report)
+        }
         try render(rows)
-        if reap, let first = rows.first, case .success(let report) = first.2 { try runReap(report.table, namespace: chosen[0].namespace) }
+        if reap, let first = rows.first, case .success(let report) = first.2 { try exitForReap(report.reaped) }
         // A namespace that could not be read is its own row, as in diagnose's sweep; only
         // a sweep that read none fails.
         let failed = rows.filter { if case .failure = $0.2 { true } else { false } }.count
@@ -244,25 +249,27 @@ struct PressureCommand: ParsableCommand {
         }
     }
 
-    func runReap(_ table: TablePressure?, namespace: NetworkNamespace) throws {
+    /// Deletes (or, without --yes, lists) the stale entries, each logged on standard
+    /// error as it is decided.
+    func runReap(_ table: TablePressure?, namespace: NetworkNamespace) throws -> StaleReapRun {
         guard let table else {
             throw CommandFailure("--reap needs the table, which could not be read here (see the notices): nothing deleted")
         }
         guard let stale = table.stale else {
             throw CommandFailure("--reap: no entry was judged stale, since the namespace's own addresses could not be read (see the notices): nothing deleted")
         }
-        let outcomes = try StaleEntryReaper(namespace: namespace).reap(stale.kept, dryRun: !yes)
-        for outcome in outcomes {
-            let entry = outcome.entry
-            log.notice("reap: \(outcome.result.rawValue) \(entry.protocolName) \(entry.original.sourceEndpoint) -> \(entry.original.destinationEndpoint) (reply from \(entry.reply.sourceEndpoint)): \(outcome.detail)")
-        }
-        if stale.entries > stale.kept.count {
-            log.warning("\(stale.entries - stale.kept.count) more stale entries were counted but not kept: run --reap again")
-        }
-        if outcomes.contains(where: { $0.result == .failed }) {
-            throw CommandFailure(outcomes.first { $0.result == .failed }!.detail)
-        }
-        if outcomes.contains(where: { $0.result == .wouldDelete }) { throw ExitCode(ExitStatus.findings) }
+        var run = try StaleEntryReaper(namespace: namespace).reap(stale.kept, dryRun: !yes)
+        run.notKept = stale.entries - stale.kept.count
+        run.outcomes.forEach { log.notice("\($0.logLine)") }
+        return run
+    }
+
+    /// As `leaks --reap`: exit 2 when a delete failed, 1 when stale entries remain (a dry
+    /// run, or more than were kept), 0 when every one went.
+    func exitForReap(_ run: StaleReapRun?) throws {
+        guard let run else { return }
+        if let failed = run.outcomes.first(where: { $0.result == .failed }) { throw CommandFailure(failed.detail) }
+        if run.count(.wouldDelete) > 0 || run.notKept > 0 { throw ExitCode(ExitStatus.findings) }
     }
 
     func exitForFindings(_ reports: [PressureReport]) throws {
