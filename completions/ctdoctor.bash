@@ -173,13 +173,13 @@ _ctdoctor() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    diagnose|leaks|collisions|lint|conntrack|sockets|snapshot|pressure|export|lab|help)
+    diagnose|leaks|collisions|lint|conntrack|sockets|snapshot|pressure|watch|export|lab|help)
         # Offer subcommand argument completions
         "_ctdoctor_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'diagnose leaks collisions lint conntrack sockets snapshot pressure export lab help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'diagnose leaks collisions lint conntrack sockets snapshot pressure watch export lab help' -- "${cur}"))
         ;;
     esac
 }
@@ -487,6 +487,31 @@ _ctdoctor_pressure() {
         return
         ;;
     '--fail-on')
+        return
+        ;;
+    esac
+}
+
+_ctdoctor_watch() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=(--netns --format --sidecar --duration)
+    __ctdoctor_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--netns')
+        return
+        ;;
+    '--format')
+        __ctdoctor_add_completions -W 'table'$'\n''json'$'\n''ndjson'
+        return
+        ;;
+    '--sidecar')
+        return
+        ;;
+    '--duration')
         return
         ;;
     esac

@@ -25,7 +25,7 @@ struct CTDoctor: ParsableCommand {
         version: version,
         subcommands: [
             DiagnoseCommand.self, LeaksCommand.self, CollisionsCommand.self, LintCommand.self, ConntrackCommand.self,
-            SocketsCommand.self, SnapshotCommand.self, PressureCommand.self, ExportCommand.self, LabCommand.self,
+            SocketsCommand.self, SnapshotCommand.self, PressureCommand.self, WatchCommand.self, ExportCommand.self, LabCommand.self,
         ]
     )
 }

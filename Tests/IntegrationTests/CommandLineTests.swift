@@ -24,6 +24,9 @@ struct CommandLineTests {
         (["export", "--every", "1e-320"], "--every"),
         (["leaks", "--reap", "--min-idle", "inf"], "--min-idle takes a duration"),
         (["diagnose", "--stall-after", "nan"], "--stall-after takes a duration"),
+        (["watch", "--format", "json"], "use --format ndjson"),
+        (["watch", "--duration", "0"], "--duration takes a duration"),
+        (["pressure", "--top", "0"], "--top takes 1 to 1000"),
     ])
     func usageErrorsExitTwoOnOneLine(arguments: [String], message: String) throws {
         let result = try Shell.run([Binary.ctdoctor] + arguments)

@@ -78,6 +78,14 @@ final class MNLHandle: @unchecked Sendable {
         }
     }
 
+    /// Joins a multicast group (NETLINK_ADD_MEMBERSHIP): ctnetlink's event groups.
+    func join(group: UInt32) throws {
+        var value = group
+        try systemCall("join netlink group \(group)") {
+            setsockopt(fd, 270 /* SOL_NETLINK */, 1 /* NETLINK_ADD_MEMBERSHIP */, &value, socklen_t(MemoryLayout<UInt32>.size))
+        }
+    }
+
     func waitReadable(milliseconds: Int32) throws -> Bool {
         var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         return try systemCall("poll netlink socket") { poll(&descriptor, 1, milliseconds) } > 0

@@ -50,6 +50,14 @@ public final class NetlinkSocket: NetlinkTransport, @unchecked Sendable {
         }
     }
 
+    /// Subscribes to a multicast group of the bus (ctnetlink's NEW, UPDATE, DESTROY
+    /// events): the socket then receives what the kernel announces, unasked.
+    public func join(group: UInt32) throws {
+        do { try handle.join(group: group) } catch let error as KernelIOError {
+            throw NetlinkTransportError(operation: error.operation, errno: error.errno)
+        }
+    }
+
     /// Waits up to `milliseconds` for a datagram; false on timeout. Lets request/reply
     /// exchanges (a GET) fail cleanly instead of blocking forever on a silent kernel.
     public func waitReadable(milliseconds: Int32) throws -> Bool {

@@ -1,0 +1,113 @@
+import Conntrack
+import NetCore
+import Sockets
+
+/// One thing `ctdoctor watch` saw happen.
+public struct WatchEvent: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        /// Conntrack destroyed a sidecar flow's entry while the proxy's socket was still
+        /// half-closed in FIN_WAIT2: from now on the app's FIN cannot reach it.
+        case leakBorn = "leak-born"
+        /// Already leaked when watching began, or found by a resynchronisation after lost
+        /// events: its birth was not seen.
+        case leakFound = "leak-found"
+        /// A leaked socket is gone (the proxy's idle timeout, a reap, a restart).
+        case leakEnded = "leak-ended"
+        /// The kernel dropped events (ENOBUFS): what happened meanwhile was re-read.
+        case eventsLost = "events-lost"
+    }
+
+    public var kind: Kind
+    /// Seconds since the Unix epoch.
+    public var time: Double
+    /// The proxy's end of the flow and the app's.
+    public var proxy: Endpoint?
+    public var app: Endpoint?
+    /// Where the app meant to connect (the entry's original destination), when known.
+    public var originalDestination: Endpoint?
+    public var cookie: UInt64?
+    /// leak-ended: how long the leak lived, from its birth (or from when it was found).
+    public var lifetimeSeconds: Double?
+    /// events-lost: how many times the kernel reported an overrun so far.
+    public var overruns: Int?
+    public var detail: String
+
+    public init(
+        kind: Kind, time: Double, proxy: Endpoint? = nil, app: Endpoint? = nil, originalDestination: Endpoint? = nil,
+        cookie: UInt64? = nil, lifetimeSeconds: Double? = nil, overruns: Int? = nil, detail: String
+    ) {
+        self.kind = kind
+        self.time = time
+        self.proxy = proxy
+        self.app = app
+        self.originalDestination = originalDestination
+        self.cookie = cookie
+        self.lifetimeSeconds = lifetimeSeconds
+        self.overruns = overruns
+        self.detail = detail
+    }
+}
+
+/// The state `watch` keeps between events: the leaked sockets it knows, by cookie.
+/// Pure: the caller feeds it destroyed entries, the sockets it looked up, and the
+/// sockets present at each sweep, and it says what happened.
+public struct LeakWatch: Sendable {
+    public let capturePorts: Set<UInt16>
+
+    struct Tracked: Sendable {
+        var socket: TCPSocket
+        var since: Double
+        var originalDestination: Endpoint?
+    }
+
+    var tracked: [UInt64: Tracked] = [:]
+
+    public init(capturePorts: Set<UInt16>) {
+        self.capturePorts = capturePorts
+    }
+
+    /// The leaked sockets known now.
+    public var leakedSockets: [TCPSocket] { tracked.values.map(\.socket) }
+
+    /// The proxy socket a destroyed entry may have left behind: a TCP flow a capture
+    /// port answered (REDIRECT), destroyed before the close finished (TIME_WAIT and
+    /// CLOSE entries ended cleanly).
+    public func suspect(_ entry: ConntrackEntry) -> ReplyTupleKey? {
+        guard entry.protocolNumber == IPProtocolName.tcp, capturePorts.contains(entry.reply.sourcePort) else { return nil }
+        if let state = entry.tcpState, state == .timeWait || state == .close { return nil }
+        return ReplyTupleKey(replyOf: entry)
+    }
+
+    /// A destroyed entry and its proxy socket as looked up just after: a leak is born
+    /// when that socket is still in FIN_WAIT2.
+    public mutating func destroyed(_ entry: ConntrackEntry, proxySocket: TCPSocket?, at time: Double) -> WatchEvent? {
+        guard let socket = proxySocket, socket.state == .finWait2, let cookie = socket.cookie, tracked[cookie] == nil else { return nil }
+        tracked[cookie] = Tracked(socket: socket, since: time, originalDestination: entry.original.destinationEndpoint)
+        return WatchEvent(
+            kind: .leakBorn, time: time, proxy: socket.local, app: socket.remote, originalDestination: entry.original.destinationEndpoint,
+            cookie: cookie,
+            detail: "conntrack destroyed the flow (\(entry.tcpState?.name ?? entry.protocolName)) while the proxy's socket was in FIN_WAIT2: the app's FIN can no longer reach it")
+    }
+
+    /// A leak seen by a full read (at the start, or after lost events) and not yet known.
+    public mutating func found(_ socket: TCPSocket, originalDestination: Endpoint?, at time: Double, why: String) -> WatchEvent? {
+        guard let cookie = socket.cookie, tracked[cookie] == nil else { return nil }
+        tracked[cookie] = Tracked(socket: socket, since: time, originalDestination: originalDestination)
+        return WatchEvent(
+            kind: .leakFound, time: time, proxy: socket.local, app: socket.remote, originalDestination: originalDestination, cookie: cookie,
+            detail: why)
+    }
+
+    /// The known leaks whose socket is no longer among `present` (FIN_WAIT2 sockets on
+    /// the capture ports, by cookie), each ended with its lifetime.
+    public mutating func sweep(present: Set<UInt64>, at time: Double) -> [WatchEvent] {
+        let ended = tracked.filter { !present.contains($0.key) }.sorted { $0.key < $1.key }
+        return ended.map { cookie, leak in
+            tracked[cookie] = nil
+            return WatchEvent(
+                kind: .leakEnded, time: time, proxy: leak.socket.local, app: leak.socket.remote,
+                originalDestination: leak.originalDestination, cookie: cookie, lifetimeSeconds: max(0, time - leak.since),
+                detail: "the proxy's socket is gone (its idle timeout, a reap or a restart)")
+        }
+    }
+}

@@ -1,0 +1,18 @@
+import Diagnosis
+import JSON
+
+/// One line of `ctdoctor watch --format ndjson` (`ctdoctor.watch.v1`).
+public enum WatchRecord {
+    public static let schema = "ctdoctor.watch.v1"
+
+    public static func json(_ event: WatchEvent, namespace: String) -> JSONValue {
+        .object([
+            ("schema", .string(schema)), ("event", .string(event.kind.rawValue)), ("time", .number(event.time)),
+            ("namespace", .string(namespace)),
+            ("proxy", .string(event.proxy?.description)), ("app", .string(event.app?.description)),
+            ("original_destination", .string(event.originalDestination?.description)),
+            ("cookie", .integer(event.cookie)), ("lifetime_seconds", event.lifetimeSeconds.map { .number($0) } ?? .null),
+            ("overruns", .integer(event.overruns)), ("detail", .string(event.detail)),
+        ])
+    }
+}

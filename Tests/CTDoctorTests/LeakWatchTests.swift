@@ -1,0 +1,70 @@
+import Conntrack
+import Diagnosis
+import NetCore
+import Netlink
+import Sockets
+import Testing
+
+/// The state `watch` keeps: what a destroyed entry means given the socket found after it.
+@Suite("watch's leak state")
+struct LeakWatchTests {
+    static let app = Endpoint(IPAddress("10.66.0.5")!, 41422)
+    static let proxy = Endpoint(.loopbackV4, 15001)
+
+    static func entry(_ state: ConntrackTCPState, replyPort: UInt16 = 15001) -> ConntrackEntry {
+        ConntrackEntry(
+            family: .ipv4, protocolNumber: IPProtocolName.tcp,
+            original: ConntrackTuple(source: app.address, destination: IPAddress("10.96.0.10")!, sourcePort: app.port, destinationPort: 80),
+            reply: ConntrackTuple(source: proxy.address, destination: app.address, sourcePort: replyPort, destinationPort: app.port),
+            state: .tcp(state), status: [.seenReply, .assured, .destinationNAT], timeout: 0)
+    }
+
+    static func socket(_ state: TCPState, cookie: UInt64 = 77) -> TCPSocket {
+        TCPSocket(family: .ipv4, state: state, local: proxy, remote: app, inode: 9, cookie: cookie)
+    }
+
+    @Test func aDestroyedFlowWhoseProxySocketIsHalfClosedIsALeakBornOnce() throws {
+        var watch = LeakWatch(capturePorts: [15001, 15006])
+        let destroyed = Self.entry(.closeWait)
+        #expect(watch.suspect(destroyed) == ReplyTupleKey(source: Self.proxy, destination: Self.app))
+        let event = watch.destroyed(destroyed, proxySocket: Self.socket(.finWait2), at: 100)
+        let born = try #require(event)
+        #expect(born.kind == .leakBorn && born.originalDestination == Endpoint(IPAddress("10.96.0.10")!, 80) && born.cookie == 77)
+        #expect(watch.destroyed(destroyed, proxySocket: Self.socket(.finWait2), at: 101) == nil, "one birth per socket")
+        #expect(watch.sweep(present: [77], at: 150).isEmpty)
+        let ended = watch.sweep(present: [], at: 160)
+        #expect(ended.map(\.kind) == [.leakEnded] && ended.first?.lifetimeSeconds == 60)
+        #expect(watch.leakedSockets.isEmpty)
+    }
+
+    @Test func cleanEndsOtherPortsAndSocketsNotHalfClosedAreNoLeak() {
+        var watch = LeakWatch(capturePorts: [15001])
+        #expect(watch.suspect(Self.entry(.timeWait)) == nil && watch.suspect(Self.entry(.close)) == nil)
+        #expect(watch.suspect(Self.entry(.closeWait, replyPort: 8080)) == nil, "not a capture port")
+        let gone = watch.destroyed(Self.entry(.closeWait), proxySocket: nil, at: 1)
+        #expect(gone == nil, "the socket went with the flow")
+        let closing = watch.destroyed(Self.entry(.closeWait), proxySocket: Self.socket(.closeWait), at: 1)
+        #expect(closing == nil)
+        let born = watch.destroyed(Self.entry(.closeWait), proxySocket: Self.socket(.finWait2, cookie: 0), at: 1)
+        #expect(born?.kind == .leakBorn)
+        let found = watch.found(Self.socket(.finWait2, cookie: 5), originalDestination: nil, at: 2, why: "w")
+        let again = watch.found(Self.socket(.finWait2, cookie: 5), originalDestination: nil, at: 3, why: "w")
+        #expect(found?.kind == .leakFound && again == nil)
+    }
+
+    @Test func eventKindsAreReadAsTheKernelSendsThem() throws {
+        func kind(_ type: UInt16, _ flags: UInt16) throws -> ConntrackEventKind? {
+            var builder = NetlinkRequestBuilder(type: type, flags: flags, sequence: 0)
+            builder.appendBytes([2, 0, 0, 0])
+            let bytes = builder.finish()
+            var reader = NetlinkMessageReader(bytes, count: bytes.count)
+            let message = try reader.next()
+            return ConntrackEventKind(try #require(message))
+        }
+        #expect(try kind(1 << 8 | 0, NetlinkConstant.create | NetlinkConstant.exclusive) == .new)
+        #expect(try kind(1 << 8 | 0, 0) == .update)
+        #expect(try kind(1 << 8 | 2, 0) == .destroy)
+        #expect(try kind(1 << 8 | 1, 0) == nil && kind(2 << 8 | 2, 0) == nil, "a GET reply, another subsystem")
+        #expect(ConntrackEventKind.destroy.group == 3)
+    }
+}

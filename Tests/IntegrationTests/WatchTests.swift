@@ -1,0 +1,60 @@
+import Foundation
+import Lab
+import TestSupport
+import Testing
+
+/// `ctdoctor watch` on the half-close lab: the leak reported when conntrack destroys its
+/// flow, not minutes later, and its end when the socket goes. Needs root; with CI=true it
+/// never skips.
+@Suite("watch", .enabled(if: Privileges.shouldRunPrivilegedTests), .serialized)
+struct WatchTests {
+    @Test func aLeakIsReportedWhenConntrackForgetsItsFlowAndAgainWhenItsSocketGoes() throws {
+        let lab = try HalfCloseLab(name: TestNamespace.uniqueName("watch"), closeWaitSeconds: 2, say: { _ in })
+        defer { lab.tearDown() }
+        let journal = FileManager.default.temporaryDirectory.appendingPathComponent("ctdoctor-watch-\(UUID().uuidString).ndjson")
+        FileManager.default.createFile(atPath: journal.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: journal) }
+        let watch = Process()
+        watch.executableURL = URL(fileURLWithPath: Binary.ctdoctor)
+        watch.arguments = ["watch", "--netns", lab.lab.name, "--format", "ndjson", "--duration", "20s"]
+        watch.standardOutput = try FileHandle(forWritingTo: journal)
+        try watch.run()
+        defer { if watch.isRunning { kill(watch.processIdentifier, SIGKILL) } }
+        func events() throws -> [[String: Any]] {
+            try String(contentsOf: journal, encoding: .utf8).split(separator: "\n").map { line in
+                try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            }
+        }
+        // Subscribed (and the first full read done) before the lab makes its leak.
+        usleep(1_500_000)
+        try lab.build()
+        let leakedPort = try #require(lab.flows.first { $0.expected == .leaked }?.appPort)
+        func born() throws -> [String: Any]? {
+            try events().first { $0["event"] as? String == "leak-born" && ($0["app"] as? String)?.hasSuffix(":\(leakedPort)") == true }
+        }
+        for _ in 0..<50 where try born() == nil { usleep(100_000) }
+        let seenBirth = try events()
+        let birth = try #require(try born(), "no leak-born for port \(leakedPort): \(seenBirth)")
+        #expect(birth["schema"] as? String == "ctdoctor.watch.v1" && (birth["proxy"] as? String)?.hasSuffix(":15001") == true)
+        #expect(birth["original_destination"] as? String == "10.96.0.10:80" && birth["cookie"] is Int)
+        // Nothing but the lab's half-closes leaked.
+        let otherPorts = Set(lab.flows.filter { $0.expected != .leaked && $0.expected != .atRisk }.map(\.appPort))
+        #expect(try events().filter { $0["event"] as? String == "leak-born" }.allSatisfy { event in
+            !otherPorts.contains { (event["app"] as? String)?.hasSuffix(":\($0)") == true }
+        })
+
+        // End the leak the way an operator would; the next sweep reports it with its lifetime.
+        let reaped = try Shell.run([Binary.ctdoctor, "leaks", "--netns", lab.lab.name, "--reap", "--yes", "--min-idle", "0s"])
+        #expect(reaped.status == 0 || reaped.status == 1, "\(reaped.standardError)")
+        func ended() throws -> [String: Any]? {
+            try events().first { $0["event"] as? String == "leak-ended" && $0["cookie"] as? Int == birth["cookie"] as? Int }
+        }
+        for _ in 0..<50 where try ended() == nil { usleep(100_000) }
+        let seenEnd = try events()
+        let end = try #require(try ended(), "no leak-ended after the reap: \(seenEnd)")
+        #expect((end["lifetime_seconds"] as? Double ?? -1) > 0)
+        kill(watch.processIdentifier, SIGTERM)
+        watch.waitUntilExit()
+        #expect(watch.terminationReason == .exit && watch.terminationStatus == 0, "SIGTERM ends it cleanly")
+    }
+}
