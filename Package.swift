@@ -9,6 +9,12 @@ import PackageDescription
 // Live the only one above it that may touch the kernel; everything else works on bytes and
 // values, so its dependency list below names no KernelIO. The other C library, libyaml
 // (CYAML), is a pure parser: YAML alone imports it, and MeshLint reads manifests through it.
+// Modules off the hot paths (command-line wiring, the lab, lint, diagnosis, which works on
+// the suspects and not on whole tables, export) are optimised for size: the release
+// tarball must fit a debug image (ReleaseTarballTests). The decoders, the dump drivers,
+// the listings' writers and the pressure pass, which run once per entry, keep -O.
+let sizeOptimised: [SwiftSetting] = [.unsafeFlags(["-Osize"], .when(configuration: .release))]
+
 let package = Package(
     name: "ctdoctor",
     products: [
@@ -82,7 +88,8 @@ let package = Package(
         ),
         .target(
             name: "Diagnosis",
-            dependencies: ["NetCore", "Conntrack", "Sockets"]
+            dependencies: ["NetCore", "Conntrack", "Sockets"],
+            swiftSettings: sizeOptimised
         ),
         // What fills a conntrack table: one pass over its entries, the kernel's counters over
         // an interval, and the findings both give.
@@ -92,7 +99,8 @@ let package = Package(
         ),
         .target(
             name: "NodeSweep",
-            dependencies: ["NetCore", "JSON", "Netlink"]
+            dependencies: ["NetCore", "JSON", "Netlink"],
+            swiftSettings: sizeOptimised
         ),
         // Every reader of the live kernel: conntrack dumps and lookups, sock_diag, the reaper,
         // the /proc scans, the node's namespaces, and the collector that runs them for a diagnosis.
@@ -110,7 +118,8 @@ let package = Package(
         ),
         .target(
             name: "MeshLint",
-            dependencies: ["NetCore", "Diagnosis", "YAML"]
+            dependencies: ["NetCore", "Diagnosis", "YAML"],
+            swiftSettings: sizeOptimised
         ),
         // Every documented JSON schema, its writer and (where ctdoctor reads it back) its
         // reader side by side.
@@ -125,24 +134,28 @@ let package = Package(
         ),
         .target(
             name: "Export",
-            dependencies: ["Conntrack", "Diagnosis", .product(name: "Prometheus", package: "swift-prometheus")]
+            dependencies: ["Conntrack", "Diagnosis", .product(name: "Prometheus", package: "swift-prometheus")],
+            swiftSettings: sizeOptimised
         ),
         // Tables copied from elsewhere, recognised by content; ctdoctor's own listings read
         // back through Formats.
         .target(
             name: "Offline",
-            dependencies: ["NetCore", "JSON", "Conntrack", "Sockets", "Diagnosis", "Formats"]
+            dependencies: ["NetCore", "JSON", "Conntrack", "Sockets", "Diagnosis", "Formats"],
+            swiftSettings: sizeOptimised
         ),
         // The lab builds pod-shaped namespaces and diagnoses them: an orchestrator, like
         // the command line, so it sits after what it uses.
         .target(
             name: "Lab",
-            dependencies: ["NetCore", "JSON", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live", "Formats", "Pressure"]
+            dependencies: ["NetCore", "JSON", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live", "Formats", "Pressure"],
+            swiftSettings: sizeOptimised
         ),
         // The documented entry point of the library (its DocC catalog beside it).
         .target(
             name: "CTDoctorKit",
-            dependencies: ["NetCore", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live", "Formats", "Rendering", "Export"]
+            dependencies: ["NetCore", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live", "Formats", "Rendering", "Export"],
+            swiftSettings: sizeOptimised
         ),
         .executableTarget(
             name: "ctdoctor",
@@ -152,7 +165,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            ],
+            swiftSettings: sizeOptimised
         ),
         // libFuzzer targets for every parser of outside input; scripts/fuzz builds and runs them.
         .executableTarget(
