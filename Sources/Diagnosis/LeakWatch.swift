@@ -15,6 +15,14 @@ public struct WatchEvent: Sendable, Equatable {
         case leakEnded = "leak-ended"
         /// The kernel dropped events (ENOBUFS): what happened meanwhile was re-read.
         case eventsLost = "events-lost"
+        /// A new connect() landed on a leaked socket's tuple: conntrack tracked a SYN whose
+        /// reply tuple is the leaked socket's, so it is redirected onto that socket.
+        case collision
+        /// That connect got through (on kernels with the v6.2 fix the app's RST resets the
+        /// leaked socket and a retransmitted SYN connects).
+        case collisionRecovered = "collision-recovered"
+        /// Its entry was destroyed before it ever connected: the connect failed.
+        case collisionFailed = "collision-failed"
     }
 
     public var kind: Kind
@@ -30,12 +38,15 @@ public struct WatchEvent: Sendable, Equatable {
     public var lifetimeSeconds: Double?
     /// events-lost: how many times the kernel reported an overrun so far.
     public var overruns: Int?
+    /// collision-recovered and collision-failed: seconds since the collision began.
+    public var afterSeconds: Double?
     public var detail: String
 
     public init(
         kind: Kind, time: Double, proxy: Endpoint? = nil, app: Endpoint? = nil, originalDestination: Endpoint? = nil,
-        cookie: UInt64? = nil, lifetimeSeconds: Double? = nil, overruns: Int? = nil, detail: String
+        cookie: UInt64? = nil, lifetimeSeconds: Double? = nil, overruns: Int? = nil, afterSeconds: Double? = nil, detail: String
     ) {
+        self.afterSeconds = afterSeconds
         self.kind = kind
         self.time = time
         self.proxy = proxy
@@ -61,6 +72,10 @@ public struct LeakWatch: Sendable {
     }
 
     var tracked: [UInt64: Tracked] = [:]
+    /// The tracked leaks by the reply tuple a new flow onto them would have.
+    var cookieByKey: [ReplyTupleKey: UInt64] = [:]
+    /// Collisions under way, by that tuple, with when they began.
+    var collisions: [ReplyTupleKey: Double] = [:]
 
     public init(capturePorts: Set<UInt16>) {
         self.capturePorts = capturePorts
@@ -82,7 +97,7 @@ public struct LeakWatch: Sendable {
     /// when that socket is still in FIN_WAIT2.
     public mutating func destroyed(_ entry: ConntrackEntry, proxySocket: TCPSocket?, at time: Double) -> WatchEvent? {
         guard let socket = proxySocket, socket.state == .finWait2, let cookie = socket.cookie, tracked[cookie] == nil else { return nil }
-        tracked[cookie] = Tracked(socket: socket, since: time, originalDestination: entry.original.destinationEndpoint)
+        track(socket, cookie: cookie, since: time, originalDestination: entry.original.destinationEndpoint)
         return WatchEvent(
             kind: .leakBorn, time: time, proxy: socket.local, app: socket.remote, originalDestination: entry.original.destinationEndpoint,
             cookie: cookie,
@@ -92,7 +107,7 @@ public struct LeakWatch: Sendable {
     /// A leak seen by a full read (at the start, or after lost events) and not yet known.
     public mutating func found(_ socket: TCPSocket, originalDestination: Endpoint?, at time: Double, why: String) -> WatchEvent? {
         guard let cookie = socket.cookie, tracked[cookie] == nil else { return nil }
-        tracked[cookie] = Tracked(socket: socket, since: time, originalDestination: originalDestination)
+        track(socket, cookie: cookie, since: time, originalDestination: originalDestination)
         return WatchEvent(
             kind: .leakFound, time: time, proxy: socket.local, app: socket.remote, originalDestination: originalDestination, cookie: cookie,
             detail: why)
@@ -104,10 +119,55 @@ public struct LeakWatch: Sendable {
         let ended = tracked.filter { !present.contains($0.key) }.sorted { $0.key < $1.key }
         return ended.map { cookie, leak in
             tracked[cookie] = nil
+            cookieByKey[Self.key(of: leak.socket)] = nil
             return WatchEvent(
                 kind: .leakEnded, time: time, proxy: leak.socket.local, app: leak.socket.remote,
                 originalDestination: leak.originalDestination, cookie: cookie, lifetimeSeconds: max(0, time - leak.since),
                 detail: "the proxy's socket is gone (its idle timeout, a reap or a restart)")
         }
+    }
+
+    mutating func track(_ socket: TCPSocket, cookie: UInt64, since: Double, originalDestination: Endpoint?) {
+        tracked[cookie] = Tracked(socket: socket, since: since, originalDestination: originalDestination)
+        cookieByKey[Self.key(of: socket)] = cookie
+    }
+
+    /// The reply tuple of a flow that would land on this socket.
+    static func key(of socket: TCPSocket) -> ReplyTupleKey { ReplyTupleKey(source: socket.local, destination: socket.remote) }
+
+    /// A new entry (conntrack's NEW event): a SYN onto a leaked socket's tuple is a
+    /// collision as it happens.
+    public mutating func created(_ entry: ConntrackEntry, at time: Double) -> WatchEvent? {
+        guard entry.protocolNumber == IPProtocolName.tcp else { return nil }
+        let key = ReplyTupleKey(replyOf: entry)
+        guard let cookie = cookieByKey[key], let leak = tracked[cookie], collisions[key] == nil else { return nil }
+        collisions[key] = time
+        return WatchEvent(
+            kind: .collision, time: time, proxy: leak.socket.local, app: leak.socket.remote,
+            originalDestination: entry.original.destinationEndpoint, cookie: cookie,
+            detail: "a new connect() from \(entry.original.sourceEndpoint) to \(entry.original.destinationEndpoint) is redirected onto the leaked socket: its SYN meets a challenge ACK")
+    }
+
+    /// An updated entry: a collision whose flow reached ESTABLISHED has recovered.
+    public mutating func updated(_ entry: ConntrackEntry, at time: Double) -> WatchEvent? {
+        let key = ReplyTupleKey(replyOf: entry)
+        guard entry.protocolNumber == IPProtocolName.tcp, let began = collisions[key], entry.tcpState == .established else { return nil }
+        collisions[key] = nil
+        return WatchEvent(
+            kind: .collisionRecovered, time: time, proxy: key.source, app: key.destination,
+            originalDestination: entry.original.destinationEndpoint, afterSeconds: max(0, time - began),
+            detail: "the connect got through: the app's RST reset the leaked socket and a retransmitted SYN connected")
+    }
+
+    /// A destroyed entry of a collision that never connected: the connect failed.
+    public mutating func collisionDestroyed(_ entry: ConntrackEntry, at time: Double) -> WatchEvent? {
+        let key = ReplyTupleKey(replyOf: entry)
+        guard entry.protocolNumber == IPProtocolName.tcp, let began = collisions[key] else { return nil }
+        collisions[key] = nil
+        guard entry.tcpState != .established else { return nil }
+        return WatchEvent(
+            kind: .collisionFailed, time: time, proxy: key.source, app: key.destination,
+            originalDestination: entry.original.destinationEndpoint, afterSeconds: max(0, time - began),
+            detail: "the colliding flow's entry ended without connecting (\(entry.tcpState?.name ?? "no state")): the connect failed")
     }
 }

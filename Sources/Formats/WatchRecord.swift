@@ -12,7 +12,8 @@ public enum WatchRecord {
             ("proxy", .string(event.proxy?.description)), ("app", .string(event.app?.description)),
             ("original_destination", .string(event.originalDestination?.description)),
             ("cookie", .integer(event.cookie)), ("lifetime_seconds", event.lifetimeSeconds.map { .number($0) } ?? .null),
-            ("overruns", .integer(event.overruns)), ("detail", .string(event.detail)),
+            ("overruns", .integer(event.overruns)), ("after_seconds", event.afterSeconds.map { .number($0) } ?? .null),
+            ("detail", .string(event.detail)),
         ])
     }
 }

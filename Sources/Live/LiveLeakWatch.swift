@@ -7,8 +7,9 @@ import Netlink
 import Sockets
 
 /// `ctdoctor watch` on one namespace: ctnetlink's DESTROY events, each suspect checked
-/// against sock_diag at once (is the proxy's socket still in FIN_WAIT2?), and the leaks
-/// it knows swept every `sweepSeconds` to see them end. Events the kernel dropped
+/// against sock_diag at once (is the proxy's socket still in FIN_WAIT2?); NEW and
+/// UPDATE events for flows onto a known leak's tuple (collisions, and whether they
+/// connect); and the leaks it knows swept every `sweepSeconds` to see them end. Events the kernel dropped
 /// (ENOBUFS on the event socket) are counted, reported, and made up for by a full read.
 public struct LiveLeakWatch: Sendable {
     public var namespace: NetworkNamespace
@@ -28,7 +29,7 @@ public struct LiveLeakWatch: Sendable {
         // Subscribe first, then read what is already leaked: a leak born in between is
         // seen twice at worst, and the watch keeps one.
         let events = try namespace.run { try NetlinkSocket(bus: .netfilter, receiveBufferBytes: receiveBufferBytes) }
-        try events.join(group: ConntrackEventKind.destroy.group)
+        for kind in [ConntrackEventKind.new, .update, .destroy] { try events.join(group: kind.group) }
         let start = try resynchronise()
         var watch = LeakWatch(capturePorts: start.capturePorts)
         for leak in start.leaks {
@@ -49,9 +50,17 @@ public struct LiveLeakWatch: Sendable {
                         let count = try events.receive(into: &buffer)
                         var reader = NetlinkMessageReader(buffer, count: count)
                         while let message = try reader.next() {
-                            guard ConntrackEventKind(message) == .destroy else { continue }
+                            guard let kind = ConntrackEventKind(message) else { continue }
                             let entry = try ConntrackMessageDecoder.decode(buffer, message)
-                            if let key = watch.suspect(entry) { suspects.append((entry, key)) }
+                            switch kind {
+                            case .new:
+                                if let event = watch.created(entry, at: now()) { try emit(event) }
+                            case .update:
+                                if let event = watch.updated(entry, at: now()) { try emit(event) }
+                            case .destroy:
+                                if let event = watch.collisionDestroyed(entry, at: now()) { try emit(event) }
+                                if let key = watch.suspect(entry) { suspects.append((entry, key)) }
+                            }
                         }
                     } while try events.waitReadable(milliseconds: 0) && suspects.count < 4096
                 }

@@ -52,6 +52,24 @@ struct LeakWatchTests {
         #expect(found?.kind == .leakFound && again == nil)
     }
 
+    @Test func aSYNOntoALeaksTupleIsACollisionAndItsOutcomeFollows() throws {
+        var watch = LeakWatch(capturePorts: [15001])
+        _ = watch.destroyed(Self.entry(.closeWait), proxySocket: Self.socket(.finWait2), at: 10)
+        let collision = watch.created(Self.entry(.synSent), at: 20)
+        #expect(collision?.kind == .collision && collision?.cookie == 77)
+        #expect(watch.created(Self.entry(.synSent), at: 20.5) == nil, "one collision per tuple at a time")
+        #expect(watch.updated(Self.entry(.synReceived), at: 21) == nil)
+        let recovered = watch.updated(Self.entry(.established), at: 21.25)
+        #expect(recovered?.kind == .collisionRecovered && recovered?.afterSeconds == 1.25)
+        // Another attempt that never connects ends with its entry.
+        _ = watch.created(Self.entry(.synSent), at: 30)
+        let failed = watch.collisionDestroyed(Self.entry(.synSent), at: 150)
+        #expect(failed?.kind == .collisionFailed && failed?.afterSeconds == 120)
+        // A flow on a tuple no leak holds is nobody's collision.
+        var quiet = LeakWatch(capturePorts: [15001])
+        #expect(quiet.created(Self.entry(.synSent), at: 1) == nil)
+    }
+
     @Test func eventKindsAreReadAsTheKernelSendsThem() throws {
         func kind(_ type: UInt16, _ flags: UInt16) throws -> ConntrackEventKind? {
             var builder = NetlinkRequestBuilder(type: type, flags: flags, sequence: 0)

@@ -57,4 +57,42 @@ struct WatchTests {
         watch.waitUntilExit()
         #expect(watch.terminationReason == .exit && watch.terminationStatus == 0, "SIGTERM ends it cleanly")
     }
+
+    @Test func aCollisionIsSeenAsItHappensAndItsOutcomeFollows() throws {
+        let lab = try HalfCloseLab(name: TestNamespace.uniqueName("watchcoll"), closeWaitSeconds: 2, say: { _ in })
+        defer { lab.tearDown() }
+        let journal = FileManager.default.temporaryDirectory.appendingPathComponent("ctdoctor-watch-\(UUID().uuidString).ndjson")
+        FileManager.default.createFile(atPath: journal.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: journal) }
+        let watch = Process()
+        watch.executableURL = URL(fileURLWithPath: Binary.ctdoctor)
+        watch.arguments = ["watch", "--netns", lab.lab.name, "--format", "ndjson", "--duration", "30s"]
+        watch.standardOutput = try FileHandle(forWritingTo: journal)
+        try watch.run()
+        defer { if watch.isRunning { kill(watch.processIdentifier, SIGKILL) } }
+        usleep(1_500_000)
+        // A leak, then a connect from its port: on this kernel it recovers.
+        let attempt = try lab.collide(emulateOldKernel: false, timeoutSeconds: 4) {
+            throw CancellationError()
+        }
+        func events() throws -> [[String: Any]] {
+            try String(contentsOf: journal, encoding: .utf8).split(separator: "\n").map { line in
+                try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            }
+        }
+        func event(_ kind: String) throws -> [String: Any]? {
+            try events().first { $0["event"] as? String == kind && ($0["app"] as? String)?.hasSuffix(":\(attempt.port)") == true }
+        }
+        for _ in 0..<50 where try event("collision-recovered") == nil && attempt.connected { usleep(100_000) }
+        let seen = try events()
+        let born = try #require(try event("leak-born"), "\(seen)")
+        let collision = try #require(try event("collision"), "no collision seen for port \(attempt.port): \(seen)")
+        #expect(collision["cookie"] as? Int == born["cookie"] as? Int && (collision["time"] as? Double ?? 0) >= (born["time"] as? Double ?? 0))
+        if attempt.connected {
+            let recovered = try #require(try event("collision-recovered"), "\(seen)")
+            #expect((recovered["after_seconds"] as? Double ?? -1) >= 0 && (recovered["after_seconds"] as? Double ?? 99) < Double(attempt.seconds) + 1)
+        }
+        kill(watch.processIdentifier, SIGTERM)
+        watch.waitUntilExit()
+    }
 }

@@ -16,8 +16,10 @@ struct WatchCommand: ParsableCommand {
             while the proxy's socket is still in FIN_WAIT2 (checked over sock_diag at once), \
             the leak is born: the app's FIN can no longer reach the proxy. Known leaks are \
             swept every second and reported when their socket goes, with their lifetime. \
-            Leaks already there when watching begins are reported as found. Events the kernel \
-            drops (ENOBUFS) are reported and made up for by a full read.
+            Leaks already there when watching begins are reported as found. A new connect \
+            whose SYN conntrack tracks onto a leaked socket's tuple is a collision, reported as \
+            it happens, then as recovered (it connected) or failed (its entry ended first). \
+            Events the kernel drops (ENOBUFS) are reported and made up for by a full read.
 
             Runs until Ctrl-C or SIGTERM (exit 0), or for --duration. Each event is one line: \
             with --format ndjson a ctdoctor.watch.v1 record, documented in README.
@@ -72,10 +74,10 @@ struct WatchCommand: ParsableCommand {
 
     /// An event as one human line.
     static func line(_ event: WatchEvent) -> String {
-        var text = event.kind.rawValue + String(repeating: " ", count: max(0, 12 - event.kind.rawValue.count))
+        var text = event.kind.rawValue + String(repeating: " ", count: max(0, 20 - event.kind.rawValue.count))
         if let proxy = event.proxy, let app = event.app { text += " \(proxy) <-> \(app)" }
         if let destination = event.originalDestination { text += " (to \(destination))" }
-        if let lifetime = event.lifetimeSeconds { text += " after \(humanDuration(milliseconds: UInt64(saturating: lifetime * 1000)))" }
+        if let lifetime = event.lifetimeSeconds ?? event.afterSeconds { text += " after \(humanDuration(milliseconds: UInt64(saturating: lifetime * 1000)))" }
         return text + ": " + event.detail.terminalSafe + "\n"
     }
 }
