@@ -159,15 +159,33 @@ public struct LeakWatch: Sendable {
             detail: "the connect got through: the app's RST reset the leaked socket and a retransmitted SYN connected")
     }
 
-    /// A destroyed entry of a collision that never connected: the connect failed.
+    /// A destroyed entry of a collision. On a kernel that recovers, the app's RST closes
+    /// the colliding entry (CLOSE) and the retransmitted SYN opens another on the same
+    /// tuple: the collision stays pending for it. An entry destroyed still in SYN_SENT
+    /// never got an answer: the connect failed.
     public mutating func collisionDestroyed(_ entry: ConntrackEntry, at time: Double) -> WatchEvent? {
         let key = ReplyTupleKey(replyOf: entry)
         guard entry.protocolNumber == IPProtocolName.tcp, let began = collisions[key] else { return nil }
+        guard entry.tcpState == .synSent || entry.tcpState == .synSent2 else { return nil }
         collisions[key] = nil
-        guard entry.tcpState != .established else { return nil }
         return WatchEvent(
             kind: .collisionFailed, time: time, proxy: key.source, app: key.destination,
             originalDestination: entry.original.destinationEndpoint, afterSeconds: max(0, time - began),
-            detail: "the colliding flow's entry ended without connecting (\(entry.tcpState?.name ?? "no state")): the connect failed")
+            detail: "the colliding flow's entry ended in SYN_SENT, never answered: the connect failed")
+    }
+
+    /// How long a collision may stay without an outcome: past the kernel's default
+    /// SYN_SENT timeout (120 s), the connect cannot still be under way.
+    public static let collisionOutcomeSeconds = 180.0
+
+    /// Collisions with no outcome after `collisionOutcomeSeconds`, ended as failed.
+    public mutating func expireCollisions(at time: Double) -> [WatchEvent] {
+        let stale = collisions.filter { time - $0.value >= Self.collisionOutcomeSeconds }.sorted { $0.key < $1.key }
+        return stale.map { key, began in
+            collisions[key] = nil
+            return WatchEvent(
+                kind: .collisionFailed, time: time, proxy: key.source, app: key.destination, afterSeconds: time - began,
+                detail: "no flow on the collided tuple connected within \(Int(Self.collisionOutcomeSeconds)) s")
+        }
     }
 }

@@ -87,6 +87,7 @@ public struct LiveLeakWatch: Sendable {
                     let present = Set(try proxySockets(sockets, ports: watch.capturePorts).values.compactMap(\.cookie))
                     for event in watch.sweep(present: present, at: now()) { try emit(event) }
                 }
+                for event in watch.expireCollisions(at: now()) { try emit(event) }
             }
         }
     }

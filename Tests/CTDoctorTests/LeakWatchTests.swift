@@ -59,12 +59,24 @@ struct LeakWatchTests {
         #expect(collision?.kind == .collision && collision?.cookie == 77)
         #expect(watch.created(Self.entry(.synSent), at: 20.5) == nil, "one collision per tuple at a time")
         #expect(watch.updated(Self.entry(.synReceived), at: 21) == nil)
+        // The app's RST resets the leaked socket (its leak ends) and closes the colliding
+        // entry; the retransmitted SYN's entry is the one that connects.
+        #expect(watch.sweep(present: [], at: 20.1).map(\.kind) == [.leakEnded])
+        let reset = watch.collisionDestroyed(Self.entry(.close), at: 20.2)
+        #expect(reset == nil, "a reset entry is not the outcome")
+        let retransmitted = watch.created(Self.entry(.synSent), at: 21)
+        #expect(retransmitted == nil, "the same collision, not a new one")
         let recovered = watch.updated(Self.entry(.established), at: 21.25)
         #expect(recovered?.kind == .collisionRecovered && recovered?.afterSeconds == 1.25)
-        // Another attempt that never connects ends with its entry.
+        // Another attempt, on a leak that stays, that never connects: its entry ends in SYN_SENT.
+        _ = watch.destroyed(Self.entry(.closeWait), proxySocket: Self.socket(.finWait2, cookie: 78), at: 25)
         _ = watch.created(Self.entry(.synSent), at: 30)
         let failed = watch.collisionDestroyed(Self.entry(.synSent), at: 150)
         #expect(failed?.kind == .collisionFailed && failed?.afterSeconds == 120)
+        // And one whose entry is never seen again is failed once it cannot be under way.
+        _ = watch.created(Self.entry(.synSent), at: 200)
+        #expect(watch.expireCollisions(at: 300).isEmpty)
+        #expect(watch.expireCollisions(at: 380).map(\.kind) == [.collisionFailed])
         // A flow on a tuple no leak holds is nobody's collision.
         var quiet = LeakWatch(capturePorts: [15001])
         #expect(quiet.created(Self.entry(.synSent), at: 1) == nil)

@@ -12,7 +12,7 @@ struct WatchTests {
         let lab = try HalfCloseLab(name: TestNamespace.uniqueName("watch"), closeWaitSeconds: 2, say: { _ in })
         defer { lab.tearDown() }
         let journal = FileManager.default.temporaryDirectory.appendingPathComponent("ctdoctor-watch-\(UUID().uuidString).ndjson")
-        FileManager.default.createFile(atPath: journal.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: journal.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: journal) }
         let watch = Process()
         watch.executableURL = URL(fileURLWithPath: Binary.ctdoctor)
@@ -62,7 +62,7 @@ struct WatchTests {
         let lab = try HalfCloseLab(name: TestNamespace.uniqueName("watchcoll"), closeWaitSeconds: 2, say: { _ in })
         defer { lab.tearDown() }
         let journal = FileManager.default.temporaryDirectory.appendingPathComponent("ctdoctor-watch-\(UUID().uuidString).ndjson")
-        FileManager.default.createFile(atPath: journal.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: journal.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: journal) }
         let watch = Process()
         watch.executableURL = URL(fileURLWithPath: Binary.ctdoctor)

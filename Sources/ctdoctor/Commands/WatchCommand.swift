@@ -18,7 +18,8 @@ struct WatchCommand: ParsableCommand {
             swept every second and reported when their socket goes, with their lifetime. \
             Leaks already there when watching begins are reported as found. A new connect \
             whose SYN conntrack tracks onto a leaked socket's tuple is a collision, reported as \
-            it happens, then as recovered (it connected) or failed (its entry ended first). \
+            it happens, then as recovered (a flow on its tuple connected) or failed (its entry \
+            ended still in SYN_SENT, or nothing connected within 180 s). \
             Events the kernel drops (ENOBUFS) are reported and made up for by a full read.
 
             Runs until Ctrl-C or SIGTERM (exit 0), or for --duration. Each event is one line: \
