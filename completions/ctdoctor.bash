@@ -496,7 +496,7 @@ _ctdoctor_watch() {
     repeating_flags=()
     non_repeating_flags=(--version -h --help)
     repeating_options=()
-    non_repeating_options=(--netns --format --sidecar --duration)
+    non_repeating_options=(--netns --format --sidecar --duration --textfile)
     __ctdoctor_offer_flags_options 0
 
     # Offer option value completions
@@ -512,6 +512,9 @@ _ctdoctor_watch() {
         return
         ;;
     '--duration')
+        return
+        ;;
+    '--textfile')
         return
         ;;
     esac

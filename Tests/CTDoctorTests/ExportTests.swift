@@ -117,7 +117,7 @@ struct ExportTests {
     @Test func theREADMEDocumentsEveryMetric() throws {
         let readme = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("README.md"), encoding: .utf8)
-        for metric in MetricsExposition.all {
+        for metric in MetricsExposition.all + WatchMetrics.all {
             #expect(readme.contains("| `\(metric.name)` |"), "README's metrics table lacks \(metric.name)")
         }
     }

@@ -16,7 +16,9 @@ struct WatchTests {
         defer { try? FileManager.default.removeItem(at: journal) }
         let watch = Process()
         watch.executableURL = URL(fileURLWithPath: Binary.ctdoctor)
-        watch.arguments = ["watch", "--netns", lab.lab.name, "--format", "ndjson", "--duration", "20s"]
+        let textfile = FileManager.default.temporaryDirectory.appendingPathComponent("ctdoctor-watch-\(UUID().uuidString).prom")
+        defer { try? FileManager.default.removeItem(at: textfile) }
+        watch.arguments = ["watch", "--netns", lab.lab.name, "--format", "ndjson", "--duration", "20s", "--textfile", textfile.path]
         watch.standardOutput = try FileHandle(forWritingTo: journal)
         try watch.run()
         defer { if watch.isRunning { kill(watch.processIdentifier, SIGKILL) } }
@@ -56,6 +58,15 @@ struct WatchTests {
         kill(watch.processIdentifier, SIGTERM)
         watch.waitUntilExit()
         #expect(watch.terminationReason == .exit && watch.terminationStatus == 0, "SIGTERM ends it cleanly")
+
+        // The textfile, as Prometheus' promtool and prometheus_client read it.
+        let metrics = try ParsedExposition(file: textfile.path)
+        let namespace = ["netns": lab.lab.name]
+        #expect((metrics.value("ctdoctor_watch_leaks_born", namespace) ?? 0) >= 1, "\(metrics.families.keys.sorted())")
+        #expect((metrics.value("ctdoctor_watch_leaks_ended", namespace) ?? 0) >= 1)
+        #expect(metrics.families["ctdoctor_watch_leaks_born"]?.type == "counter")
+        let lifetimes = try #require(metrics.families["ctdoctor_watch_leak_lifetime_seconds"])
+        #expect(lifetimes.type == "histogram" && lifetimes.samples.contains { $0.labels["le"] == "+Inf" && $0.value >= 1 })
     }
 
     @Test func aCollisionIsSeenAsItHappensAndItsOutcomeFollows() throws {

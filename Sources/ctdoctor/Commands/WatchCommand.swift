@@ -1,5 +1,6 @@
 import ArgumentParser
 import Diagnosis
+import Export
 import Formats
 import JSON
 import KernelIO
@@ -28,6 +29,7 @@ struct WatchCommand: ParsableCommand {
             Examples:
               ctdoctor watch --netns 4242
               ctdoctor watch --netns 4242 --format ndjson --duration 10m > leaks.ndjson
+              ctdoctor watch --netns 4242 --textfile /var/lib/node_exporter/textfile/ctdoctor-watch.prom
             """
     )
 
@@ -39,6 +41,9 @@ struct WatchCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Stop after this long (30s, 10m, 1h). Default: until stopped.", valueName: "duration"))
     var duration: String?
+
+    @Option(help: ArgumentHelp("Also keep Prometheus counters of what was seen in this file (for node_exporter's textfile collector), rewritten atomically at most once a second and at the end.", valueName: "path"))
+    var textfile: String?
 
     func durationSeconds() throws -> Double? {
         guard let duration else { return nil }
@@ -60,9 +65,22 @@ struct WatchCommand: ParsableCommand {
         let deadline = try durationSeconds().map { ContinuousClock.now + .milliseconds(Int($0 * 1000)) }
         Cleanup.stopGracefully()
         let format = output.format
+        let metrics = textfile.map { _ in WatchMetrics(netns: namespace.spec ?? "current", pod: nil) }
+        var written = ContinuousClock.now - .seconds(2)
+        func writeMetrics(force: Bool) throws {
+            guard let metrics, let textfile, force || ContinuousClock.now - written >= .seconds(1) else { return }
+            try writeFileAtomically(metrics.exposition(), to: textfile)
+            written = ContinuousClock.now
+        }
+        try writeMetrics(force: true)
+        defer { try? writeMetrics(force: true) }
         try LiveLeakWatch(namespace: target, options: options).run(
-            stop: { Cleanup.isStopRequested || deadline.map { ContinuousClock.now >= $0 } ?? false }
+            stop: {
+                try? writeMetrics(force: false)
+                return Cleanup.isStopRequested || deadline.map { ContinuousClock.now >= $0 } ?? false
+            }
         ) { event in
+            metrics?.record(event)
             var out = OutputBuffer { try Console.writeOut(bytes: $0) }
             if format == .ndjson {
                 out.write { WatchRecord.json(event, namespace: target.name).write(to: &$0); $0.append(0x0A) }
