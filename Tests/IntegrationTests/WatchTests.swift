@@ -3,6 +3,41 @@ import Lab
 import TestSupport
 import Testing
 
+/// A `ctdoctor watch --format ndjson` process on a namespace, its journal in a temporary
+/// file (a pipe could fill and stall it), read back as the events so far.
+final class WatchRun {
+    let process = Process()
+    let journal = FileManager.default.temporaryDirectory.appendingPathComponent("ctdoctor-watch-\(UUID().uuidString).ndjson")
+
+    init(namespace: String, duration: String, extra: [String] = []) throws {
+        _ = FileManager.default.createFile(atPath: journal.path, contents: nil)
+        process.executableURL = URL(fileURLWithPath: Binary.ctdoctor)
+        process.arguments = ["watch", "--netns", namespace, "--format", "ndjson", "--duration", duration] + extra
+        process.standardOutput = try FileHandle(forWritingTo: journal)
+        try process.run()
+        // Subscribed (and the first full read done) before the caller makes its leaks.
+        usleep(1_500_000)
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(at: journal)
+    }
+
+    func events() throws -> [[String: Any]] {
+        try String(contentsOf: journal, encoding: .utf8).split(separator: "\n").map { line in
+            try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        }
+    }
+
+    /// Ends it as an operator would; true when it exited 0.
+    func stop() -> Bool {
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        return process.terminationReason == .exit && process.terminationStatus == 0
+    }
+}
+
 /// `ctdoctor watch` on the half-close lab: the leak reported when conntrack destroys its
 /// flow, not minutes later, and its end when the socket goes. Needs root; with CI=true it
 /// never skips.
@@ -11,24 +46,10 @@ struct WatchTests {
     @Test func aLeakIsReportedWhenConntrackForgetsItsFlowAndAgainWhenItsSocketGoes() throws {
         let lab = try HalfCloseLab(name: TestNamespace.uniqueName("watch"), closeWaitSeconds: 2, say: { _ in })
         defer { lab.tearDown() }
-        let journal = FileManager.default.temporaryDirectory.appendingPathComponent("ctdoctor-watch-\(UUID().uuidString).ndjson")
-        _ = FileManager.default.createFile(atPath: journal.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: journal) }
-        let watch = Process()
-        watch.executableURL = URL(fileURLWithPath: Binary.ctdoctor)
         let textfile = FileManager.default.temporaryDirectory.appendingPathComponent("ctdoctor-watch-\(UUID().uuidString).prom")
         defer { try? FileManager.default.removeItem(at: textfile) }
-        watch.arguments = ["watch", "--netns", lab.lab.name, "--format", "ndjson", "--duration", "20s", "--textfile", textfile.path]
-        watch.standardOutput = try FileHandle(forWritingTo: journal)
-        try watch.run()
-        defer { if watch.isRunning { kill(watch.processIdentifier, SIGKILL) } }
-        func events() throws -> [[String: Any]] {
-            try String(contentsOf: journal, encoding: .utf8).split(separator: "\n").map { line in
-                try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-            }
-        }
-        // Subscribed (and the first full read done) before the lab makes its leak.
-        usleep(1_500_000)
+        let watch = try WatchRun(namespace: lab.lab.name, duration: "20s", extra: ["--textfile", textfile.path])
+        let events = watch.events
         try lab.build()
         let leakedPort = try #require(lab.flows.first { $0.expected == .leaked }?.appPort)
         func born() throws -> [String: Any]? {
@@ -55,9 +76,7 @@ struct WatchTests {
         let seenEnd = try events()
         let end = try #require(try ended(), "no leak-ended after the reap: \(seenEnd)")
         #expect((end["lifetime_seconds"] as? Double ?? -1) > 0)
-        kill(watch.processIdentifier, SIGTERM)
-        watch.waitUntilExit()
-        #expect(watch.terminationReason == .exit && watch.terminationStatus == 0, "SIGTERM ends it cleanly")
+        #expect(watch.stop(), "SIGTERM ends it cleanly")
 
         // The textfile, as Prometheus' promtool and prometheus_client read it.
         let metrics = try ParsedExposition(file: textfile.path)
@@ -72,24 +91,11 @@ struct WatchTests {
     @Test func aCollisionIsSeenAsItHappensAndItsOutcomeFollows() throws {
         let lab = try HalfCloseLab(name: TestNamespace.uniqueName("watchcoll"), closeWaitSeconds: 2, say: { _ in })
         defer { lab.tearDown() }
-        let journal = FileManager.default.temporaryDirectory.appendingPathComponent("ctdoctor-watch-\(UUID().uuidString).ndjson")
-        _ = FileManager.default.createFile(atPath: journal.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: journal) }
-        let watch = Process()
-        watch.executableURL = URL(fileURLWithPath: Binary.ctdoctor)
-        watch.arguments = ["watch", "--netns", lab.lab.name, "--format", "ndjson", "--duration", "30s"]
-        watch.standardOutput = try FileHandle(forWritingTo: journal)
-        try watch.run()
-        defer { if watch.isRunning { kill(watch.processIdentifier, SIGKILL) } }
-        usleep(1_500_000)
+        let watch = try WatchRun(namespace: lab.lab.name, duration: "30s")
+        let events = watch.events
         // A leak, then a connect from its port: on this kernel it recovers.
         let attempt = try lab.collide(emulateOldKernel: false, timeoutSeconds: 4) {
             throw CancellationError()
-        }
-        func events() throws -> [[String: Any]] {
-            try String(contentsOf: journal, encoding: .utf8).split(separator: "\n").map { line in
-                try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-            }
         }
         func event(_ kind: String) throws -> [String: Any]? {
             try events().first { $0["event"] as? String == kind && ($0["app"] as? String)?.hasSuffix(":\(attempt.port)") == true }
@@ -103,7 +109,6 @@ struct WatchTests {
             let recovered = try #require(try event("collision-recovered"), "\(seen)")
             #expect((recovered["after_seconds"] as? Double ?? -1) >= 0 && (recovered["after_seconds"] as? Double ?? 99) < Double(attempt.seconds) + 1)
         }
-        kill(watch.processIdentifier, SIGTERM)
-        watch.waitUntilExit()
+        #expect(watch.stop())
     }
 }
