@@ -13,11 +13,14 @@ public struct ReapOutcome: Sendable {
     public var result: Result
     /// The reason for a skip, or the failure; the qualification otherwise.
     public var detail: String
+    /// A failure's error, for its errno.
+    public var cause: (any Error)?
 
-    public init(decision: ReapDecision, result: Result, detail: String) {
+    public init(decision: ReapDecision, result: Result, detail: String, cause: (any Error)? = nil) {
         self.decision = decision
         self.result = result
         self.detail = detail
+        self.cause = cause
     }
 
     /// The one line logged per action: enough to find the socket again afterwards.

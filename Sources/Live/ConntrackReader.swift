@@ -185,7 +185,7 @@ public struct ConntrackReader: Sendable {
                 if result.interrupted && attempt < maximumPasses { continue }
                 return ConntrackReadReport(
                     source: .netlink, matched: matched(), passes: attempt, consistent: !result.interrupted)
-            } catch let error as NetlinkTransportError where error.errno == .noBufferSpace {
+            } catch let error as KernelIOError where error.errno == .noBufferSpace {
                 guard attempt < maximumPasses else {
                     throw ConntrackReadError.dumpFailed(cause: error, note: "after \(attempt) passes with growing buffers")
                 }
@@ -209,7 +209,7 @@ public struct ConntrackReader: Sendable {
                 throw ConntrackReadError.dumpFailed(cause: error)
             } catch let error as NetlinkKernelError {
                 throw ConntrackReadError.dumpFailed(cause: error)
-            } catch let error as NetlinkTransportError {
+            } catch let error as KernelIOError {
                 throw ConntrackReadError.dumpFailed(cause: error)
             }
         }

@@ -34,9 +34,11 @@ public struct ConntrackReplyLookup: Sendable {
     }
 
     /// Why the fast path is not available here, so a caller can fall back to a dump.
-    public struct Unsupported: Error, CustomStringConvertible {
-        public var detail: String
-        public var description: String { "conntrack lookup by reply tuple refused: \(detail)" }
+    public struct Unsupported: SystemCallFailure, CustomStringConvertible {
+        /// The kernel's refusal (EINVAL on kernels before reply-only GETs, EOPNOTSUPP).
+        public var refusal: NetlinkKernelError
+        public var errno: Errno { refusal.errno }
+        public var description: String { "conntrack lookup by reply tuple refused: \(refusal)" }
     }
 
     /// The entry for each key that has one. Keys without an entry are absent.
@@ -111,7 +113,7 @@ public struct ConntrackReplyLookup: Sendable {
                         }
                     }
                 }
-            } catch let error as NetlinkTransportError where error.errno == .noBufferSpace {
+            } catch let error as KernelIOError where error.errno == .noBufferSpace {
                 // Replies overran the socket: ask again, in smaller batches, for what
                 // went unanswered. The kernel has finished the whole batch by now.
                 overruns += 1
@@ -136,7 +138,7 @@ public struct ConntrackReplyLookup: Sendable {
         } catch let error as NetlinkKernelError {
             switch error.errno {
             case .noSuchFileOrDirectory: return
-            case .invalidArgument, .notSupported: throw Unsupported(detail: error.description)
+            case .invalidArgument, .notSupported: throw Unsupported(refusal: error)
             case .notPermitted, .permissionDenied:
                 throw ConntrackReadError.permissionDenied(cause: error, note: "its lookups by reply tuple were refused")
             default: throw ConntrackReadError.dumpFailed(cause: error)

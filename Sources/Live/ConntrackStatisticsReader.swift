@@ -61,7 +61,7 @@ public struct ConntrackStatisticsReader: Sendable {
             return try fallback(refusal: error)
         } catch let error as NetlinkFramingError {
             throw ConntrackReadError.dumpFailed(cause: error, note: "(statistics)")
-        } catch let error as NetlinkTransportError {
+        } catch let error as KernelIOError {
             throw ConntrackReadError.dumpFailed(cause: error, note: "(statistics)")
         }
     }

@@ -64,7 +64,7 @@ public struct LiveLeakWatch: Sendable {
                         }
                     } while try events.waitReadable(milliseconds: 0) && suspects.count < 4096
                 }
-            } catch let error as NetlinkTransportError where error.errno == .noBufferSpace {
+            } catch let error as KernelIOError where error.errno == .noBufferSpace {
                 overruns += 1
                 try emit(WatchEvent(
                     kind: .eventsLost, time: now(), overruns: overruns,

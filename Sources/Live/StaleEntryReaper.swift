@@ -41,7 +41,7 @@ public struct StaleEntryReaper: Sendable {
                 continue
             } catch {
                 // This entry's failure is its row; the others are still judged.
-                outcomes.append(StaleReapOutcome(entry: entry, result: .failed, detail: "looking it up again failed: \(error)"))
+                outcomes.append(StaleReapOutcome(entry: entry, result: .failed, detail: "looking it up again failed: \(error)", cause: error))
                 continue
             }
             guard let current, current.protocolNumber == entry.protocolNumber, current.original == entry.original,
@@ -66,7 +66,7 @@ public struct StaleEntryReaper: Sendable {
             } catch let error as NetlinkKernelError where error.errno == .noSuchFileOrDirectory {
                 outcomes.append(StaleReapOutcome(entry: current, result: .skipped, detail: "expired, or replaced by another entry, between the check and the delete"))
             } catch {
-                outcomes.append(StaleReapOutcome(entry: current, result: .failed, detail: "\(error)"))
+                outcomes.append(StaleReapOutcome(entry: current, result: .failed, detail: "\(error)", cause: error))
             }
         }
         return StaleReapRun(dryRun: dryRun, outcomes: outcomes)

@@ -28,7 +28,6 @@ extension NetlinkTransport {
     }
 }
 
-/// A failed socket operation, with the errno the kernel gave.
 /// An error that stands for a failed system call: its errno, however it was wrapped, so
 /// that callers classify failures (permission, gone, kernel) from the cause rather than
 /// from text.
@@ -48,18 +47,6 @@ extension Error {
 /// An error that keeps the error it was raised for.
 public protocol WrapsCause: Error {
     var cause: (any Error)? { get }
-}
-
-public struct NetlinkTransportError: SystemCallFailure, Equatable, CustomStringConvertible {
-    public var operation: String
-    public var errno: Errno
-
-    public init(operation: String, errno: Errno) {
-        self.operation = operation
-        self.errno = errno
-    }
-
-    public var description: String { "\(operation): \(errno.description) (\(errno.symbol))" }
 }
 
 /// An NLMSG_ERROR reply, or a negative status in NLMSG_DONE: the kernel refused the request.

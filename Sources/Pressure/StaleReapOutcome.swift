@@ -14,11 +14,14 @@ public struct StaleReapOutcome: Sendable {
     public var entry: ConntrackEntry
     public var result: Result
     public var detail: String
+    /// A failure's error, for its errno.
+    public var cause: (any Error)?
 
-    public init(entry: ConntrackEntry, result: Result, detail: String) {
+    public init(entry: ConntrackEntry, result: Result, detail: String, cause: (any Error)? = nil) {
         self.entry = entry
         self.result = result
         self.detail = detail
+        self.cause = cause
     }
 
     /// The one line logged per action: enough to find the entry again afterwards.

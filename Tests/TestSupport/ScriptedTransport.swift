@@ -1,3 +1,4 @@
+import KernelIO
 import Netlink
 import Synchronization
 import SystemPackage
@@ -49,10 +50,10 @@ public final class ScriptedTransport: NetlinkTransport, Sendable {
         case .staleDatagram(let bytes)?:
             return Self.copy(bytes, into: &buffer)
         case .failure(let errno)?:
-            throw NetlinkTransportError(operation: "receive netlink reply", errno: errno)
+            throw KernelIOError("receive netlink reply", errno: errno)
         case nil:
             // A real socket would block forever; a script that runs dry is a test bug.
-            throw NetlinkTransportError(operation: "scripted transport ran out of replies", errno: .wouldBlock)
+            throw KernelIOError("scripted transport ran out of replies", errno: .wouldBlock)
         }
     }
 

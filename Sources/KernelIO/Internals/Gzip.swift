@@ -17,7 +17,7 @@ enum Gzip {
                 return deflate(&stream, Z_FINISH)
             }
         }
-        guard status == Z_STREAM_END else { throw GzipError("compression did not finish (zlib status \(status))") }
+        guard status == Z_STREAM_END else { throw GzipError("compression did not finish (zlib status \(status))", zlibStatus: status) }
         output.removeSubrange(Int(stream.total_out)...)
         return output
     }
@@ -43,7 +43,7 @@ enum Gzip {
                     return target.count - Int(stream.avail_out)
                 }
                 guard status == Z_OK || status == Z_STREAM_END else {
-                    throw GzipError(status == Z_BUF_ERROR ? "the gzip data is truncated" : "not valid gzip data (zlib status \(status))")
+                    throw GzipError(status == Z_BUF_ERROR ? "the gzip data is truncated" : "not valid gzip data (zlib status \(status))", zlibStatus: status)
                 }
                 output += chunk[0..<produced]
                 guard output.count <= limit else { throw GzipError("decompresses to more than \(limit) bytes", isTooLarge: true) }
@@ -61,8 +61,11 @@ public struct GzipError: Error, Sendable, CustomStringConvertible {
     public var description: String
     /// The output would exceed the caller's limit (a gzip bomb, or the wrong file).
     public var isTooLarge: Bool
-    init(_ description: String, isTooLarge: Bool = false) {
+    /// zlib's status code where zlib refused the data (Z_DATA_ERROR, Z_BUF_ERROR...).
+    public var zlibStatus: Int32?
+    init(_ description: String, isTooLarge: Bool = false, zlibStatus: Int32? = nil) {
         self.description = description
         self.isTooLarge = isTooLarge
+        self.zlibStatus = zlibStatus
     }
 }

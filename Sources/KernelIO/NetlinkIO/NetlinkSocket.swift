@@ -11,7 +11,8 @@ public enum NetlinkBus: Int32, Sendable {
     case netfilter = 12
 }
 
-/// A bound netlink socket (libmnl underneath).
+/// A bound netlink socket (libmnl underneath). Its failures are `KernelIOError`s, the one
+/// errno-carrying error of every system call ctdoctor makes.
 ///
 /// A netlink socket stays in the network namespace it was created in, whichever thread
 /// uses it later, so open it inside `NetworkNamespace.run` and use it anywhere. One
@@ -33,29 +34,21 @@ public final class NetlinkSocket: NetlinkTransport, @unchecked Sendable {
     public var receiveBufferBytes: Int { handle.receiveBufferBytes() }
 
     public func send(_ message: [UInt8]) throws {
-        do { try handle.send(message) } catch let error as KernelIOError {
-            throw NetlinkTransportError(operation: error.operation, errno: error.errno)
-        }
+        try handle.send(message)
     }
 
     public func receive(into buffer: inout [UInt8]) throws -> Int {
-        do { return try handle.receive(into: &buffer) } catch let error as KernelIOError {
-            throw NetlinkTransportError(operation: error.operation, errno: error.errno)
-        }
+        try handle.receive(into: &buffer)
     }
 
     public func receiveMany(into buffer: inout [UInt8], slotSize: Int) throws -> [Int] {
-        do { return try handle.receiveMany(into: &buffer, slotSize: slotSize) } catch let error as KernelIOError {
-            throw NetlinkTransportError(operation: error.operation, errno: error.errno)
-        }
+        try handle.receiveMany(into: &buffer, slotSize: slotSize)
     }
 
     /// Subscribes to a multicast group of the bus (ctnetlink's NEW, UPDATE, DESTROY
     /// events): the socket then receives what the kernel announces, unasked.
     public func join(group: UInt32) throws {
-        do { try handle.join(group: group) } catch let error as KernelIOError {
-            throw NetlinkTransportError(operation: error.operation, errno: error.errno)
-        }
+        try handle.join(group: group)
     }
 
     /// Waits up to `milliseconds` for a datagram; false on timeout. Lets request/reply
