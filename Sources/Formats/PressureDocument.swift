@@ -13,6 +13,16 @@ public enum PressureDocument {
         .object([("schema", .string(schema))] + members(report, namespace: namespace, pod: pod))
     }
 
+    /// A namespace of a sweep that could not be read: its one-line reason.
+    public static func failed(namespace: String, pod: String?, error: String) -> JSONValue {
+        .object([("schema", .string(schema)), ("namespace", .string(namespace)), ("pod", .string(pod)), ("error", .string(error))])
+    }
+
+    /// A sweep's documents (`json` or `failed`, fullest first) as one document.
+    public static func sweep(_ documents: [JSONValue]) -> JSONValue {
+        .object([("schema", .string(schema)), ("namespaces", .array(documents))])
+    }
+
     /// One namespace's members, without the schema (shared with the sweep's array).
     public static func members(_ report: PressureReport, namespace: String, pod: String?) -> [(String, JSONValue)] {
         [

@@ -29,4 +29,10 @@ public enum ReapDocument {
                 + summary(outcomes, dryRun: dryRun, minimumIdleSeconds: minimumIdleSeconds)
                 + [("actions", .array(outcomes.map { record($0) })), ("notices", .strings(notices))])
     }
+
+    /// The ndjson lines: one per action, then the summary.
+    public static func ndjson(_ outcomes: [ReapOutcome], dryRun: Bool, minimumIdleSeconds: UInt64) -> [JSONValue] {
+        outcomes.map { record($0, kind: "action") }
+            + [.object([("kind", .string("summary"))] + summary(outcomes, dryRun: dryRun, minimumIdleSeconds: minimumIdleSeconds))]
+    }
 }

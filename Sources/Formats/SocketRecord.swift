@@ -130,6 +130,11 @@ public enum SocketRecord {
         }
     }
 
+    /// The whole answer of `--count` in JSON (`ctdoctor.sockets.count.v1`).
+    public static func appendCountJSON(count: Int, namespace: String, source: SocketSource, notices: [String], to out: inout [UInt8]) {
+        appendMetadata(count: count, namespace: namespace, source: source, notices: notices, prefix: "{\"schema\":\"\(countSchema)\",\"count\":", to: &out)
+    }
+
     // MARK: Reading
 
     /// Reads one record back, with its processes when it has them; each failure names

@@ -172,6 +172,37 @@ public final class PressureLab: @unchecked Sendable {
         return segment
     }
 
+    /// What one run of the lab saw: pressure's report over the run, the races the lab
+    /// itself counted lost, and where the report disagrees with what the lab built.
+    public struct Run: Sendable {
+        public var report: PressureReport
+        public var racesLost: Int
+        public var problems: [String]
+    }
+
+    /// Fills the lab, retries its dead DNS Service and races inserts while the counters
+    /// run, then reads the table once the racing flows are gone.
+    public func run() throws -> Run {
+        try fill()
+        let statistics = ConntrackStatisticsReader(namespace: lab.namespace)
+        let clock = ContinuousClock()
+        let started = clock.now
+        let before = try statistics.read()
+        let resolver = try WorkerThread(name: "lab resolver") { [self] in try? retryDNS(for: 3) }
+        let racesLost = try raceInserts(seconds: 2.5)
+        resolver.join()
+        var request = PressureCollector.Request(intervalSeconds: 0, liveEndpoints: Self.liveEndpoints, unrepliedAfterSeconds: 2)
+        request.top = 5
+        let single = try PressureCollector(namespace: lab.namespace).collect(request)
+        let after = try statistics.read()
+        let elapsed = clock.now - started
+        let report = PressureReport(
+            table: single.table, statistics: after,
+            delta: StatisticsDelta(from: before, to: after, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18),
+            count: after.entries, maximum: after.maximum, buckets: single.buckets, rules: single.rules, notices: single.notices)
+        return Run(report: report, racesLost: racesLost, problems: check(report, racesLost: racesLost))
+    }
+
     /// What `pressure` must say about the lab, as sentences for the ones it got wrong.
     public func check(_ report: PressureReport, racesLost: Int) -> [String] {
         var problems: [String] = []

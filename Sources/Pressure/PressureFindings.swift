@@ -159,3 +159,24 @@ func entries(_ count: Int) -> String { count == 1 ? "1 entry is" : "\(count) ent
 
 /// "1 flow has", "3 flows have".
 func flows(_ count: Int) -> String { count == 1 ? "1 flow has" : "\(count) flows have" }
+
+extension PressureReport {
+    /// A report on a copied table (`conntrack -L`, /proc/net/nf_conntrack), with the copied
+    /// sysctls and counters where given: the kernel's default timeouts otherwise, and the
+    /// fill unknown without nf_conntrack_max.
+    public static func ofCopy(
+        _ entries: [ConntrackEntry], sysctls: SysctlText?, statistics: ConntrackStatistics?, liveEndpoints: Set<IPAddress>?,
+        unrepliedAfterSeconds: UInt64, top: Int, notices: [String]
+    ) -> PressureReport {
+        var notices = notices
+        if sysctls == nil { notices.append("no --sysctl-file: timeouts are the kernel's defaults, and the fill is unknown") }
+        var accumulator = TablePressureAccumulator(context: PressureContext(
+            timeouts: ConntrackTimeouts.reading(sysctls?.timeouts ?? [:]), liveEndpoints: liveEndpoints,
+            unrepliedAfterSeconds: unrepliedAfterSeconds))
+        entries.forEach { accumulator.add($0) }
+        return PressureReport(
+            table: accumulator.summary(top: top), statistics: statistics, delta: nil,
+            count: sysctls?.count ?? entries.count, maximum: sysctls?.maximum, buckets: sysctls?.buckets,
+            rules: RulesFacts(source: "not read: a copied table"), notices: notices)
+    }
+}

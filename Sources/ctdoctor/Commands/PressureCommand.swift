@@ -122,96 +122,52 @@ struct PressureCommand: ParsableCommand {
             intervalSeconds: try intervalSeconds(), liveEndpoints: liveEndpoints, unrepliedAfterSeconds: unreplied, top: top)
         if sweep.isActive { return try runSweep(request) }
         let target = try namespace.resolve()
-        let (pods, notice) = podAddresses()
+        let (pods, notice) = PressureSweep.podAddresses()
         request.podsByAddress = pods
         var report = try PressureCollector(namespace: target).collect(request)
         if let notice { report.notices.append(notice) }
         if reap { report.reaped = try runReap(report.table, namespace: target) }
-        try render([(target.name, nil, .success(report))])
+        try render([PressureSweep.Row(name: target.name, pod: nil, namespace: target, result: .success(report))])
         try exitForReap(report.reaped)
         try exitForFindings([report])
     }
 
-    /// Pod addresses across the node's namespaces, to name who fills a table; nothing
-    /// when ctdoctor cannot list or enter them (not root), which a notice says.
-    func podAddresses() -> ([IPAddress: String], String?) {
-        let listing: NodeInventory.Listing
-        do {
-            listing = try NodeInventory().namespaces()
-        } catch {
-            return ([:], "the node's namespaces could not be listed (\(error)): pods are not named in the lists")
-        }
-        guard listing.namespaces.count > 1 else { return ([:], nil) }
-        let pods = listing.namespaces.filter { !$0.isHost }
-        let results = (try? inParallel(pods, width: 2) { node -> (String, Set<IPAddress>)? in
-            guard let addresses = try? PressureCollector(namespace: node.namespace).addresses() else { return nil }
-            return (node.displayName, addresses)
-        }) ?? []
-        var byAddress: [IPAddress: String] = [:]
-        var unreadable = 0
-        for result in results {
-            guard let (name, addresses) = result else { unreadable += 1; continue }
-            for address in addresses where !address.isLoopback && !address.isLinkLocal { byAddress[address] = name }
-        }
-        let notice = unreadable > 0 ? "\(unreadable) of the node's \(pods.count) pod namespaces could not be entered: their pods are not named in the lists" : nil
-        return (byAddress, notice)
-    }
-
     func runSweep(_ request: PressureCollector.Request) throws {
         let selection = try sweep.select()
-        let (pods, podNotice) = podAddresses()
+        let (pods, podNotice) = PressureSweep.podAddresses()
         var withPods = request
         withPods.podsByAddress = pods
-        let chosen = selection.namespaces
-        let each = withPods
-        let results = try inParallel(chosen, width: sweep.parallel) { node in
-            Result { try PressureCollector(namespace: node.namespace).collect(each) }
-        }
-        var rows: [(String, String?, Result<PressureReport, any Error>)] = zip(chosen, results).map { node, result in
-            (node.displayName, node.pod.label, result)
-        }
-        rows.sort { left, right in
-            let l = (try? left.2.get())?.count ?? -1
-            let r = (try? right.2.get())?.count ?? -1
-            return l != r ? l > r : left.0 < right.0
-        }
+        var rows = try PressureSweep.run(selection.namespaces, request: withPods, parallel: sweep.parallel)
         (selection.notices + [podNotice].compactMap { $0 }).forEach { log.warning("\($0)") }
-        if sweep.pod != nil, let (_, _, result) = rows.first, case .failure(let error) = result { throw error }
-        if reap, let first = rows.first, case .success(var report) = first.2 {
-            report.reaped = try runReap(report.table, namespace: chosen[0].namespace)
-            rows[0].2 = .success(report)
+        if sweep.pod != nil, let first = rows.first, case .failure(let error) = first.result { throw error }
+        if reap, let first = rows.first, case .success(var report) = first.result, let namespace = first.namespace {
+            report.reaped = try runReap(report.table, namespace: namespace)
+            rows[0].result = .success(report)
         }
         try render(rows)
-        if reap, let first = rows.first, case .success(let report) = first.2 { try exitForReap(report.reaped) }
+        if reap, let first = rows.first, case .success(let report) = first.result { try exitForReap(report.reaped) }
         // A namespace that could not be read is its own row, as in diagnose's sweep; only
         // a sweep that read none fails.
-        let failed = rows.filter { if case .failure = $0.2 { true } else { false } }.count
+        let failed = rows.filter { if case .failure = $0.result { true } else { false } }.count
         if failed > 0 { log.warning("\(failed) of \(rows.count) namespaces could not be read: their rows say why") }
-        if failed == rows.count, let first = rows.first, case .failure(let error) = first.2 {
+        if failed == rows.count, let first = rows.first, case .failure(let error) = first.result {
             throw CommandFailure("no namespace could be read: \(Main.oneLine(error))", cause: error)
         }
-        try exitForFindings(rows.compactMap { try? $0.2.get() })
+        try exitForFindings(rows.compactMap { try? $0.result.get() })
     }
 
     func runOffline(_ path: String, liveEndpoints: Set<IPAddress>?, unrepliedAfter: UInt64) throws {
         let table = try PastedInput.conntrack(try readInputFile(path), source: path)
         let sysctls = try sysctlFile.map { try SysctlText.parse(try readInputFile($0), source: $0) }
         let statistics = try statsFile.map { try PastedInput.statistics(try readInputFile($0), source: $0) }
-        var notices = ["read from \(path) (\(table.format.rawValue))"]
-        if sysctls == nil { notices.append("no --sysctl-file: timeouts are the kernel's defaults, and the fill is unknown") }
-        let timeouts = ConntrackTimeouts.reading(sysctls?.timeouts ?? [:])
-        var accumulator = TablePressureAccumulator(context: PressureContext(
-            timeouts: timeouts, liveEndpoints: liveEndpoints, unrepliedAfterSeconds: unrepliedAfter))
-        table.entries.forEach { accumulator.add($0) }
-        let report = PressureReport(
-            table: accumulator.summary(top: top), statistics: statistics, delta: nil,
-            count: sysctls?.count ?? table.entries.count, maximum: sysctls?.maximum, buckets: sysctls?.buckets,
-            rules: RulesFacts(source: "not read: a copied table"), notices: notices)
-        try render([(path, nil, .success(report))])
+        let report = PressureReport.ofCopy(
+            table.entries, sysctls: sysctls, statistics: statistics, liveEndpoints: liveEndpoints, unrepliedAfterSeconds: unrepliedAfter,
+            top: top, notices: ["read from \(path) (\(table.format.rawValue))"])
+        try render([PressureSweep.Row(name: path, pod: nil, namespace: nil, result: .success(report))])
         try exitForFindings([report])
     }
 
-    func render(_ rows: [(name: String, pod: String?, result: Result<PressureReport, any Error>)]) throws {
+    func render(_ rows: [PressureSweep.Row]) throws {
         var out = OutputBuffer { try Console.writeOut(bytes: $0) }
         let single = rows.count == 1 && !sweep.allNetns
         switch output.format {
@@ -229,18 +185,13 @@ struct PressureCommand: ParsableCommand {
             let documents = rows.map { row -> JSONValue in
                 switch row.result {
                 case .success(let report): return PressureDocument.json(report, namespace: row.name, pod: row.pod)
-                case .failure(let error):
-                    return .object([
-                        ("schema", .string(PressureDocument.schema)), ("namespace", .string(row.name)), ("pod", .string(row.pod)),
-                        ("error", .string(Main.oneLine(error))),
-                    ])
+                case .failure(let error): return PressureDocument.failed(namespace: row.name, pod: row.pod, error: Main.oneLine(error))
                 }
             }
             if single || output.format == .ndjson {
                 for document in documents { out.write { document.write(to: &$0); $0.append(0x0A) } }
             } else {
-                let sweep = JSONValue.object([("schema", .string(PressureDocument.schema)), ("namespaces", .array(documents))])
-                out.write { sweep.write(to: &$0); $0.append(0x0A) }
+                out.write { PressureDocument.sweep(documents).write(to: &$0); $0.append(0x0A) }
             }
         }
         try out.flush()
@@ -268,7 +219,7 @@ struct PressureCommand: ParsableCommand {
     /// run, or more than were kept), 0 when every one went.
     func exitForReap(_ run: StaleReapRun?) throws {
         guard let run else { return }
-        if let failed = run.outcomes.first(where: { $0.result == .failed }) { throw CommandFailure(failed.detail) }
+        if let failed = run.outcomes.first(where: { $0.result == .failed }) { throw CommandFailure(failed.detail, cause: failed.cause) }
         if run.count(.wouldDelete) > 0 || run.notKept > 0 { throw ExitCode(ExitStatus.findings) }
     }
 

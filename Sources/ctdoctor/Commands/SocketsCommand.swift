@@ -89,11 +89,7 @@ struct SocketsCommand: ParsableCommand {
             if output.format == .table {
                 out.write("\(matched)\n")
             } else {
-                out.write {
-                    SocketRecord.appendMetadata(
-                        count: matched, namespace: namespace.name, source: source, notices: notices,
-                        prefix: "{\"schema\":\"\(SocketRecord.countSchema)\",\"count\":", to: &$0)
-                }
+                out.write { SocketRecord.appendCountJSON(count: matched, namespace: namespace.name, source: source, notices: notices, to: &$0) }
             }
             try out.flush()
             return

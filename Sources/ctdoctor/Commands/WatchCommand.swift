@@ -6,6 +6,7 @@ import JSON
 import KernelIO
 import Live
 import NetCore
+import Rendering
 
 struct WatchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -85,18 +86,10 @@ struct WatchCommand: ParsableCommand {
             if format == .ndjson {
                 out.write { WatchRecord.json(event, namespace: target.name).write(to: &$0); $0.append(0x0A) }
             } else {
-                out.write(Self.line(event))
+                out.write(WatchRendering.line(event))
             }
             try out.flush()
         }
     }
 
-    /// An event as one human line.
-    static func line(_ event: WatchEvent) -> String {
-        var text = event.kind.rawValue + String(repeating: " ", count: max(0, 20 - event.kind.rawValue.count))
-        if let proxy = event.proxy, let app = event.app { text += " \(proxy) <-> \(app)" }
-        if let destination = event.originalDestination { text += " (to \(destination))" }
-        if let lifetime = event.lifetimeSeconds ?? event.afterSeconds { text += " after \(humanDuration(milliseconds: UInt64(saturating: lifetime * 1000)))" }
-        return text + ": " + event.detail.terminalSafe + "\n"
-    }
 }

@@ -38,10 +38,9 @@ struct ReapOptions: ParsableArguments {
     }
 }
 
-/// Diagnoses, then takes each socket classified leaked, reads it and its flow again, and
-/// destroys it only if it still qualifies (`ReapPolicy`). Each action is logged on
-/// standard error. Exit 0 when every qualifying socket was destroyed (or there was none),
-/// 1 when some remain (a dry run, or skipped), 2 when a destroy failed.
+/// Diagnoses, then reaps (`LeakReaper`), each action logged on standard error. Exit 0
+/// when every qualifying socket was destroyed (or there was none), 1 when some remain (a
+/// dry run, or skipped), 2 when a destroy failed.
 func runReap(_ reap: ReapOptions, namespace: NamespaceOptions, output: OutputOptions, arguments: DiagnosisArguments) throws {
     let options = try arguments.options()
     let minimumIdle = try reap.minimumIdleMilliseconds()
@@ -49,44 +48,8 @@ func runReap(_ reap: ReapOptions, namespace: NamespaceOptions, output: OutputOpt
     let report = try timed("collect and diagnose") {
         try LiveCollector.collectAndDiagnose(target, options: options, trace: Console.tracer)
     }
-    var outcomes: [ReapOutcome] = []
-    if let profile = report.sidecar?.profile {
-        let reaper = SocketReaper(namespace: target)
-        let lookup = ConntrackReplyLookup(namespace: target)
-        let candidates = ReapPolicy.candidates(report.leaks, profile: profile)
-        // The proxy's own descriptors, read once: a socket it does not hold is not its.
-        let held = report.sidecar?.process.flatMap {
-            LiveCollector(namespace: target).sockets(heldBy: $0.pid, among: Set(candidates.map(\.socket.inode)))
-        }
-        for leak in candidates {
-            let current = try reaper.current(leak.socket)
-            let key = ReplyTupleKey(source: leak.socket.local, destination: leak.socket.remote)
-            let entryNow: ConntrackEntry?
-            do {
-                entryNow = try lookup.entries(for: [key])[key]
-            } catch {
-                throw CommandFailure("cannot re-verify the conntrack entry of \(key), so nothing is destroyed: \(error)", cause: error)
-            }
-            let decision = ReapPolicy.decide(
-                leak, now: current, entryNow: entryNow, minimumIdleMilliseconds: minimumIdle, profile: profile,
-                heldByProxy: held.map { $0.contains(leak.socket.inode) })
-            var outcome = ReapOutcome(decision: decision, result: .skipped, detail: decision.reason)
-            if decision.action == .destroy, let current {
-                if !reap.yes {
-                    outcome.result = .wouldDestroy
-                } else {
-                    do {
-                        outcome.result = try reaper.destroy(current) ? .destroyed : .skipped
-                        if outcome.result == .skipped { outcome.detail = "gone before it could be destroyed" }
-                    } catch {
-                        outcome.result = .failed
-                        outcome.detail = "\(error)"
-                    }
-                }
-            }
-            log.notice("\(outcome.logLine)")
-            outcomes.append(outcome)
-        }
+    let outcomes = try LeakReaper(namespace: target, minimumIdleMilliseconds: minimumIdle, destroys: reap.yes).reap(report) {
+        log.notice("\($0.logLine)")
     }
     let minimumIdleSeconds = minimumIdle / 1000
     var out = OutputBuffer { try Console.writeOut(bytes: $0) }
@@ -98,15 +61,13 @@ func runReap(_ reap: ReapOptions, namespace: NamespaceOptions, output: OutputOpt
         let document = ReapDocument.json(outcomes, namespace: report.namespace, dryRun: !reap.yes, minimumIdleSeconds: minimumIdleSeconds, notices: report.notices)
         out.write { document.write(to: &$0); $0.append(0x0A) }
     case .ndjson:
-        for outcome in outcomes {
-            out.write { ReapDocument.record(outcome, kind: "action").write(to: &$0); $0.append(0x0A) }
+        for line in ReapDocument.ndjson(outcomes, dryRun: !reap.yes, minimumIdleSeconds: minimumIdleSeconds) {
+            out.write { line.write(to: &$0); $0.append(0x0A) }
         }
-        let summary = JSONValue.object([("kind", .string("summary"))] + ReapDocument.summary(outcomes, dryRun: !reap.yes, minimumIdleSeconds: minimumIdleSeconds))
-        out.write { summary.write(to: &$0); $0.append(0x0A) }
     }
     try out.flush()
-    if outcomes.contains(where: { $0.result == .failed }) {
-        throw CommandFailure(outcomes.first { $0.result == .failed }!.detail)
+    if let failed = outcomes.first(where: { $0.result == .failed }) {
+        throw CommandFailure(failed.detail, cause: failed.cause)
     }
     if outcomes.contains(where: { $0.result != .destroyed }) { throw ExitCode(ExitStatus.findings) }
 }

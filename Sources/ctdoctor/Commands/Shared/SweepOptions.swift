@@ -52,73 +52,14 @@ struct SweepOptions: ParsableArguments {
     }
 }
 
-extension NamespaceIdentity {
-    /// A swept namespace as monitoring labels it, with where it is on the node.
-    init(_ node: NodeNamespace) {
-        self.init(
-            netns: node.netnsLabel, pod: node.pod.label,
-            place: NodePlace(
-                netnsName: node.netnsName, podName: node.pod.name, podUID: node.pod.uid, podSource: node.pod.source,
-                pid: node.pid, processCount: node.processCount, isHost: node.isHost))
-    }
-}
-
-extension NamespaceResult {
-    /// The result of a namespace that could not be diagnosed: the error's one line and
-    /// its bounded reason.
-    static func failed(_ identity: NamespaceIdentity, because error: any Error) -> Self {
-        .failed(identity, "\(error)", reason: ctdoctor.failureReason(of: error))
-    }
-}
-
-/// The bounded reason an error stands for, for the export's failure label.
-func failureReason(of error: any Error) -> FailureReason {
-    switch error {
-    case let error as NamespaceError:
-        switch error {
-        case .permissionDenied, .lookDenied: return .permissionDenied
-        case .noSuchProcess, .noSuchFile, .noSuchName: return .namespaceGone
-        case .notANetworkNamespace, .emptySpec: return .other
-        case .enterFailed: return .kernelError
-        }
-    case ConntrackReadError.permissionDenied:
-        return .permissionDenied
-    default:
-        // However the reader wrapped it (ConntrackReadError, SocketReadError, a netlink
-        // error), the errno behind the failure decides.
-        switch error.underlyingErrno {
-        case .permissionDenied?, .notPermitted?: return .permissionDenied
-        case .noSuchFileOrDirectory?, .noSuchProcess?: return .namespaceGone
-        case .some: return .kernelError
-        case nil: return .other
-        }
-    }
-}
-
-/// Diagnoses the selected namespaces, `parallel` at a time. Namespaces whose every
-/// process exited meanwhile are dropped, with a notice: pods come and go.
+/// Diagnoses the selected namespaces (`NodeDiagnosisSweep`); namespaces that went away
+/// meanwhile are dropped, with a notice.
 func sweep(
     _ namespaces: [NodeNamespace], every: [NodeNamespace]? = nil, parallel: Int, options: DiagnosisOptions, notices: inout [String]
 ) throws -> [NamespaceResult] {
-    // Where a proxy that lives outside its pod's namespace lives (ambient's ztunnel): the
-    // pod of that namespace, by its net:[inode] label.
-    let podByNamespace = Dictionary((every ?? namespaces).compactMap { node in node.pod.label.map { (node.netnsLabel, $0) } }, uniquingKeysWith: { first, _ in first })
-    let results = try inParallel(namespaces, width: parallel) { node -> NamespaceResult? in
-        do {
-            var report = try LiveCollector.collectAndDiagnose(node.namespace, options: options, trace: Console.tracer)
-            if let home = report.sidecar?.proxyNamespace, let pod = podByNamespace[home] {
-                report.sidecar?.proxyPod = pod
-                report.sidecar?.evidence += " (pod \(pod))"
-            }
-            return .diagnosed(NamespaceIdentity(node), report)
-        } catch {
-            if let path = node.namespace.path, fileKind(path) == .missing { return nil }
-            return .failed(NamespaceIdentity(node), because: error)
-        }
-    }
-    let vanished = results.filter { $0 == nil }.count
+    let (results, vanished) = try NodeDiagnosisSweep.run(namespaces, every: every, parallel: parallel, options: options, trace: Console.tracer)
     if vanished > 0 { notices.append("\(vanished) namespaces went away during the sweep (their processes exited)") }
-    return results.compactMap { $0 }
+    return results
 }
 
 /// `diagnose`/`leaks`/`collisions` over many namespaces (or one pod's).
