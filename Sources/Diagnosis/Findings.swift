@@ -49,6 +49,33 @@ public enum Findings {
                 evidence: limited(atRisk, describe),
                 remedy: leakRemedy(profile: profile, kernel: kernel, idleTimeout: idleTimeout.seconds)))
         }
+        findings += collisionFindings(collisions, kernel: kernel, leakFix: leakRemedy(profile: profile, kernel: kernel, idleTimeout: idleTimeout.seconds))
+        if let shorter = kernel.closeWaitShorterThanIdleTimeout, shorter {
+            findings.append(Finding(
+                .closeWaitTimeout, severity: (leaked.isEmpty && atRisk.isEmpty) ? .info : .warning,
+                summary: "Conntrack forgets half-closed flows after \(closeWait), the proxy keeps them \(idle): any app that closes later than \(closeWait) after its upstream leaks a socket",
+                evidence: [
+                    "net.netfilter.nf_conntrack_tcp_timeout_close_wait = \(closeWait) in this namespace",
+                    "proxy TCP idle timeout \(idle): \(idleTimeout.source)",
+                ],
+                remedy: leakRemedy(profile: profile, kernel: kernel, idleTimeout: idleTimeout.seconds)))
+        }
+        if !collisions.counters.isEmpty, collisions.counters.values.contains(where: { $0 > 0 }), !collisions.sources.contains(where: { !$0.poisoned.isEmpty }) {
+            findings.append(Finding(
+                .challengeACKsSeen, severity: .info,
+                summary: "This namespace has sent challenge ACKs: port collisions (or other stale-connection hits) happened since it was created",
+                evidence: counterEvidence(collisions),
+                remedy: "Watch these counters over time (nstat -az TcpExtTCPChallengeACK); rising counts with leaked sidecar sockets mean live collisions."))
+        }
+        findings += inboundFindings(inboundClashes, profile: profile, counters: collisions)
+        findings += exposureFindings(inboundExposure, idleTunnels: idleTunnels, profile: profile)
+        return findings + tcpInfoFindings(socketSource: socketSource, leaks: leaks) + tableFindings(kernel)
+    }
+
+    /// Connects landing on leaked sockets: those under way, the ports poisoned for new
+    /// ones, and what this kernel makes of them.
+    static func collisionFindings(_ collisions: CollisionPrediction, kernel: KernelAudit, leakFix: String) -> [Finding] {
+        var findings: [Finding] = []
         if !collisions.liveCollisions.isEmpty {
             findings.append(Finding(
                 .liveCollision, severity: .error,
@@ -60,7 +87,7 @@ public enum Findings {
                 remedy: (kernel.outcome == .recovers
                     ? "On this kernel the collision recovers after a SYN retransmit. "
                     : "On this kernel the collision makes connect() time out: \(kernel.collisionRemedy). ")
-                    + "Prevent the leaks: \(leakRemedy(profile: profile, kernel: kernel, idleTimeout: idleTimeout.seconds))"))
+                    + "Prevent the leaks: \(leakFix)"))
         }
         let exposed = collisions.sources.filter { !$0.poisoned.isEmpty }
         if !exposed.isEmpty {
@@ -87,24 +114,15 @@ public enum Findings {
                 evidence: [kernel.reason, "rules: \(kernel.rules.source)"],
                 remedy: kernel.collisionRemedy.capitalizedFirst + "."))
         }
-        if let shorter = kernel.closeWaitShorterThanIdleTimeout, shorter {
-            findings.append(Finding(
-                .closeWaitTimeout, severity: (leaked.isEmpty && atRisk.isEmpty) ? .info : .warning,
-                summary: "Conntrack forgets half-closed flows after \(closeWait), the proxy keeps them \(idle): any app that closes later than \(closeWait) after its upstream leaks a socket",
-                evidence: [
-                    "net.netfilter.nf_conntrack_tcp_timeout_close_wait = \(closeWait) in this namespace",
-                    "proxy TCP idle timeout \(idle): \(idleTimeout.source)",
-                ],
-                remedy: leakRemedy(profile: profile, kernel: kernel, idleTimeout: idleTimeout.seconds)))
-        }
-        if !collisions.counters.isEmpty, collisions.counters.values.contains(where: { $0 > 0 }), exposed.isEmpty {
-            findings.append(Finding(
-                .challengeACKsSeen, severity: .info,
-                summary: "This namespace has sent challenge ACKs: port collisions (or other stale-connection hits) happened since it was created",
-                evidence: counterEvidence(collisions),
-                remedy: "Watch these counters over time (nstat -az TcpExtTCPChallengeACK); rising counts with leaked sidecar sockets mean live collisions."))
-        }
-        findings += inboundFindings(inboundClashes, profile: profile, counters: collisions)
+        return findings
+    }
+
+    /// Risks that fail nothing yet: clients whose flows into the inbound funnel can
+    /// clash, and ambient's idle HBONE tunnels.
+    static func exposureFindings(
+        _ inboundExposure: [InboundClashAnalysis.Exposure], idleTunnels: [TCPSocket], profile: SidecarProfile
+    ) -> [Finding] {
+        var findings: [Finding] = []
         if !inboundExposure.isEmpty {
             findings.append(Finding(
                 .inboundClashRisk, severity: .info,
@@ -124,7 +142,7 @@ public enum Findings {
                 },
                 remedy: "Nothing is broken by an idle tunnel; on a node short of sockets or conntrack entries (ztunnel holds every ambient pod's), count them per pod (ctdoctor diagnose --all-netns) before the table fills."))
         }
-        return findings + tcpInfoFindings(socketSource: socketSource, leaks: leaks) + tableFindings(kernel)
+        return findings
     }
 
     /// Clashes on the inbound redirect port: NAT moved a client's port (the flow works,

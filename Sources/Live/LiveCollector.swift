@@ -76,29 +76,9 @@ public struct LiveCollector: Sendable {
         // socket; the walk runs on the other core, beside the capture-port walk. Apps
         // behind an IPv6 listener may connect over IPv4 (mapped), so both families then.
         let appFamilies: [AddressFamily] = families.contains(.ipv6) ? AddressFamily.allCases : families
-        let appSockets = Mutex<[TCPSocket]>([])
-        let appDone = DispatchSemaphore(value: 0)
-        let rules = Mutex<RulesFacts?>(nil)
-        let rulesDone = DispatchSemaphore(value: 0)
-        let ephemeral = local.kernel.portRange ?? KernelFacts.defaultPortRange
-        let trace = self.trace
-        let background = try WorkerThread(name: "app sockets and rules") {
-            let start = ContinuousClock.now
-            let found = (try? socketReader.sockets(
-                in: [.closeWait, .lastAck, .finWait1, .closing], withInfo: false, localPortRange: ephemeral, families: appFamilies
-            ).0) ?? []
-            trace?("sock_diag: app sockets on ephemeral ports (other core)", ContinuousClock.now - start)
-            appSockets.withLock { $0 = found }
-            appDone.signal()
-            // The rule listings spawn processes: run them after the walk, beside the
-            // conntrack lookups, rather than against both socket walks.
-            let rulesStart = ContinuousClock.now
-            let facts = (try? namespace.run { RuleInspector.inspect(procfs: procfs) })
-                ?? RulesFacts(source: "unknown: could not enter the namespace")
-            trace?("rules (other core)", ContinuousClock.now - rulesStart)
-            rules.withLock { $0 = facts }
-            rulesDone.signal()
-        }
+        let background = try BackgroundReads(
+            appSocketsOf: socketReader, families: appFamilies, ephemeral: local.kernel.portRange ?? KernelFacts.defaultPortRange,
+            namespace: namespace, procfs: procfs, trace: trace)
 
         // The same walk brings the accepted ESTABLISHED connections (only the silent ones,
         // stall candidates, are kept) and the half-open ones (SYN_RECV), whose entries
@@ -107,22 +87,12 @@ public struct LiveCollector: Sendable {
         let onCapturePorts = try phase("sock_diag: FIN_WAIT2, ESTABLISHED and SYN_RECV on capture ports (\(families.map(\.name).joined(separator: ", ")))") {
             try socketReader.sockets(in: [.finWait2, .established, .synReceived], localPorts: ports, families: families).0
         }
-        // HBONE's sockets come in by TPROXY, not NAT: no conntrack entry of theirs can
-        // leak them, so only the capture ports' FIN_WAIT2 sockets are suspects.
-        let halfClosed = onCapturePorts.filter { $0.state == .finWait2 && capturePorts.contains($0.local.port) }
-        let silent = onCapturePorts.filter { capturePorts.contains($0.local.port) && StallAnalysis.isSilent($0, thresholdMilliseconds: threshold) }
-        // Ambient's HBONE tunnels idle past the report threshold: kept, not looked up.
-        let idleTunnels = onCapturePorts.filter { !capturePorts.contains($0.local.port) && HBONEAnalysis.isLongIdle($0) }
+        let sorted = CapturePortSockets(
+            onCapturePorts, capturePorts: capturePorts, inboundPorts: Set((profile.map { [$0] } ?? SidecarProfile.known).map(\.inboundPort)),
+            silentAfterMilliseconds: threshold)
+        let (halfClosed, silent, idleTunnels, accepted) = (sorted.halfClosed, sorted.silent, sorted.idleTunnels, sorted.accepted)
         let captured = listening + halfClosed + silent + idleTunnels
         let suspects = halfClosed.filter { $0.inode != 0 }
-        // Accepted and half-open inbound connections: their entries say whether NAT moved
-        // a client's port on the inbound redirect port (a clash), or left the flow
-        // unreplied. One lookup each, so a bounded number.
-        let inboundPorts = Set((profile.map { [$0] } ?? SidecarProfile.known).map(\.inboundPort))
-        let accepted = onCapturePorts.filter {
-            inboundPorts.contains($0.local.port)
-                && ($0.state == .synReceived || $0.state == .established && !StallAnalysis.isSilent($0, thresholdMilliseconds: threshold))
-        }
         if accepted.count > Self.inboundLookupLimit {
             notices.append("\(accepted.count) accepted inbound connections on the inbound capture port: the first \(Self.inboundLookupLimit) were checked for clashes on it")
         }
@@ -131,7 +101,7 @@ public struct LiveCollector: Sendable {
             try lookUpFlows(of: suspects + silent + inbound, notices: &notices)
         }
         let entries = found ?? []
-        phase("app sockets (waiting)") { appDone.wait() }
+        let appSockets = phase("app sockets (waiting)") { background.appSockets() }
 
         // Only the capture listeners' owners are looked up: every socket a listener
         // accepted is held by that process (the proxy), and finding each leaked socket's
@@ -139,11 +109,10 @@ public struct LiveCollector: Sendable {
         // its connections instead of with the suspects.
         let (owners, sidecarProcess) = ownersOfListeners(captured.filter { $0.state == .listen }, local: local, notices: &notices)
 
-        phase("rules (waiting)") { rulesDone.wait() }
-        background.join()
+        let rules = phase("rules (waiting)") { background.rules() }
         return DiagnosisInput(
             namespace: namespace.name,
-            sockets: captured + appSockets.withLock { $0 },
+            sockets: captured + appSockets,
             socketSource: socketSource,
             conntrack: entries,
             conntrackSource: conntrackSource,
@@ -151,8 +120,80 @@ public struct LiveCollector: Sendable {
             sidecarProcess: sidecarProcess,
             kernel: local.kernel,
             counters: local.counters,
-            rules: rules.withLock { $0 } ?? RulesFacts(),
+            rules: rules,
             notices: notices)
+    }
+
+    /// What the collection reads on the other core while the capture ports are walked:
+    /// the app's ends of half-closed flows (CLOSE_WAIT, LAST_ACK...), which say what the
+    /// app dialled and whether it closed once conntrack has forgotten a flow; then the
+    /// rule listings, which spawn processes, beside the conntrack lookups rather than
+    /// against both socket walks.
+    final class BackgroundReads: Sendable {
+        private final class Results: Sendable {
+            let sockets = Mutex<[TCPSocket]>([])
+            let rules = Mutex<RulesFacts?>(nil)
+            let socketsDone = DispatchSemaphore(value: 0)
+        }
+        private let results = Results()
+        private let worker: WorkerThread
+
+        init(
+            appSocketsOf reader: SocketReader, families: [AddressFamily], ephemeral: ClosedRange<UInt16>, namespace: NetworkNamespace,
+            procfs: ProcFS, trace: (@Sendable (String, Duration) -> Void)?
+        ) throws {
+            let results = self.results
+            worker = try WorkerThread(name: "app sockets and rules") {
+                let start = ContinuousClock.now
+                // They sit on ephemeral ports, which one two-test bytecode selects at
+                // constant cost per socket.
+                let sockets = (try? reader.sockets(
+                    in: [.closeWait, .lastAck, .finWait1, .closing], withInfo: false, localPortRange: ephemeral, families: families
+                ).0) ?? []
+                trace?("sock_diag: app sockets on ephemeral ports (other core)", ContinuousClock.now - start)
+                results.sockets.withLock { $0 = sockets }
+                results.socketsDone.signal()
+                let rulesStart = ContinuousClock.now
+                let rules = (try? namespace.run { RuleInspector.inspect(procfs: procfs) }) ?? RulesFacts(source: "unknown: could not enter the namespace")
+                trace?("rules (other core)", ContinuousClock.now - rulesStart)
+                results.rules.withLock { $0 = rules }
+            }
+        }
+
+        func appSockets() -> [TCPSocket] {
+            results.socketsDone.wait()
+            return results.sockets.withLock { $0 }
+        }
+
+        func rules() -> RulesFacts {
+            worker.join()
+            return results.rules.withLock { $0 } ?? RulesFacts()
+        }
+    }
+
+    /// The sockets on the capture ports, by what diagnosis does with them.
+    struct CapturePortSockets {
+        /// FIN_WAIT2 on a capture port: the leak suspects. HBONE's sockets come in by
+        /// TPROXY, not NAT: no conntrack entry of theirs can leak them.
+        var halfClosed: [TCPSocket]
+        /// Accepted and silent past the stall threshold: stall candidates.
+        var silent: [TCPSocket]
+        /// Ambient's HBONE tunnels idle past the report threshold: kept, not looked up.
+        var idleTunnels: [TCPSocket]
+        /// Accepted and half-open inbound connections: their entries say whether NAT
+        /// moved a client's port on the inbound redirect port (a clash), or left the flow
+        /// unreplied. One lookup each, so the caller bounds them.
+        var accepted: [TCPSocket]
+
+        init(_ sockets: [TCPSocket], capturePorts: Set<UInt16>, inboundPorts: Set<UInt16>, silentAfterMilliseconds threshold: UInt64) {
+            halfClosed = sockets.filter { $0.state == .finWait2 && capturePorts.contains($0.local.port) }
+            silent = sockets.filter { capturePorts.contains($0.local.port) && StallAnalysis.isSilent($0, thresholdMilliseconds: threshold) }
+            idleTunnels = sockets.filter { !capturePorts.contains($0.local.port) && HBONEAnalysis.isLongIdle($0) }
+            accepted = sockets.filter {
+                inboundPorts.contains($0.local.port)
+                    && ($0.state == .synReceived || $0.state == .established && !StallAnalysis.isSilent($0, thresholdMilliseconds: threshold))
+            }
+        }
     }
 
     /// The most accepted inbound connections whose conntrack entries are looked up for

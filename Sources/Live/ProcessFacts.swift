@@ -66,28 +66,17 @@ struct OwnerSearch {
         var found: [UInt64: [SocketOwner]] = [:]
         var unreadable = 0
         for pid in pids {
-            let directory = "\(procfs.root)/\(pid)/fd"
             var command: String?
-            /// Records `fd` if it is a wanted socket; true once every inode is found.
-            func check(_ fd: Int32) -> Bool {
-                guard let link = try? procfs.readLink("\(directory)/\(fd)"),
-                    let inode = ProcessTable.socketInode(fromLink: link), inodes.contains(inode),
-                    !isOwnHelper(pid)
-                else { return false }
+            let walk = procfs.forEachSocketDescriptor(of: pid, probingFirst: 64) { fd, inode in
+                guard inodes.contains(inode), !isOwnHelper(pid) else { return false }
                 if command == nil { command = commandName(pid) }
                 found[inode, default: []].append(SocketOwner(pid: pid, command: command!, fd: fd))
                 return found.count == inodes.count
             }
-            // Listeners are opened early: probe the lowest descriptors before listing a
-            // proxy's thousands (listing them alone costs milliseconds).
-            for fd in Int32(0)..<64 where check(fd) { return (found, unreadable) }
-            guard let descriptors = try? procfs.list(directory) else {
-                unreadable += 1
-                continue
-            }
-            for name in descriptors {
-                guard let fd = Int32(name), fd >= 64 else { continue }
-                if check(fd) { return (found, unreadable) }
+            switch walk {
+            case .stopped: return (found, unreadable)
+            case .unreadable: unreadable += 1
+            case .completed: break
             }
         }
         return (found, unreadable)
@@ -97,15 +86,12 @@ struct OwnerSearch {
     /// descriptors; nil when they cannot be read (another user's, without
     /// CAP_SYS_PTRACE) or it has exited.
     func inodes(heldBy pid: Int32, among inodes: Set<UInt64>) -> Set<UInt64>? {
-        let directory = "\(procfs.root)/\(pid)/fd"
-        guard let descriptors = try? procfs.list(directory) else { return nil }
         var held = Set<UInt64>()
-        for name in descriptors {
-            guard let link = try? procfs.readLink("\(directory)/\(name)"),
-                let inode = ProcessTable.socketInode(fromLink: link), inodes.contains(inode)
-            else { continue }
-            held.insert(inode)
+        let walk = procfs.forEachSocketDescriptor(of: pid) { _, inode in
+            if inodes.contains(inode) { held.insert(inode) }
+            return false
         }
+        guard walk != .unreadable else { return nil }
         return held
     }
 

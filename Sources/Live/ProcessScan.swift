@@ -8,23 +8,13 @@ extension ProcessTable {
         var unreadable = 0
         for name in try procfs.list(procfs.root) {
             guard let pid = Int32(name), pid > 0 else { continue }
-            let fdDirectory = "\(procfs.root)/\(pid)/fd"
-            let descriptors: [String]
-            do {
-                descriptors = try procfs.list(fdDirectory)
-            } catch {
-                unreadable += 1
-                continue
-            }
             var command: String?
-            for descriptor in descriptors {
-                guard let fd = Int32(descriptor),
-                    let link = try? procfs.readLink("\(fdDirectory)/\(descriptor)"),
-                    let inode = socketInode(fromLink: link)
-                else { continue }
+            let walk = procfs.forEachSocketDescriptor(of: pid) { fd, inode in
                 if command == nil { command = commandName(of: pid, procfs: procfs) }
                 owners[inode, default: []].append(SocketOwner(pid: pid, command: command!, fd: fd))
+                return false
             }
+            if walk == .unreadable { unreadable += 1 }
         }
         return ProcessTable(ownersByInode: owners, unreadableProcesses: unreadable)
     }

@@ -16,18 +16,7 @@ public enum YAMLReader {
     /// - Throws: `YAMLError`, with the place of the problem.
     public static func documents(_ bytes: [UInt8], expandedNodeLimit: Int) throws(YAMLError) -> [YAMLNode] {
         var composer = Composer(expandedNodeLimit: expandedNodeLimit)
-        // withUnsafeBufferPointer does not carry a typed error out; the one below is
-        // rethrown as the YAMLError it is.
-        let result: Result<Void, YAMLError> = bytes.withUnsafeBufferPointer { buffer in
-            do throws(YAMLError) {
-                let parser = try LibYAMLParser(bytes: buffer)
-                while try composer.take(parser.next()) {}
-                return .success(())
-            } catch {
-                return .failure(error)
-            }
-        }
-        try result.get()
+        try LibYAMLParser.forEachEvent(of: bytes) { event throws(YAMLError) in try composer.take(event) }
         let tree = YAMLTree(nodes: composer.nodes, links: composer.links, text: composer.text)
         return composer.roots.map { YAMLNode(tree, $0) }
     }

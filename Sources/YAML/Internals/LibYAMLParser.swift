@@ -82,6 +82,24 @@ final class LibYAMLParser {
     private static func string(_ text: UnsafeMutablePointer<yaml_char_t>?) -> String? { text.map { String(cString: UnsafePointer($0)) } }
 }
 
+extension LibYAMLParser {
+    /// Hands `body` each event of `bytes` until it returns false (the stream ended).
+    /// The bytes stay pinned while libyaml reads them; withUnsafeBufferPointer does not
+    /// carry a typed error out, so the one raised inside is rethrown as the YAMLError it is.
+    static func forEachEvent(of bytes: [UInt8], _ body: (YAMLEvent) throws(YAMLError) -> Bool) throws(YAMLError) {
+        let result: Result<Void, YAMLError> = bytes.withUnsafeBufferPointer { buffer in
+            do throws(YAMLError) {
+                let parser = try LibYAMLParser(bytes: buffer)
+                while try body(parser.next()) {}
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
+        }
+        try result.get()
+    }
+}
+
 extension YAMLMark {
     /// libyaml counts lines and columns from 0; people, editors and SARIF from 1.
     init(_ mark: yaml_mark_t) {
