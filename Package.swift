@@ -1,14 +1,16 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Data flows one way:
-//   kernel ─▶ KernelIO (syscalls, bytes) ─▶ Live (the readers, the collector, the reaper)
-//          ─▶ Conntrack/Sockets (values and pure codecs) ─▶ Diagnosis
-//          ─▶ Formats (every ctdoctor.*.v1 record) / Rendering (text) / Export (metrics) ─▶ Offline ─▶ ctdoctor
-// KernelIO is the only module that imports the C boundary to the kernel (CLinux, CZlib), and
-// Live the only one above it that may touch the kernel; everything else works on bytes and
-// values, so its dependency list below names no KernelIO. The other C library, libyaml
-// (CYAML), is a pure parser: YAML alone imports it, and MeshLint reads manifests through it.
+// Data flows one way; each target below uses only targets listed above it:
+//   kernel ─▶ KernelIO: system calls and bytes, the only importer of the C boundary (CLinux, CZlib)
+//   values and pure codecs: NetCore, JSON, Netlink, Conntrack, Sockets, NodeSweep (no kernel)
+//   ─▶ Diagnosis, Pressure: judgements on those values (no kernel)
+//   ─▶ Live: every reader of the live kernel, and the collectors that feed Diagnosis and Pressure
+//   ─▶ YAML (libyaml, a pure parser: CYAML) ─▶ MeshLint: manifests (no kernel)
+//   ─▶ Formats (every ctdoctor.*.v1 record), Rendering (text), Export (metrics) ─▶ Offline (copies)
+//   ─▶ Lab, CTDoctorKit, ctdoctor: the orchestrators, wiring readers to judgements to outputs.
+// Only Live and the orchestrators may touch the kernel (KernelIO in their lists); the
+// modules that judge, format or read copies name no KernelIO, so they stay pure.
 // Modules off the hot paths (command-line wiring, the lab, lint, diagnosis, which works on
 // the suspects and not on whole tables, export) are optimised for size: the release
 // tarball must fit a debug image (ReleaseTarballTests). The decoders, the dump drivers,

@@ -4,7 +4,7 @@ import Sockets
 
 /// One thing `ctdoctor watch` saw happen.
 public struct WatchEvent: Sendable, Equatable {
-    public enum Kind: String, Sendable {
+    public enum Kind: String, Sendable, CaseIterable {
         /// Conntrack destroyed a sidecar flow's entry while the proxy's socket was still
         /// half-closed in FIN_WAIT2: from now on the app's FIN cannot reach it.
         case leakBorn = "leak-born"

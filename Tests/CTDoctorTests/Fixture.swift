@@ -13,4 +13,10 @@ enum Fixture {
     static func text(_ path: String) throws -> String {
         String(decoding: try bytes(path), as: UTF8.self)
     }
+
+    /// A file of the repository (README.md), from where this source file sits.
+    static func repositoryFile(_ path: String, file: String = #filePath) throws -> [UInt8] {
+        let root = URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return [UInt8](try Data(contentsOf: root.appendingPathComponent(path)))
+    }
 }

@@ -245,4 +245,62 @@ struct FormatRoundTripTests {
             "schema", "files", "objects", "worst_severity", "fail_on", "findings", "notices",
         ])
     }
+
+    @Test func leaksAndCollisionsDocumentsNameTheirOwnSchemaAndOnlyTheirMembers() throws {
+        let report = troubledPod()
+        let leaks = JSONField(node: try JSONReader.parse(Array(DiagnosisDocument.json(report, failOn: nil, parts: [.findings, .leaks]).text.utf8)))
+        #expect(try leaks["schema"].string() == DiagnosisDocument.leaksSchema)
+        #expect(try leaks["leaks"].array().count == report.leaks.count)
+        let collisions = DiagnosisDocument.json(report, failOn: nil, parts: [.findings, .collisions, .kernel])
+        #expect(try JSONField(node: try JSONReader.parse(Array(collisions.text.utf8)))["schema"].string() == DiagnosisDocument.collisionsSchema)
+        #expect(try !keys(collisions).contains("leaks"))
+    }
+
+    @Test func countAnswersCarryTheirDocumentedMembers() throws {
+        var conntrack: [UInt8] = []
+        ConntrackRecord.appendCountJSON(
+            namespace: "pod-a", report: ConntrackReadReport(source: .netlink, matched: 42, passes: 1, consistent: true), notices: ["n"],
+            to: &conntrack)
+        let counted = try JSONReader.parse(conntrack)
+        #expect(try JSONField(node: counted)["count"].integer() == 42)
+        guard case .object(let members) = counted else { Issue.record("not an object"); return }
+        #expect(Set(members.map(\.0)) == ["schema", "count", "namespace", "source", "consistent", "notices"])
+        #expect(String(decoding: conntrack, as: UTF8.self).hasPrefix("{\"schema\":\"\(ConntrackRecord.countSchema)\",\"count\":42,"))
+        var sockets: [UInt8] = []
+        SocketRecord.appendCountJSON(count: 7, namespace: "pod-a", source: .sockDiag, notices: [], to: &sockets)
+        let socketCount = try JSONReader.parse(sockets)
+        #expect(try JSONField(node: socketCount)["schema"].string() == SocketRecord.countSchema)
+        guard case .object(let socketMembers) = socketCount else { Issue.record("not an object"); return }
+        #expect(Set(socketMembers.map(\.0)) == ["schema", "count", "namespace", "source", "notices"])
+    }
+
+    @Test func watchRecordsCarryTheirDocumentedMembersAndEveryEventKind() throws {
+        let event = WatchEvent(
+            kind: .leakEnded, time: 1_700_000_000.25, proxy: Endpoint(IPAddress("127.0.0.1")!, 15001),
+            app: Endpoint(IPAddress("10.66.0.5")!, 41422), originalDestination: Endpoint(IPAddress("10.96.0.10")!, 80), cookie: 77,
+            lifetimeSeconds: 3492, detail: "gone \u{1B}[31m")
+        let record = WatchRecord.json(event, namespace: "shop/cart")
+        #expect(try keys(record) == [
+            "schema", "event", "time", "namespace", "proxy", "app", "original_destination", "cookie", "lifetime_seconds", "overruns",
+            "after_seconds", "detail",
+        ])
+        let read = JSONField(node: try JSONReader.parse(Array(record.text.utf8)))
+        #expect(try read["event"].string() == "leak-ended" && read["cookie"].integer() == 77 && read["app"].string() == "10.66.0.5:41422")
+        #expect(try read["detail"].string() == "gone \u{1B}[31m")
+        // README's list of events is the Kind's.
+        let readme = String(decoding: try Fixture.repositoryFile("README.md"), as: UTF8.self)
+        let section = try #require(readme.range(of: "### `ctdoctor.watch.v1`")).upperBound
+        let text = String(readme[section...].prefix(1200))
+        for kind in WatchEvent.Kind.allCases { #expect(text.contains("`\(kind.rawValue)`"), "README's watch schema misses \(kind.rawValue)") }
+    }
+
+    @Test func labDocumentsWrapTheDiagnosisOfWhatTheLabBuilt() throws {
+        let report = troubledPod()
+        let lab = LabDocument.json(
+            scenario: "half-close", namespace: "ctd-lab", members: [("close_wait_seconds", .integer(60))], flows: [.object([("name", .string("x"))])],
+            diagnosis: report, failOn: nil, problems: ["p"])
+        #expect(try keys(lab) == ["schema", "scenario", "namespace", "close_wait_seconds", "flows", "diagnosis", "matches", "problems"])
+        let read = JSONField(node: try JSONReader.parse(Array(lab.text.utf8)))
+        #expect(try read["diagnosis"]["schema"].string() == DiagnosisDocument.schema && read["matches"].bool() == false)
+    }
 }
