@@ -152,8 +152,11 @@ public final class CollisionRateLab: @unchecked Sendable {
                 ? Endpoint(LabNamespace.serviceAddress, 80)
                 // 10.96.1.1, 10.96.1.2, … 10.96.1.250, 10.96.2.1, …: one address each.
                 : Endpoint(.v4(0x0A60_0000 | UInt32(1 + index / 250) << 8 | UInt32(1 + index % 250)), 80)
+            // A connect that lands on a leak never completes; one that does not, completes
+            // or is refused within a round trip on the lab's veth. 150 ms keeps a connect
+            // slowed by a busy machine (CI runs suites side by side) from counting as one.
             let (port, outcome) = try lab.namespace.run {
-                try StreamSocket.probe(to: destination, fromAddress: LabNamespace.podAddress, waitMilliseconds: 50)
+                try StreamSocket.probe(to: destination, fromAddress: LabNamespace.podAddress, waitMilliseconds: 150)
             }
             if leakedPorts.contains(port) { picks += 1 }
             if outcome == .pending {
