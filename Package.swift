@@ -175,7 +175,7 @@ let package = Package(
             name: "ctdoctor-fuzz",
             dependencies: [
                 "NetCore", "JSON", "Netlink", "Conntrack", "Sockets", "Diagnosis", "Live", "NodeSweep", "Formats", "Offline", "YAML",
-                "MeshLint", "Pressure",
+                "MeshLint", "Pressure", "Export",
             ],
             path: "Fuzz/ctdoctor-fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]

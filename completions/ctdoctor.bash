@@ -494,9 +494,9 @@ _ctdoctor_pressure() {
 
 _ctdoctor_watch() {
     repeating_flags=()
-    non_repeating_flags=(--version -h --help)
+    non_repeating_flags=(--all-netns --version -h --help)
     repeating_options=()
-    non_repeating_options=(--netns --format --sidecar --duration --textfile)
+    non_repeating_options=(--netns --format --pod --sidecar --duration --textfile --listen)
     __ctdoctor_offer_flags_options 0
 
     # Offer option value completions
@@ -508,6 +508,9 @@ _ctdoctor_watch() {
         __ctdoctor_add_completions -W 'table'$'\n''json'$'\n''ndjson'
         return
         ;;
+    '--pod')
+        return
+        ;;
     '--sidecar')
         return
         ;;
@@ -515,6 +518,9 @@ _ctdoctor_watch() {
         return
         ;;
     '--textfile')
+        return
+        ;;
+    '--listen')
         return
         ;;
     esac

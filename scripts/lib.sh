@@ -7,14 +7,15 @@
 # Tests and lab: the tools the integration tests compare against and drive (TestSupport's
 # TestProgram; a test checks both lists against this one with dpkg -S).
 # Export tests: prometheus_client's exposition parser (for Debian's /usr/bin/python3) and
-# Prometheus' own promtool (check metrics).
+# Prometheus' own promtool (check metrics, the alerting rules' unit tests); the watch tests
+# run a real prometheus and prometheus-node-exporter (textfile collector) scraping watch.
 # Benchmark: GNU time (peak RSS of each contender). Release tarball: binutils (strip,
 # readelf, objdump). Examples: jq. Least-privilege tests: strace.
 CTDOCTOR_PACKAGES=(
   pkgconf libnetfilter-conntrack-dev libmnl-dev zlib1g-dev libyaml-dev
   iproute2 iptables nftables conntrack procps util-linux iputils-ping python3
   python3-prometheus-client groff-base
-  time binutils jq strace prometheus
+  time binutils jq strace prometheus prometheus-node-exporter
 )
 
 # Installs whichever of the packages are missing; runs apt-get update only when needed

@@ -1,5 +1,6 @@
 import Conntrack
 import Diagnosis
+import Export
 import Formats
 import Live
 import MeshLint
@@ -43,6 +44,9 @@ enum FuzzTarget: String, CaseIterable {
     /// listings, EndpointSlice JSON, ctnetlink's statistics messages, and a copied table
     /// through the one-pass summary and its findings.
     case pressureInputs = "pressure-inputs"
+    /// What a client of watch's /metrics endpoint sends: any bytes as a request head,
+    /// whole or cut at the limit.
+    case httpRequests = "http-requests"
 
     func run(_ bytes: [UInt8]) {
         switch self {
@@ -64,6 +68,10 @@ enum FuzzTarget: String, CaseIterable {
         case .numbers: Self.numbers(String(decoding: bytes, as: UTF8.self))
         case .tenantFiles: Self.tenantFiles(bytes)
         case .pressureInputs: Self.pressureInputs(bytes)
+        case .httpRequests:
+            let head = bytes.prefix(HTTPRequestHead.limit)
+            let end = HTTPRequestHead.end(head)
+            _ = MetricsHTTP.response(toHead: head[..<(end ?? head.endIndex)], complete: end != nil) { [0x78, 0x0A] }
         }
     }
 

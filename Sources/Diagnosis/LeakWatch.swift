@@ -23,6 +23,15 @@ public struct WatchEvent: Sendable, Equatable {
         case collisionRecovered = "collision-recovered"
         /// Its entry was destroyed before it ever connected: the connect failed.
         case collisionFailed = "collision-failed"
+        /// A node watch (--all-netns, --pod) began watching a namespace: a pod appeared,
+        /// or the watch started.
+        case namespaceAdded = "namespace-added"
+        /// A watched namespace is gone from the node (its pod was deleted); its leaks
+        /// ended with it.
+        case namespaceGone = "namespace-gone"
+        /// A namespace could not be watched, or stopped being watchable: the detail says
+        /// why; the others are still watched, and it is tried again later.
+        case namespaceFailed = "namespace-failed"
     }
 
     public var kind: Kind
@@ -115,7 +124,9 @@ public struct LeakWatch: Sendable {
 
     /// The known leaks whose socket is no longer among `present` (FIN_WAIT2 sockets on
     /// the capture ports, by cookie), each ended with its lifetime.
-    public mutating func sweep(present: Set<UInt64>, at time: Double) -> [WatchEvent] {
+    public mutating func sweep(
+        present: Set<UInt64>, at time: Double, why: String = "the proxy's socket is gone (its idle timeout, a reap or a restart)"
+    ) -> [WatchEvent] {
         let ended = tracked.filter { !present.contains($0.key) }.sorted { $0.key < $1.key }
         return ended.map { cookie, leak in
             tracked[cookie] = nil
@@ -123,7 +134,7 @@ public struct LeakWatch: Sendable {
             return WatchEvent(
                 kind: .leakEnded, time: time, proxy: leak.socket.local, app: leak.socket.remote,
                 originalDestination: leak.originalDestination, cookie: cookie, lifetimeSeconds: max(0, time - leak.since),
-                detail: "the proxy's socket is gone (its idle timeout, a reap or a restart)")
+                detail: why)
         }
     }
 

@@ -5,10 +5,13 @@ import JSON
 public enum WatchRecord {
     public static let schema = "ctdoctor.watch.v1"
 
-    public static func json(_ event: WatchEvent, namespace: String) -> JSONValue {
+    /// - Parameters:
+    ///   - namespace: the namespace as given (--netns), or its net:[inode] in a node watch.
+    ///   - pod: the pod it belongs to, when a node watch could tell.
+    public static func json(_ event: WatchEvent, namespace: String, pod: String? = nil) -> JSONValue {
         .object([
             ("schema", .string(schema)), ("event", .string(event.kind.rawValue)), ("time", .number(event.time)),
-            ("namespace", .string(namespace)),
+            ("namespace", .string(namespace)), ("pod", .string(pod)),
             ("proxy", .string(event.proxy?.description)), ("app", .string(event.app?.description)),
             ("original_destination", .string(event.originalDestination?.description)),
             ("cookie", .integer(event.cookie)), ("lifetime_seconds", event.lifetimeSeconds.map { .number($0) } ?? .null),

@@ -281,7 +281,7 @@ struct FormatRoundTripTests {
             lifetimeSeconds: 3492, detail: "gone \u{1B}[31m")
         let record = WatchRecord.json(event, namespace: "shop/cart")
         #expect(try keys(record) == [
-            "schema", "event", "time", "namespace", "proxy", "app", "original_destination", "cookie", "lifetime_seconds", "overruns",
+            "schema", "event", "time", "namespace", "pod", "proxy", "app", "original_destination", "cookie", "lifetime_seconds", "overruns",
             "after_seconds", "detail",
         ])
         let read = JSONField(node: try JSONReader.parse(Array(record.text.utf8)))

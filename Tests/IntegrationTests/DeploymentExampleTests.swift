@@ -24,12 +24,12 @@ final class DeploymentExampleTests {
     }
 
     /// The ctdoctor container of a pod template, wherever the kind nests it.
-    func container(in file: String, podSpecPath: [String]) throws -> (pod: [String: Any], container: [String: Any]) {
+    func container(in file: String, podSpecPath: [String], named name: String = "ctdoctor") throws -> (pod: [String: Any], container: [String: Any]) {
         let text = try String(contentsOf: Self.examples.appendingPathComponent(file), encoding: .utf8)
         var node: Any? = try Yams.load(yaml: text)
         for key in podSpecPath { node = (node as? [String: Any])?[key] }
         let pod = try #require(node as? [String: Any], "\(file): no pod spec at \(podSpecPath)")
-        let container = try #require((pod["containers"] as? [[String: Any]])?.first { $0["name"] as? String == "ctdoctor" })
+        let container = try #require((pod["containers"] as? [[String: Any]])?.first { $0["name"] as? String == name }, "\(file): no container \(name)")
         return (pod, container)
     }
 
@@ -80,6 +80,32 @@ final class DeploymentExampleTests {
         let parsed = try ParsedExposition(file: written)
         #expect(parsed.value("ctdoctor_run_success") == 1)
         #expect(try FileManager.default.contentsOfDirectory(atPath: textfile.path) == ["ctdoctor.prom"], "no temporary file left")
+    }
+
+    @Test func theDaemonSetWatchesEveryNamespaceIntoTheTextfileAndStopsOnSIGTERM() throws {
+        let (pod, container) = try container(in: "kubernetes/daemonset.yaml", podSpecPath: ["spec", "template", "spec"], named: "ctdoctor-watch")
+        try checkPrivileges(pod, container, file: "daemonset.yaml (watch)")
+        let arguments = try localArguments(container)
+        #expect(arguments.starts(with: ["watch", "--all-netns"]))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Binary.ctdoctor)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let written = textfile.appendingPathComponent("ctdoctor-watch.prom").path
+        for _ in 0..<300 where !FileManager.default.fileExists(atPath: written) { usleep(100_000) }
+        // Its first full read of every namespace done, the gauge says how many it watches.
+        var watched = 0.0
+        for _ in 0..<100 {
+            watched = (try? ParsedExposition(file: written).value("ctdoctor_watch_namespaces")) ?? 0
+            if watched >= 1 { break }
+            usleep(100_000)
+        }
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit && process.terminationStatus == 0, "SIGTERM ends the watch cleanly")
+        #expect(watched >= 1, "the node's own namespace at least is watched")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: textfile.path).filter { $0.hasPrefix("ctdoctor-watch") } == ["ctdoctor-watch.prom"])
     }
 
     @Test func theCronJobRunsOnceAndWritesTheFile() throws {

@@ -1,4 +1,6 @@
 import Foundation
+import KernelIO
+import NetCore
 import Lab
 import TestSupport
 import Testing
@@ -9,14 +11,29 @@ final class WatchRun {
     let process = Process()
     let journal = FileManager.default.temporaryDirectory.appendingPathComponent("ctdoctor-watch-\(UUID().uuidString).ndjson")
 
-    init(namespace: String, duration: String, extra: [String] = []) throws {
-        _ = FileManager.default.createFile(atPath: journal.path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: Binary.ctdoctor)
-        process.arguments = ["watch", "--netns", namespace, "--format", "ndjson", "--duration", duration] + extra
-        process.standardOutput = try FileHandle(forWritingTo: journal)
-        try process.run()
+    convenience init(namespace: String, duration: String, extra: [String] = []) throws {
+        try self.init(arguments: ["--netns", namespace, "--duration", duration] + extra)
         // Subscribed (and the first full read done) before the caller makes its leaks.
         usleep(1_500_000)
+    }
+
+    /// `ctdoctor watch --format ndjson` with `arguments`.
+    init(arguments: [String]) throws {
+        _ = FileManager.default.createFile(atPath: journal.path, contents: nil)
+        process.executableURL = URL(fileURLWithPath: Binary.ctdoctor)
+        process.arguments = ["watch", "--format", "ndjson"] + arguments
+        process.standardOutput = try FileHandle(forWritingTo: journal)
+        try process.run()
+    }
+
+    /// The first event that `matches`, waiting up to `seconds` for it.
+    func await(seconds: Double, _ matches: ([String: Any]) -> Bool) throws -> [String: Any]? {
+        let deadline = Date().addingTimeInterval(seconds)
+        repeat {
+            if let found = try events().first(where: matches) { return found }
+            usleep(100_000)
+        } while Date() < deadline
+        return nil
     }
 
     deinit {
@@ -109,6 +126,187 @@ struct WatchTests {
             let recovered = try #require(try event("collision-recovered"), "\(seen)")
             #expect((recovered["after_seconds"] as? Double ?? -1) >= 0 && (recovered["after_seconds"] as? Double ?? 99) < Double(attempt.seconds) + 1)
         }
+        #expect(watch.stop())
+    }
+}
+
+/// `ctdoctor watch --all-netns`: a pod that appears while it runs is watched, its leak
+/// seen born there and labelled with its namespace, and its deletion ends the leak.
+@Suite("watch over the node", .enabled(if: Privileges.shouldRunPrivilegedTests), .serialized)
+struct NodeWatchTests {
+    /// A namespace's `net:[INODE]`, as a node watch names it.
+    func label(of lab: HalfCloseLab) throws -> String {
+        var status = stat()
+        guard stat("/var/run/netns/\(lab.lab.name)", &status) == 0 else { throw CocoaError(.fileNoSuchFile) }
+        return "net:[\(status.st_ino)]"
+    }
+
+    /// The processes whose namespace `netns` is, with their commands.
+    func holders(of netns: String) -> [String] {
+        let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return pids.filter { Int($0) != nil }.compactMap { pid in
+            guard (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/net")) == netns else { return nil }
+            let command = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?.replacingOccurrences(of: "\u{0}", with: " ") ?? "?"
+            return "\(pid): \(command)"
+        }
+    }
+
+    @Test func aPodThatAppearsIsWatchedItsLeakSeenBornAndItsDeletionEndsIt() throws {
+        let watch = try WatchRun(arguments: ["--all-netns", "--duration", "60s"])
+        // Watching the node before the pod exists.
+        let first = try watch.await(seconds: 10) { $0["event"] as? String == "namespace-added" }
+        let seenStarting = try watch.events()
+        #expect(first != nil, "\(seenStarting)")
+        let lab = try HalfCloseLab(name: TestNamespace.uniqueName("nodewatch"), closeWaitSeconds: 2, say: { _ in })
+        defer { lab.tearDown() }
+        let netns = try label(of: lab)
+        let added = try watch.await(seconds: 12) { $0["event"] as? String == "namespace-added" && $0["namespace"] as? String == netns }
+        let seenAdding = try watch.events()
+        try #require(added != nil, "the new namespace \(netns) was not added: \(seenAdding)")
+        try lab.build()
+        let leakedPort = try #require(lab.flows.first { $0.expected == .leaked }?.appPort)
+        let born = try watch.await(seconds: 8) {
+            $0["event"] as? String == "leak-born" && ($0["app"] as? String)?.hasSuffix(":\(leakedPort)") == true
+        }
+        let seenBirth = try watch.events()
+        let birth = try #require(born, "no leak-born for port \(leakedPort): \(seenBirth)")
+        #expect(birth["namespace"] as? String == netns, "the event names the namespace it happened in")
+        // No other namespace of the node saw this lab's leak.
+        #expect(try watch.events().filter { $0["event"] as? String == "leak-born" && ($0["app"] as? String)?.hasSuffix(":\(leakedPort)") == true }.count == 1)
+
+        // The pod is deleted: its leak ends with it, and the namespace is let go.
+        lab.tearDown()
+        let gone = try watch.await(seconds: 12) { $0["event"] as? String == "namespace-gone" && $0["namespace"] as? String == netns }
+        let seenGoing = try watch.events()
+        try #require(gone != nil, "\(netns) was not reported gone (held by \(holders(of: netns))): \(seenGoing)")
+        let ended = try seenGoing.first { $0["event"] as? String == "leak-ended" && $0["cookie"] as? Int == birth["cookie"] as? Int }
+        #expect(ended?["namespace"] as? String == netns, "\(seenGoing)")
+        #expect(!seenGoing.contains { $0["event"] as? String == "namespace-failed" && $0["namespace"] as? String == netns }, "\(seenGoing)")
+        #expect(watch.stop())
+    }
+}
+
+/// The monitoring stack a node runs, started on loopback: watch serving /metrics and
+/// writing its textfile, Debian's node_exporter reading that file, and Debian's Prometheus
+/// scraping both. What Prometheus' HTTP API answers is what an SRE's dashboard shows.
+@Suite("watch feeds a real Prometheus", .enabled(if: Privileges.shouldRunPrivilegedTests), .serialized)
+struct PrometheusScrapeTests {
+    /// Loopback ports nothing listens on now, all different (each held until all are picked).
+    func freePorts(_ count: Int) throws -> [UInt16] {
+        let listeners = try (0..<count).map { _ in try StreamSocket.listen(on: Endpoint(.v4(0x7F00_0001), 0)) }
+        defer { listeners.forEach { $0.close() } }
+        return try listeners.map { try $0.localEndpoint().port }
+    }
+
+    /// GET over HTTP/1.0 on loopback: the body.
+    func get(port: UInt16, _ target: String) throws -> String {
+        let socket = try StreamSocket.connect(to: Endpoint(.v4(0x7F00_0001), port), timeoutMilliseconds: 2000)
+        defer { socket.close() }
+        try socket.send(Array("GET \(target) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8))
+        var response: [UInt8] = []
+        while try socket.waitReadable(milliseconds: 5000) {
+            let chunk = try socket.receive()
+            if chunk.isEmpty { break }
+            response += chunk
+        }
+        let text = String(decoding: response, as: UTF8.self)
+        return text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
+    }
+
+    /// The value of an instant query's one series, by job.
+    func query(port: UInt16, _ expression: String) throws -> [String: Double] {
+        let encoded = expression.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? expression
+        let body = try get(port: port, "/api/v1/query?query=\(encoded)")
+        guard let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any],
+            let data = json["data"] as? [String: Any], let result = data["result"] as? [[String: Any]]
+        else { return [:] }
+        var values: [String: Double] = [:]
+        for series in result {
+            guard let metric = series["metric"] as? [String: String], let value = series["value"] as? [Any], value.count == 2,
+                let text = value[1] as? String, let number = Double(text)
+            else { continue }
+            values[metric["job"] ?? "", default: 0] += number
+        }
+        return values
+    }
+
+    func start(_ arguments: [String], log: URL) throws -> Process {
+        try TestProgram.check(arguments[0])
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        return process
+    }
+
+    @Test func prometheusShowsTheLeaksBornAndTheCollisionThroughBothPaths() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ctdoctor-prom-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("textfile"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let lab = try HalfCloseLab(name: TestNamespace.uniqueName("watchprom"), closeWaitSeconds: 2, say: { _ in })
+        defer { lab.tearDown() }
+        let ports = try freePorts(3)
+        let (watchPort, exporterPort, prometheusPort) = (ports[0], ports[1], ports[2])
+        let watch = try WatchRun(namespace: lab.lab.name, duration: "90s", extra: [
+            "--listen", "127.0.0.1:\(watchPort)", "--textfile", directory.appendingPathComponent("textfile/ctdoctor-watch.prom").path,
+        ])
+        let exporter = try start([
+            "prometheus-node-exporter", "--web.listen-address=127.0.0.1:\(exporterPort)", "--collector.disable-defaults",
+            "--collector.textfile", "--collector.textfile.directory=\(directory.appendingPathComponent("textfile").path)",
+        ], log: directory.appendingPathComponent("node-exporter.log"))
+        defer { kill(exporter.processIdentifier, SIGKILL); exporter.waitUntilExit() }
+        let config = """
+            global:
+              scrape_interval: 1s
+              evaluation_interval: 1s
+            scrape_configs:
+              - job_name: ctdoctor-watch
+                static_configs: [{targets: ["127.0.0.1:\(watchPort)"]}]
+              - job_name: node
+                static_configs: [{targets: ["127.0.0.1:\(exporterPort)"]}]
+            """
+        try config.write(to: directory.appendingPathComponent("prometheus.yml"), atomically: true, encoding: .utf8)
+        let prometheus = try start([
+            "prometheus", "--config.file=\(directory.appendingPathComponent("prometheus.yml").path)",
+            "--storage.tsdb.path=\(directory.appendingPathComponent("data").path)", "--web.listen-address=127.0.0.1:\(prometheusPort)",
+        ], log: directory.appendingPathComponent("prometheus.log"))
+        defer { kill(prometheus.processIdentifier, SIGKILL); prometheus.waitUntilExit() }
+
+        // A leak, then a connect from its port onto it. With the app's RST dropped (a
+        // kernel without the fix) the leaked socket stays, so a busy machine cannot make
+        // the watch look it up too late.
+        let attempt = try lab.collide(emulateOldKernel: true, timeoutSeconds: 3) { throw CancellationError() }
+        let collision = try watch.await(seconds: 10) { $0["event"] as? String == "collision" }
+        let events = try watch.events()
+        #expect(collision != nil, "watch saw no collision: \(events)")
+
+        func scraped() throws -> (born: [String: Double], collisions: [String: Double]) {
+            // Prometheus may still be starting on a busy machine: not answering yet is no answer.
+            do {
+                return (try query(port: prometheusPort, "ctdoctor_watch_leaks_born_total"),
+                        try query(port: prometheusPort, #"ctdoctor_watch_collisions_total{outcome="seen"}"#))
+            } catch where prometheus.isRunning {
+                return ([:], [:])
+            }
+        }
+        var answer = try scraped()
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, (answer.born["ctdoctor-watch"] ?? 0) < 1 || (answer.born["node"] ?? 0) < 1
+            || (answer.collisions["ctdoctor-watch"] ?? 0) < 1 || (answer.collisions["node"] ?? 0) < 1 {
+            usleep(500_000)
+            answer = try scraped()
+        }
+        let logs = (try? String(contentsOf: directory.appendingPathComponent("prometheus.log"), encoding: .utf8).suffix(1500)) ?? ""
+        #expect(prometheus.isRunning, "Prometheus exited: \(logs)")
+        #expect((answer.born["ctdoctor-watch"] ?? 0) >= 1, "Prometheus scraping /metrics: \(answer), log: \(logs)")
+        #expect((answer.born["node"] ?? 0) >= 1, "Prometheus scraping node_exporter's textfile: \(answer)")
+        #expect((answer.collisions["ctdoctor-watch"] ?? 0) >= 1 && (answer.collisions["node"] ?? 0) >= 1, "\(answer), port \(attempt.port)")
+        // Both scrape targets healthy, as Prometheus judged them.
+        #expect(try query(port: prometheusPort, "up") == ["ctdoctor-watch": 1, "node": 1])
         #expect(watch.stop())
     }
 }

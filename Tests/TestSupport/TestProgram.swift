@@ -12,6 +12,8 @@ public enum TestProgram {
         "setpriv": "util-linux", "unshare": "util-linux", "nsenter": "util-linux", "strace": "strace", "time": "time",
         // Checkers of what ctdoctor writes.
         "python3": "python3", "groff": "groff-base", "jq": "jq", "readelf": "binutils", "promtool": "prometheus",
+        // The monitoring stack watch feeds.
+        "prometheus": "prometheus", "prometheus-node-exporter": "prometheus-node-exporter",
         // Essential packages, present on every Debian system.
         "sh": "dash", "bash": "bash", "env": "coreutils", "cp": "coreutils", "mknod": "coreutils", "timeout": "coreutils",
         "true": "coreutils", "sleep": "coreutils", "touch": "coreutils", "mkfifo": "coreutils", "chroot": "coreutils", "tar": "tar", "gzip": "gzip",

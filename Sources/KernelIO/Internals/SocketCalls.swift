@@ -172,6 +172,14 @@ func makeConnection(_ endpoint: Endpoint, source: Endpoint?, timeoutMilliseconds
     }
 }
 
+/// SO_RCVTIMEO and SO_SNDTIMEO: a blocking read or write gives up (EAGAIN) after this long.
+func setIOTimeouts(_ fd: Int32, milliseconds: Int) throws {
+    var limit = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
+    for option in [SO_RCVTIMEO, SO_SNDTIMEO] {
+        try systemCall("set socket timeout") { setsockopt(fd, SOL_SOCKET, option, &limit, socklen_t(MemoryLayout<timeval>.size)) }
+    }
+}
+
 func acceptConnection(_ fd: Int32) throws -> Int32 {
     try systemCall("accept") { accept4(fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue)) }
 }
@@ -203,6 +211,14 @@ func setLingerZero(_ fd: Int32) throws {
 func pollReadable(_ fd: Int32, milliseconds: Int32) throws -> Bool {
     var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
     return try systemCall("poll") { poll(&descriptor, 1, milliseconds) } > 0
+}
+
+/// Which of `descriptors` have something to read, or an error to report (POLLERR: a
+/// netlink socket's overrun), within `milliseconds`; their indices.
+func pollAnyReadable(_ descriptors: [Int32], milliseconds: Int32) throws -> [Int] {
+    var polled = descriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+    guard try systemCall("poll") { poll(&polled, nfds_t(polled.count), milliseconds) } > 0 else { return [] }
+    return polled.indices.filter { polled[$0].revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 }
 }
 
 func socketName(_ fd: Int32, peer: Bool) throws -> Endpoint {

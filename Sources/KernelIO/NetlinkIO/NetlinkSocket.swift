@@ -56,4 +56,11 @@ public final class NetlinkSocket: NetlinkTransport, @unchecked Sendable {
     public func waitReadable(milliseconds: Int32) throws -> Bool {
         try handle.waitReadable(milliseconds: milliseconds)
     }
+
+    /// Waits up to `milliseconds` for any of `sockets` to have a datagram (or an overrun
+    /// to report); the indices of those that do, empty on timeout. One thread watches
+    /// every namespace's event socket this way.
+    public static func waitAnyReadable(_ sockets: [NetlinkSocket], milliseconds: Int32) throws -> [Int] {
+        try pollAnyReadable(sockets.map(\.handle.fd), milliseconds: milliseconds)
+    }
 }

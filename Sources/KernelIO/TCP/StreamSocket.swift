@@ -3,7 +3,7 @@ import Synchronization
 import SystemPackage
 
 /// A blocking TCP socket, for putting real connections into the states under test (the
-/// integration tests, the lab, the benchmark's socket filler).
+/// integration tests, the lab, the benchmark's socket filler), and for watch's /metrics.
 ///
 /// Like netlink sockets, a TCP socket belongs to the namespace it was created in: create
 /// it inside `NetworkNamespace.run`. The descriptor closes on `close()` or deinit.
@@ -70,6 +70,12 @@ public final class StreamSocket: @unchecked Sendable {
     /// Blocks until a connection arrives.
     public func accept() throws -> StreamSocket {
         StreamSocket(descriptor: try acceptConnection(descriptor))
+    }
+
+    /// Bounds every later blocking read and write (SO_RCVTIMEO, SO_SNDTIMEO): past it they
+    /// fail with EAGAIN, so a peer that stops reading or writing cannot hold a thread.
+    public func setTimeouts(milliseconds: Int) throws {
+        try setIOTimeouts(descriptor, milliseconds: milliseconds)
     }
 
     /// Writes all of `bytes`.

@@ -11,7 +11,7 @@ import Rendering
 struct WatchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "watch",
-        abstract: "Watch a namespace and report each leak the moment conntrack forgets its flow, and when it ends.",
+        abstract: "Watch a namespace, a pod or the whole node, and report each leak the moment conntrack forgets its flow, and when it ends.",
         discussion: """
             Subscribes to ctnetlink's DESTROY events (what `conntrack -E` reads) in the \
             namespace. When conntrack destroys the entry of a flow a capture port answered \
@@ -24,18 +24,36 @@ struct WatchCommand: ParsableCommand {
             ended still in SYN_SENT, or nothing connected within 180 s). \
             Events the kernel drops (ENOBUFS) are reported and made up for by a full read.
 
+            With --all-netns every namespace of the node is watched from one thread, and the \
+            node is listed again every 5 s: a pod that appears is watched (namespace-added, \
+            with the leaks it already holds), a pod that goes ends its leaks \
+            (namespace-gone), and a namespace that cannot be watched is reported \
+            (namespace-failed) and tried again a minute later while the others go on. --pod \
+            watches one pod's namespace, and its next one when the pod is recreated.
+
             Runs until Ctrl-C or SIGTERM (exit 0), or for --duration. Each event is one line: \
-            with --format ndjson a ctdoctor.watch.v1 record, documented in README.
+            with --format ndjson a ctdoctor.watch.v1 record, documented in README. \
+            --textfile and --listen keep Prometheus counters of the events (labels netns \
+            and pod); --listen serves them on its own thread, loopback unless an address \
+            is given.
 
             Examples:
               ctdoctor watch --netns 4242
               ctdoctor watch --netns 4242 --format ndjson --duration 10m > leaks.ndjson
               ctdoctor watch --netns 4242 --textfile /var/lib/node_exporter/textfile/ctdoctor-watch.prom
+              ctdoctor watch --all-netns --listen 9850 --format ndjson
+              ctdoctor watch --pod shop/cart-7d9f
             """
     )
 
     @OptionGroup var namespace: NamespaceOptions
     @OptionGroup var output: OutputOptions
+
+    @Flag(name: .customLong("all-netns"), help: "Watch every network namespace on the node, pods that appear included (the node is listed again every 5 s); each event names its namespace and pod.")
+    var allNetns = false
+
+    @Option(help: ArgumentHelp("Watch the namespace of this pod only (NAME, NAMESPACE/NAME or an ip netns name), and its next one when the pod is recreated.", valueName: "pod"))
+    var pod: String?
 
     @Option(help: ArgumentHelp("The sidecar: istio, asm, ambient (ztunnel), linkerd, or ports:OUT,IN. Default: detected.", valueName: "sidecar"))
     var sidecar: SidecarChoice?
@@ -46,6 +64,9 @@ struct WatchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Also keep Prometheus counters of what was seen in this file (for node_exporter's textfile collector), rewritten atomically at most once a second and at the end.", valueName: "path"))
     var textfile: String?
 
+    @Option(help: ArgumentHelp("Serve the same counters for Prometheus at http://ADDRESS:PORT/metrics: PORT alone listens on 127.0.0.1; give 0.0.0.0:PORT (or [::]:PORT) for other hosts to scrape it.", valueName: "[address:]port"))
+    var listen: String?
+
     func durationSeconds() throws -> Double? {
         guard let duration else { return nil }
         guard let seconds = ctdoctor.durationSeconds(duration), seconds > 0 else {
@@ -54,42 +75,91 @@ struct WatchCommand: ParsableCommand {
         return seconds
     }
 
+    /// `--listen`: PORT, ADDRESS:PORT or [IPV6]:PORT.
+    func listenEndpoint() throws -> Endpoint? {
+        guard let listen else { return nil }
+        let bad = ValidationError("--listen takes PORT, ADDRESS:PORT or [IPV6]:PORT, not '\(listen)'")
+        guard let colon = listen.lastIndex(of: ":") else { return Endpoint(.v4(0x7F00_0001), try parsePort(listen, option: "--listen")) }
+        var host = listen[..<colon]
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        guard let address = IPAddress(host) else { throw bad }
+        return Endpoint(address, try parsePort(String(listen[listen.index(after: colon)...]), option: "--listen"))
+    }
+
     func validate() throws {
         _ = try durationSeconds()
+        _ = try listenEndpoint()
         if output.format == .json { throw ValidationError("watch reports events as they happen: use --format ndjson (or table)") }
+        if allNetns && pod != nil { throw ValidationError("--all-netns watches every namespace; leave out --pod") }
+        if (allNetns || pod != nil) && namespace.spec != nil { throw ValidationError("--all-netns and --pod find namespaces themselves; leave out --netns") }
     }
 
     func run() throws {
-        let target = try namespace.resolve()
         var options = DiagnosisOptions()
         options.sidecar = sidecar?.profile
         let deadline = try durationSeconds().map { ContinuousClock.now + .milliseconds(Int($0 * 1000)) }
         Cleanup.stopGracefully()
         let format = output.format
-        let metrics = textfile.map { _ in WatchMetrics(netns: namespace.spec ?? "current", pod: nil) }
+        let metrics = textfile != nil || listen != nil ? WatchMetrics() : nil
+        let endpoint = try listenEndpoint().map { address in
+            do {
+                return try HTTPEndpoint(listeningOn: address) { [metrics] head, complete in
+                    MetricsHTTP.response(toHead: head, complete: complete) { metrics?.exposition() ?? [] }
+                }
+            } catch {
+                throw CommandFailure("cannot listen on \(address) for /metrics: \(error)", cause: error)
+            }
+        }
+        defer { endpoint?.stop() }
+        if let endpoint { log.notice("serving /metrics on http://\(endpoint.address)/metrics") }
         var written = ContinuousClock.now - .seconds(2)
         func writeMetrics(force: Bool) throws {
             guard let metrics, let textfile, force || ContinuousClock.now - written >= .seconds(1) else { return }
             try writeFileAtomically(metrics.exposition(), to: textfile)
             written = ContinuousClock.now
         }
-        try writeMetrics(force: true)
-        defer { try? writeMetrics(force: true) }
-        try LiveLeakWatch(namespace: target, options: options).run(
-            stop: {
-                try? writeMetrics(force: false)
-                return Cleanup.isStopRequested || deadline.map { ContinuousClock.now >= $0 } ?? false
-            }
-        ) { event in
-            metrics?.record(event)
+        let stop = {
+            try? writeMetrics(force: false)
+            return Cleanup.isStopRequested || deadline.map { ContinuousClock.now >= $0 } ?? false
+        }
+        func emit(_ event: WatchEvent, netns: String, pod: String?) throws {
+            metrics?.record(event, netns: netns, pod: pod)
             var out = OutputBuffer { try Console.writeOut(bytes: $0) }
             if format == .ndjson {
-                out.write { WatchRecord.json(event, namespace: target.name).write(to: &$0); $0.append(0x0A) }
+                out.write { WatchRecord.json(event, namespace: netns, pod: pod).write(to: &$0); $0.append(0x0A) }
             } else {
-                out.write(WatchRendering.line(event))
+                out.write(WatchRendering.line(event, namespace: allNetns || pod != nil ? pod ?? netns : nil))
             }
             try out.flush()
         }
+        guard allNetns || self.pod != nil else {
+            let target = try namespace.resolve()
+            let netns = namespace.spec ?? "current"
+            metrics?.watching(netns: netns, pod: nil)
+            try writeMetrics(force: true)
+            defer { try? writeMetrics(force: true) }
+            try LiveLeakWatch(namespace: target, options: options).run(stop: stop) { try emit($0, netns: target.name, pod: nil) }
+            return
+        }
+        let selection = try nodeSelection()
+        try writeMetrics(force: true)
+        defer { try? writeMetrics(force: true) }
+        try NodeLeakWatch(select: selection, options: options).run(stop: stop) { identity, event in
+            if event.kind == .namespaceAdded { metrics?.watching(netns: identity.netns, pod: identity.pod) }
+            try emit(event, netns: identity.netns, pod: identity.pod)
+        }
     }
 
+    /// What a node watch lists at each scan: every namespace, or the pod's (which must
+    /// be there when the watch starts; a pod recreated later is followed).
+    func nodeSelection() throws -> NodeLeakWatch.Selection {
+        guard let pod else { return { try NodeInventory().namespaces().namespaces } }
+        let first = try NodeInventory().namespaces().namespaces
+        let matching = namespaces(ofPod: pod, in: first)
+        guard !matching.isEmpty else {
+            let known = first.compactMap { $0.pod.name ?? $0.netnsName }.sorted()
+            throw CommandFailure("no pod named \(pod) among the node's \(first.count) network namespaces\(known.isEmpty ? "" : " (pods: \(known.prefix(8).joined(separator: ", "))\(known.count > 8 ? ", …" : ""))")")
+        }
+        return { namespaces(ofPod: pod, in: try NodeInventory().namespaces().namespaces) }
+    }
 }

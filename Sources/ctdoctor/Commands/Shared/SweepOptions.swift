@@ -38,9 +38,7 @@ struct SweepOptions: ParsableArguments {
             notices.append("\(listing.unreadableProcesses == 1 ? "1 process's namespace" : "\(listing.unreadableProcesses) processes' namespaces") could not be read (permission denied: other users' processes need CAP_SYS_PTRACE): namespaces only they hold are missing")
         }
         guard let pod else { return (listing.namespaces, listing.namespaces, notices) }
-        let matching = listing.namespaces.filter { node in
-            node.pod.name == pod || node.pod.name?.hasSuffix("/\(pod)") == true || node.netnsName == pod
-        }
+        let matching = namespaces(ofPod: pod, in: listing.namespaces)
         guard !matching.isEmpty else {
             let known = listing.namespaces.compactMap { $0.pod.name ?? $0.netnsName }.sorted()
             throw CommandFailure("no pod named \(pod) among the node's \(listing.namespaces.count) network namespaces\(known.isEmpty ? "" : " (pods: \(known.prefix(8).joined(separator: ", "))\(known.count > 8 ? ", …" : ""))")")
@@ -96,4 +94,10 @@ func runSweep(
     if let failOn, results.contains(where: { $0.report.map { $0.findings(for: sections).contains { $0.severity >= failOn } } ?? false }) {
         throw ExitCode(ExitStatus.findings)
     }
+}
+
+/// The namespaces of `pod`: NAME or NAMESPACE/NAME as the runtime names it, or an ip
+/// netns name.
+func namespaces(ofPod pod: String, in listing: [NodeNamespace]) -> [NodeNamespace] {
+    listing.filter { node in node.pod.name == pod || node.pod.name?.hasSuffix("/\(pod)") == true || node.netnsName == pod }
 }
