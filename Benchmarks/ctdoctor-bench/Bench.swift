@@ -18,7 +18,7 @@ struct Bench: ParsableCommand {
               ctdoctor-bench capture conntrack --netns NAME --output dump.bin
             """,
         subcommands: [
-            RunBenchmark.self, LintBenchmark.self, FillConntrack.self, HoldSockets.self, RawCount.self, RawSocketCount.self, Spin.self, Capture.self, ParseProcTCP.self, Churn.self,
+            RunBenchmark.self, LintBenchmark.self, FillConntrack.self, HoldSockets.self, RawCount.self, RawSocketCount.self, Spin.self, Capture.self, ParseProcTCP.self, Churn.self, WatchLoad.self,
         ]
     )
 }

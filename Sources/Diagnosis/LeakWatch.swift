@@ -90,6 +90,17 @@ public struct LeakWatch: Sendable {
         self.capturePorts = capturePorts
     }
 
+    /// The same state, watching `capturePorts` from now on: a namespace watched again
+    /// after a failure keeps the leaks it knew, so they are neither found a second time
+    /// nor lost.
+    public func watching(_ capturePorts: Set<UInt16>) -> LeakWatch {
+        var moved = LeakWatch(capturePorts: capturePorts)
+        moved.tracked = tracked
+        moved.cookieByKey = cookieByKey
+        moved.collisions = collisions
+        return moved
+    }
+
     /// The leaked sockets known now.
     public var leakedSockets: [TCPSocket] { tracked.values.map(\.socket) }
 

@@ -76,7 +76,7 @@ public final class WatchMetrics: Sendable {
 
     public init(goneSeriesSeconds: Double = WatchMetrics.defaultGoneSeriesSeconds) {
         self.goneSeriesSeconds = goneSeriesSeconds
-        watching = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: Self.namespaces.name, helpText: Self.namespaces.help))
+        watching = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: Self.namespaces.name, unitName: "", helpText: Self.namespaces.help))
     }
 
     func makeSeries(_ key: Key) -> Series {

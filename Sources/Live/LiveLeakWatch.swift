@@ -20,54 +20,63 @@ final class NamespaceWatcher {
     let receiveBufferBytes: Int
     let sweepSeconds: Double
     private let events: NetlinkSocket
-    private var watch = LeakWatch(capturePorts: [])
+    private(set) var watch: LeakWatch
     private var overruns = 0
     private var lastSweep = ContinuousClock.now
     private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+    /// What happened and has not been handed out yet: kept across a failure, so that
+    /// events decoded before it are not lost with it.
+    private var queued: [WatchEvent] = []
+    /// Destroyed sidecar flows not yet looked up: kept across a failed lookup, tried again.
+    private var suspects: [(ConntrackEntry, ReplyTupleKey)] = []
+    private var suspectKeys: Set<ReplyTupleKey> = []
 
     /// Subscribes; `begin()` then reads what is already leaked. Subscribing first means a
     /// leak born in between is seen twice at worst, and the watch keeps one.
-    init(namespace: NetworkNamespace, options: DiagnosisOptions, receiveBufferBytes: Int, sweepSeconds: Double) throws {
+    /// - Parameter carrying: what an earlier watcher of the namespace knew (a node watch
+    ///   retrying after a failure).
+    init(namespace: NetworkNamespace, options: DiagnosisOptions, receiveBufferBytes: Int, sweepSeconds: Double, carrying: LeakWatch? = nil) throws {
         self.namespace = namespace
         self.options = options
         self.receiveBufferBytes = receiveBufferBytes
         self.sweepSeconds = sweepSeconds
+        watch = carrying ?? LeakWatch(capturePorts: [])
         events = try namespace.run { try NetlinkSocket(bus: .netfilter, receiveBufferBytes: receiveBufferBytes) }
         for kind in [ConntrackEventKind.new, .update, .destroy] { try events.join(group: kind.group) }
     }
 
     var socket: NetlinkSocket { events }
-    var leakCount: Int { watch.leakedSockets.count }
     var capturePorts: Set<UInt16> { watch.capturePorts }
 
-    /// The leaks already there, as `leak-found`.
-    func begin() throws -> [WatchEvent] {
-        let start = try resynchronise()
-        watch = LeakWatch(capturePorts: start.capturePorts)
-        return start.leaks.compactMap { leak in
-            watch.found(leak.socket, originalDestination: leak.originalDestination, at: wallClock(), why: "already leaked when watching began")
-        }
+    /// The events so far, handed out once.
+    func take() -> [WatchEvent] {
+        defer { queued.removeAll() }
+        return queued
     }
 
-    /// What is queued on the event socket, without waiting: at most `limit` suspects
-    /// per call (the rest stay queued for the next), looked up in one sock_diag dump.
-    func drain(limit: Int = 4096) throws -> [WatchEvent] {
-        var emitted: [WatchEvent] = []
-        var suspects: [(ConntrackEntry, ReplyTupleKey)] = []
-        var suspectKeys: Set<ReplyTupleKey> = []
-        /// Looks the suspects up: a leak is born when its proxy socket is still in FIN_WAIT2.
-        func resolveSuspects() throws {
-            guard !suspects.isEmpty else { return }
-            let halfClosed = try proxySockets()
-            for (entry, key) in suspects {
-                if let event = watch.destroyed(entry, proxySocket: halfClosed[key], at: wallClock()) { emitted.append(event) }
+    /// Reads what is already leaked (`leak-found`, but for the leaks carried over); how
+    /// many were already leaked.
+    @discardableResult
+    func begin() throws -> Int {
+        let start = try resynchronise()
+        watch = watch.watching(start.capturePorts)
+        for leak in start.leaks {
+            if let event = watch.found(leak.socket, originalDestination: leak.originalDestination, at: wallClock(), why: "already leaked when watching began") {
+                queued.append(event)
             }
-            suspects.removeAll()
-            suspectKeys.removeAll()
         }
+        return start.leaks.count
+    }
+
+    /// What is queued on the event socket, without waiting, into `take()`: at most
+    /// `datagrams` receives per call, so that one busy namespace leaves the others of a
+    /// node watch their turn (the rest stay queued in the kernel for the next call).
+    func drain(datagrams: Int = 64) throws {
         do {
-            while suspects.count < limit, try events.waitReadable(milliseconds: 0) {
+            var received = 0
+            while received < datagrams, try events.waitReadable(milliseconds: 0) {
                 let count = try events.receive(into: &buffer)
+                received += 1
                 var reader = NetlinkMessageReader(buffer, count: count)
                 while let message = try reader.next() {
                     guard let kind = ConntrackEventKind(message) else { continue }
@@ -78,11 +87,11 @@ final class NamespaceWatcher {
                     if kind != .destroy, !suspectKeys.isEmpty, suspectKeys.contains(ReplyTupleKey(replyOf: entry)) { try resolveSuspects() }
                     switch kind {
                     case .new:
-                        if let event = watch.created(entry, at: wallClock()) { emitted.append(event) }
+                        if let event = watch.created(entry, at: wallClock()) { queued.append(event) }
                     case .update:
-                        if let event = watch.updated(entry, at: wallClock()) { emitted.append(event) }
+                        if let event = watch.updated(entry, at: wallClock()) { queued.append(event) }
                     case .destroy:
-                        if let event = watch.collisionDestroyed(entry, at: wallClock()) { emitted.append(event) }
+                        if let event = watch.collisionDestroyed(entry, at: wallClock()) { queued.append(event) }
                         if let key = watch.suspect(entry) {
                             suspects.append((entry, key))
                             suspectKeys.insert(key)
@@ -92,35 +101,44 @@ final class NamespaceWatcher {
             }
         } catch let error as KernelIOError where error.errno == .noBufferSpace {
             overruns += 1
-            emitted.append(WatchEvent(
+            queued.append(WatchEvent(
                 kind: .eventsLost, time: wallClock(), overruns: overruns,
-                detail: "the kernel dropped conntrack events (ENOBUFS: the receive buffer of \(receiveBufferBytes >> 20) MiB overflowed); the leaks are read again in full"))
+                detail: "the kernel dropped conntrack events (ENOBUFS: the event socket's receive buffer of \(Self.size(events.receiveBufferBytes)) overflowed); the leaks are read again in full"))
             for leak in try resynchronise().leaks {
                 if let event = watch.found(leak.socket, originalDestination: leak.originalDestination, at: wallClock(), why: "found by the full read after lost events") {
-                    emitted.append(event)
+                    queued.append(event)
                 }
             }
         }
         try resolveSuspects()
-        return emitted
+    }
+
+    /// Looks the suspects up: a leak is born when its proxy socket is still in FIN_WAIT2.
+    private func resolveSuspects() throws {
+        guard !suspects.isEmpty else { return }
+        let halfClosed = try proxySockets()
+        for (entry, key) in suspects {
+            if let event = watch.destroyed(entry, proxySocket: halfClosed[key], at: wallClock()) { queued.append(event) }
+        }
+        suspects.removeAll()
+        suspectKeys.removeAll()
+    }
+
+    /// "8 MiB", "512 KiB": what the kernel granted (twice what was asked, for its own books).
+    static func size(_ bytes: Int) -> String {
+        bytes >= 1 << 20 && bytes % (1 << 20) == 0 ? "\(bytes >> 20) MiB" : "\(bytes >> 10) KiB"
     }
 
     /// Every `sweepSeconds`: the known leaks whose socket went, and collisions past the
-    /// time an outcome could come.
-    func sweepIfDue() throws -> [WatchEvent] {
-        guard ContinuousClock.now - lastSweep >= .milliseconds(Int(sweepSeconds * 1000)) else { return [] }
+    /// time an outcome could come, into `take()`.
+    func sweepIfDue() throws {
+        guard ContinuousClock.now - lastSweep >= .milliseconds(Int(sweepSeconds * 1000)) else { return }
         lastSweep = ContinuousClock.now
-        var emitted: [WatchEvent] = []
         if !watch.leakedSockets.isEmpty {
             let present = Set(try proxySockets().values.compactMap(\.cookie))
-            emitted += watch.sweep(present: present, at: wallClock())
+            queued += watch.sweep(present: present, at: wallClock())
         }
-        return emitted + watch.expireCollisions(at: wallClock())
-    }
-
-    /// The namespace left the node: every leak it held ended with it.
-    func gone() -> [WatchEvent] {
-        watch.sweep(present: [], at: wallClock(), why: "its namespace is gone (the pod was deleted), and the proxy's socket with it")
+        queued += watch.expireCollisions(at: wallClock())
     }
 
     /// The FIN_WAIT2 sockets on the capture ports, by the reply tuple they answer.
@@ -139,6 +157,11 @@ final class NamespaceWatcher {
         let ports = report.sidecar.map { Set($0.profile.capturePorts) } ?? Set(SidecarProfile.known.flatMap(\.capturePorts))
         return (ports, report.leaks.filter { $0.classification == .leaked && $0.socket.cookie != nil })
     }
+}
+
+/// The leaks a namespace held when it left the node: each ended with it.
+func endedWithNamespace(_ watch: inout LeakWatch) -> [WatchEvent] {
+    watch.sweep(present: [], at: wallClock(), why: "its namespace is gone (the pod was deleted), and the proxy's socket with it")
 }
 
 /// Seconds since the Unix epoch: what each event is stamped with.
@@ -166,12 +189,12 @@ public struct LiveLeakWatch: Sendable {
     /// Hands each event to `emit` as it happens.
     public func run(stop: () -> Bool, emit: (WatchEvent) throws -> Void) throws {
         let watcher = try NamespaceWatcher(namespace: namespace, options: options, receiveBufferBytes: receiveBufferBytes, sweepSeconds: sweepSeconds)
-        for event in try watcher.begin() { try emit(event) }
+        try watcher.begin()
+        for event in watcher.take() { try emit(event) }
         while !stop() {
-            if try watcher.socket.waitReadable(milliseconds: 200) {
-                for event in try watcher.drain() { try emit(event) }
-            }
-            for event in try watcher.sweepIfDue() { try emit(event) }
+            if try watcher.socket.waitReadable(milliseconds: 200) { try watcher.drain() }
+            try watcher.sweepIfDue()
+            for event in watcher.take() { try emit(event) }
         }
     }
 }

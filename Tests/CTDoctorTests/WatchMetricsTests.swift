@@ -1,5 +1,7 @@
 import Diagnosis
 import Export
+import KernelIO
+import Live
 import NetCore
 import TestSupport
 import Testing
@@ -86,5 +88,38 @@ struct WatchMetricsTests {
         #expect(HTTPRequestHead.end(Array("GET / HTTP/1.1\n\n".utf8)[...]) == 16)
         #expect(HTTPRequestHead.end(Array("GET / HTTP/1.1\r\nA: b\r\n".utf8)[...]) == nil)
         #expect(HTTPRequestHead.end(Array("\n".utf8)[...]) == nil)
+    }
+}
+
+/// The /metrics endpoint on real loopback sockets: clients that connect and stall do not
+/// hold back a scrape, and stopping it does not wait for them.
+@Suite("the /metrics endpoint")
+struct HTTPEndpointTests {
+    @Test func aScrapeIsAnsweredWhileOtherClientsStallAndStopDoesNotWaitForThem() throws {
+        let endpoint = try HTTPEndpoint(listeningOn: Endpoint(.v4(0x7F00_0001), 0)) { head, complete in
+            MetricsHTTP.response(toHead: head, complete: complete) { Array("ctdoctor_watch_namespaces 3\n".utf8) }
+        }
+        // Four clients that connect and never send a request.
+        let stalled = try (0..<4).map { _ in try StreamSocket.connect(to: endpoint.address, timeoutMilliseconds: 1000) }
+        let scrape = try StreamSocket.connect(to: endpoint.address, timeoutMilliseconds: 1000)
+        let asked = ContinuousClock.now
+        try scrape.send(Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        var response: [UInt8] = []
+        while try scrape.waitReadable(milliseconds: 3000) {
+            let chunk = try scrape.receive()
+            if chunk.isEmpty { break }
+            response += chunk
+        }
+        let waited = ContinuousClock.now - asked
+        let text = String(decoding: response, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n") && text.hasSuffix("\r\n\r\nctdoctor_watch_namespaces 3\n"), "\(text)")
+        #expect(waited < .seconds(1), "the stalled clients held the scrape back \(waited)")
+        // A stalled client is let go within its 2 s for the request head: the server closes.
+        #expect(try stalled[0].waitReadable(milliseconds: 4000) && (try stalled[0].receive()).starts(with: Array("HTTP/1.1 400".utf8)))
+        let stopping = ContinuousClock.now
+        endpoint.stop()
+        #expect(ContinuousClock.now - stopping < .seconds(1))
+        #expect(throws: (any Error).self) { try StreamSocket.connect(to: endpoint.address, timeoutMilliseconds: 500) }
+        stalled.forEach { $0.close() }
     }
 }

@@ -130,6 +130,91 @@ struct WatchTests {
     }
 }
 
+/// Events the kernel drops are never silent: a watch stopped while 20,000 entries arrive
+/// on a 64 KiB buffer comes back to ENOBUFS, says so, reads the namespace again, and still
+/// knows its leak (once: the full read does not report it a second time).
+@Suite("watch when the kernel drops events", .enabled(if: Privileges.shouldRunPrivilegedTests), .serialized)
+struct WatchOverrunTests {
+    @Test func anOverrunIsReportedAndTheLeaksAreReadAgainWithoutDuplicates() throws {
+        let lab = try HalfCloseLab(name: TestNamespace.uniqueName("watchlost"), closeWaitSeconds: 2, say: { _ in })
+        defer { lab.tearDown() }
+        try lab.build()
+        let leakedPort = try #require(lab.flows.first { $0.expected == .leaked }?.appPort)
+        let watch = try WatchRun(namespace: lab.lab.name, duration: "60s", extra: ["--event-buffer", "64K"])
+        let found = try watch.await(seconds: 10) { $0["event"] as? String == "leak-found" && ($0["app"] as? String)?.hasSuffix(":\(leakedPort)") == true }
+        let seenAtStart = try watch.events()
+        let leak = try #require(found, "the leak already there was not found at the start: \(seenAtStart)")
+
+        // The watch cannot read while stopped; the kernel queues what fits and drops the rest.
+        kill(watch.process.processIdentifier, SIGSTOP)
+        let filled = try Shell.run([Binary.bench, "fill-conntrack", "--netns", lab.lab.name, "--entries", "20000"])
+        kill(watch.process.processIdentifier, SIGCONT)
+        #expect(filled.status == 0, "\(filled.standardError)")
+        let lost = try watch.await(seconds: 15) { $0["event"] as? String == "events-lost" }
+        let seen = try watch.events()
+        let overrun = try #require(lost, "no events-lost after 20,000 events on a 64 KiB buffer: \(seen.suffix(5))")
+        #expect((overrun["overruns"] as? Int ?? 0) >= 1 && (overrun["detail"] as? String)?.contains("ENOBUFS") == true)
+        #expect(seen.filter { $0["cookie"] as? Int == leak["cookie"] as? Int && $0["event"] as? String == "leak-found" }.count == 1,
+            "the full read after the overrun reported the known leak again")
+
+        // Still tracked after the resynchronisation: its end is seen.
+        let reaped = try Shell.run([Binary.ctdoctor, "leaks", "--netns", lab.lab.name, "--reap", "--yes", "--min-idle", "0s"])
+        #expect(reaped.status == 0 || reaped.status == 1, "\(reaped.standardError)")
+        let ended = try watch.await(seconds: 10) { $0["event"] as? String == "leak-ended" && $0["cookie"] as? Int == leak["cookie"] as? Int }
+        let seenEnd = try watch.events()
+        #expect(ended != nil, "\(seenEnd.suffix(5))")
+        #expect(watch.stop())
+    }
+}
+
+/// Counts stay exact under load: two churners create and delete unrelated conntrack
+/// entries (tens of thousands of events a second) in the lab's namespace while its leak
+/// is made; the watch reports that leak once and nothing else as a leak. What the load
+/// costs the watch is the benchmark's (`ctdoctor-bench watch-load`), not a timed test's.
+@Suite("watch under churn", .enabled(if: Privileges.shouldRunPrivilegedTests), .serialized)
+struct WatchLoadTests {
+    @Test func theLabsLeakIsCountedOnceAndTheChurnNeverLooksLikeALeak() throws {
+        let lab = try HalfCloseLab(name: TestNamespace.uniqueName("watchload"), closeWaitSeconds: 2, say: { _ in })
+        defer { lab.tearDown() }
+        let watch = try WatchRun(namespace: lab.lab.name, duration: "60s")
+        let churners = try (0..<2).map { lane -> (Process, Pipe) in
+            let process = Process()
+            let output = Pipe()
+            process.executableURL = URL(fileURLWithPath: Binary.bench)
+            process.arguments = ["churn", "--netns", lab.lab.name, "--seconds", "60", "--lane", String(lane), "--rate", "25000"]
+            process.standardOutput = output
+            try process.run()
+            return (process, output)
+        }
+        defer { churners.forEach { if $0.0.isRunning { kill($0.0.processIdentifier, SIGKILL) } } }
+        usleep(1_000_000)
+        try lab.build()
+        let leakedPort = try #require(lab.flows.first { $0.expected == .leaked }?.appPort)
+        let born = try watch.await(seconds: 10) {
+            ["leak-born", "leak-found"].contains($0["event"] as? String) && ($0["app"] as? String)?.hasSuffix(":\(leakedPort)") == true
+        }
+        var rate = 0
+        for (process, output) in churners {
+            #expect(process.isRunning, "the churn lasted until the leak was seen")
+            process.terminate()
+            process.waitUntilExit()
+            let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: " ")
+            rate += report.firstIndex(of: "rate").flatMap { Int(report[$0 + 1]) } ?? 0
+        }
+        let events = try watch.events()
+        #expect(born != nil, "the lab's leak was not seen under \(rate) changes/s: \(events.suffix(5))")
+        // The leak, once; the lab's fresh half-close may leak too once its 2 s run out
+        // (the app never closes it), also once; nothing else.
+        let halfClosed = Set(lab.flows.filter { $0.expected == .leaked || $0.expected == .atRisk }.map(\.appPort))
+        let leakEvents = events.filter { ["leak-born", "leak-found"].contains($0["event"] as? String) }
+        let ports = leakEvents.compactMap { ($0["app"] as? String)?.split(separator: ":").last.flatMap { UInt16($0) } }
+        #expect(ports.filter { $0 == leakedPort }.count == 1, "\(leakEvents)")
+        #expect(Set(ports).isSubset(of: halfClosed) && Set(ports).count == ports.count, "only the lab's half-closes, each once: \(leakEvents)")
+        #expect(rate >= 10_000, "the churn reached \(rate) changes/s")
+        #expect(watch.stop())
+    }
+}
+
 /// `ctdoctor watch --all-netns`: a pod that appears while it runs is watched, its leak
 /// seen born there and labelled with its namespace, and its deletion ends the leak.
 @Suite("watch over the node", .enabled(if: Privileges.shouldRunPrivilegedTests), .serialized)
@@ -179,7 +264,7 @@ struct NodeWatchTests {
         let gone = try watch.await(seconds: 12) { $0["event"] as? String == "namespace-gone" && $0["namespace"] as? String == netns }
         let seenGoing = try watch.events()
         try #require(gone != nil, "\(netns) was not reported gone (held by \(holders(of: netns))): \(seenGoing)")
-        let ended = try seenGoing.first { $0["event"] as? String == "leak-ended" && $0["cookie"] as? Int == birth["cookie"] as? Int }
+        let ended = seenGoing.first { $0["event"] as? String == "leak-ended" && $0["cookie"] as? Int == birth["cookie"] as? Int }
         #expect(ended?["namespace"] as? String == netns, "\(seenGoing)")
         #expect(!seenGoing.contains { $0["event"] as? String == "namespace-failed" && $0["namespace"] as? String == netns }, "\(seenGoing)")
         #expect(watch.stop())

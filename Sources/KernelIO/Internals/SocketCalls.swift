@@ -184,9 +184,13 @@ func acceptConnection(_ fd: Int32) throws -> Int32 {
     try systemCall("accept") { accept4(fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue)) }
 }
 
-func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+/// Writes all of `bytes`; past `deadline` (checked between partial writes, each bounded by
+/// the socket's SO_SNDTIMEO) gives up with ETIMEDOUT: a peer that reads a byte at a time
+/// cannot hold the writer.
+func sendAll(_ fd: Int32, _ bytes: [UInt8], deadline: ContinuousClock.Instant? = nil) throws {
     var offset = 0
     while offset < bytes.count {
+        if let deadline, ContinuousClock.now >= deadline { throw KernelIOError("send", errno: .timedOut) }
         let sent = try bytes.withUnsafeBytes { (raw) throws in
             try systemCall("send") { send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL)) }
         }
@@ -217,7 +221,8 @@ func pollReadable(_ fd: Int32, milliseconds: Int32) throws -> Bool {
 /// netlink socket's overrun), within `milliseconds`; their indices.
 func pollAnyReadable(_ descriptors: [Int32], milliseconds: Int32) throws -> [Int] {
     var polled = descriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-    guard try systemCall("poll") { poll(&polled, nfds_t(polled.count), milliseconds) } > 0 else { return [] }
+    let ready = try systemCall("poll") { poll(&polled, nfds_t(polled.count), milliseconds) }
+    guard ready > 0 else { return [] }
     return polled.indices.filter { polled[$0].revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 }
 }
 

@@ -79,8 +79,9 @@ public final class StreamSocket: @unchecked Sendable {
     }
 
     /// Writes all of `bytes`.
-    public func send(_ bytes: [UInt8]) throws {
-        try sendAll(descriptor, bytes)
+    /// - Parameter deadline: give up (ETIMEDOUT) once it passes, however the peer reads.
+    public func send(_ bytes: [UInt8], deadline: ContinuousClock.Instant? = nil) throws {
+        try sendAll(descriptor, bytes, deadline: deadline)
     }
 
     /// Reads up to `maximum` bytes; an empty result means the peer sent FIN.

@@ -13,6 +13,12 @@ public final class WorkerThread: @unchecked Sendable {
         thread = try startThread(named: name, body)
     }
 
+    /// Starts `body` on a thread nobody waits for: it ends when the body returns (a
+    /// connection served on its own, bounded in time by the body itself).
+    public static func detached(name: String, _ body: @escaping @Sendable () -> Void) throws {
+        pthread_detach(try startThread(named: name, body))
+    }
+
     /// Waits for the body to return. Call once, from the starting thread.
     public func join() {
         guard !joined else { return }

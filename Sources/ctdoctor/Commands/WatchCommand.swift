@@ -64,8 +64,27 @@ struct WatchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Also keep Prometheus counters of what was seen in this file (for node_exporter's textfile collector), rewritten atomically at most once a second and at the end.", valueName: "path"))
     var textfile: String?
 
-    @Option(help: ArgumentHelp("Serve the same counters for Prometheus at http://ADDRESS:PORT/metrics: PORT alone listens on 127.0.0.1; give 0.0.0.0:PORT (or [::]:PORT) for other hosts to scrape it.", valueName: "[address:]port"))
+    @Option(help: ArgumentHelp("Serve the same counters for Prometheus at http://ADDRESS:PORT/metrics: PORT alone listens on 127.0.0.1; :PORT (or 0.0.0.0:PORT, [::]:PORT) lets other hosts scrape it.", valueName: "[address:]port"))
     var listen: String?
+
+    @Option(name: .customLong("event-buffer"), help: ArgumentHelp("Each event socket's receive buffer: room for a burst of conntrack events before the kernel drops some (events-lost). 64K to 256M, in bytes or with K or M. Default: 8M, or 2M each with --all-netns and --pod.", valueName: "size"))
+    var eventBuffer: String?
+
+    /// `--event-buffer`: bytes, or K/M (binary) multiples.
+    func eventBufferBytes() throws -> Int? {
+        guard let eventBuffer else { return nil }
+        let bad = ValidationError("--event-buffer takes a size from 64K to 256M (such as 512K or 16M), not '\(eventBuffer)'")
+        var digits = Substring(eventBuffer)
+        var unit = 1
+        switch digits.last {
+        case "K", "k": unit = 1 << 10
+        case "M", "m": unit = 1 << 20
+        default: break
+        }
+        if unit > 1 { digits = digits.dropLast() }
+        guard let count = Int(digits), count > 0, count <= (256 << 20) / unit, count * unit >= 64 << 10 else { throw bad }
+        return count * unit
+    }
 
     func durationSeconds() throws -> Double? {
         guard let duration else { return nil }
@@ -75,20 +94,28 @@ struct WatchCommand: ParsableCommand {
         return seconds
     }
 
-    /// `--listen`: PORT, ADDRESS:PORT or [IPV6]:PORT.
+    /// `--listen`: PORT (loopback), :PORT (every address, as Go programs such as
+    /// node_exporter read it), ADDRESS:PORT or [IPV6]:PORT.
     func listenEndpoint() throws -> Endpoint? {
         guard let listen else { return nil }
-        let bad = ValidationError("--listen takes PORT, ADDRESS:PORT or [IPV6]:PORT, not '\(listen)'")
+        let bad = ValidationError("--listen takes PORT, :PORT, ADDRESS:PORT or [IPV6]:PORT, not '\(listen)'")
         guard let colon = listen.lastIndex(of: ":") else { return Endpoint(.v4(0x7F00_0001), try parsePort(listen, option: "--listen")) }
+        let port = try parsePort(String(listen[listen.index(after: colon)...]), option: "--listen")
         var host = listen[..<colon]
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        if host.isEmpty { return Endpoint(.v4(0), port) }
+        if host.hasPrefix("[") && host.hasSuffix("]") {
+            host = host.dropFirst().dropLast()
+        } else if host.contains(":") {
+            throw bad  // an IPv6 address without brackets: where its port starts is a guess
+        }
         guard let address = IPAddress(host) else { throw bad }
-        return Endpoint(address, try parsePort(String(listen[listen.index(after: colon)...]), option: "--listen"))
+        return Endpoint(address, port)
     }
 
     func validate() throws {
         _ = try durationSeconds()
         _ = try listenEndpoint()
+        _ = try eventBufferBytes()
         if output.format == .json { throw ValidationError("watch reports events as they happen: use --format ndjson (or table)") }
         if allNetns && pod != nil { throw ValidationError("--all-netns watches every namespace; leave out --pod") }
         if (allNetns || pod != nil) && namespace.spec != nil { throw ValidationError("--all-netns and --pod find namespaces themselves; leave out --netns") }
@@ -122,13 +149,15 @@ struct WatchCommand: ParsableCommand {
             try? writeMetrics(force: false)
             return Cleanup.isStopRequested || deadline.map { ContinuousClock.now >= $0 } ?? false
         }
-        func emit(_ event: WatchEvent, netns: String, pod: String?) throws {
-            metrics?.record(event, netns: netns, pod: pod)
+        /// `netns` names the namespace in the journal; `label` in the metrics (the spec as
+        /// given to --netns, as before node watches: dashboards keep their series).
+        func emit(_ event: WatchEvent, netns: String, label: String? = nil, pod: String?) throws {
+            metrics?.record(event, netns: label ?? netns, pod: pod)
             var out = OutputBuffer { try Console.writeOut(bytes: $0) }
             if format == .ndjson {
                 out.write { WatchRecord.json(event, namespace: netns, pod: pod).write(to: &$0); $0.append(0x0A) }
             } else {
-                out.write(WatchRendering.line(event, namespace: allNetns || pod != nil ? pod ?? netns : nil))
+                out.write(WatchRendering.line(event, namespace: allNetns || self.pod != nil ? (pod ?? netns) : nil))
             }
             try out.flush()
         }
@@ -138,13 +167,17 @@ struct WatchCommand: ParsableCommand {
             metrics?.watching(netns: netns, pod: nil)
             try writeMetrics(force: true)
             defer { try? writeMetrics(force: true) }
-            try LiveLeakWatch(namespace: target, options: options).run(stop: stop) { try emit($0, netns: target.name, pod: nil) }
+            var watch = LiveLeakWatch(namespace: target, options: options)
+            if let bytes = try eventBufferBytes() { watch.receiveBufferBytes = bytes }
+            try watch.run(stop: stop) { try emit($0, netns: target.name, label: netns, pod: nil) }
             return
         }
         let selection = try nodeSelection()
         try writeMetrics(force: true)
         defer { try? writeMetrics(force: true) }
-        try NodeLeakWatch(select: selection, options: options).run(stop: stop) { identity, event in
+        var watch = NodeLeakWatch(select: selection, options: options)
+        if let bytes = try eventBufferBytes() { watch.receiveBufferBytes = bytes }
+        try watch.run(stop: stop) { identity, event in
             if event.kind == .namespaceAdded { metrics?.watching(netns: identity.netns, pod: identity.pod) }
             try emit(event, netns: identity.netns, pod: identity.pod)
         }
