@@ -16,7 +16,7 @@ struct WatchLoad: ParsableCommand {
     @Option(help: "How long the churn lasts.") var seconds = 30.0
     @Option(help: "Churners, each on its own addresses.") var lanes = 2
     @Option(help: "Conntrack changes per second each churner aims at.") var rate = 30_000
-    @Option(help: "With --all-netns instead of --netns: the watch polls every namespace of the node.") var node = false
+    @Flag(help: "With --all-netns instead of --netns: the watch polls every namespace of the node.") var node = false
 
     func run() throws {
         let selfPath = try ProcFS().readLink("/proc/self/exe")
