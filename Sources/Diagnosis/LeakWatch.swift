@@ -49,6 +49,11 @@ public struct WatchEvent: Sendable, Equatable {
     public var overruns: Int?
     /// collision-recovered and collision-failed: seconds since the collision began.
     public var afterSeconds: Double?
+    /// collision-recovered and collision-failed: how much the namespace's TCP counters
+    /// that a collision moves (CollisionPrediction.counterNames: challenge ACKs sent, SYN
+    /// challenges, SYN retransmits) grew while it lasted; namespace-wide, so other
+    /// traffic's share is in it too. Nil when they could not be read.
+    public var counterSteps: [String: UInt64]?
     public var detail: String
 
     public init(

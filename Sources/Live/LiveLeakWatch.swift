@@ -30,6 +30,11 @@ final class NamespaceWatcher {
     /// Destroyed sidecar flows not yet looked up: kept across a failed lookup, tried again.
     private var suspects: [(ConntrackEntry, ReplyTupleKey)] = []
     private var suspectKeys: Set<ReplyTupleKey> = []
+    /// The namespace's collision counters when each collision under way began: the
+    /// reading of the last sweep before it (at most `sweepSeconds` old), since the SYN has
+    /// drawn its challenge ACK by the time its conntrack event is read.
+    private var countersAtCollision: [ReplyTupleKey: [String: UInt64]] = [:]
+    private var lastCounters: [String: UInt64]?
 
     /// Subscribes; `begin()` then reads what is already leaked. Subscribing first means a
     /// leak born in between is seen twice at worst, and the watch keeps one.
@@ -48,10 +53,41 @@ final class NamespaceWatcher {
     var socket: NetlinkSocket { events }
     var capturePorts: Set<UInt16> { watch.capturePorts }
 
-    /// The events so far, handed out once.
+    /// The events so far, handed out once; a collision's outcome carries how the
+    /// namespace's collision counters moved since just before it began (the challenge
+    /// ACKs its SYNs drew, the app's SYN retransmits).
     func take() -> [WatchEvent] {
         defer { queued.removeAll() }
+        var current: [String: UInt64]?
+        func counters() -> [String: UInt64]? {
+            if current == nil { current = try? readCollisionCounters() }
+            return current
+        }
+        for index in queued.indices {
+            guard let proxy = queued[index].proxy, let app = queued[index].app else { continue }
+            let key = ReplyTupleKey(source: proxy, destination: app)
+            switch queued[index].kind {
+            case .collision:
+                countersAtCollision[key] = lastCounters ?? counters()
+            case .collisionRecovered, .collisionFailed:
+                guard let before = countersAtCollision.removeValue(forKey: key), let after = counters() else { continue }
+                queued[index].counterSteps = Dictionary(uniqueKeysWithValues: CollisionPrediction.counterNames.compactMap { name in
+                    after[name].map { (name, $0 - min($0, before[name] ?? $0)) }
+                })
+            default:
+                continue
+            }
+        }
         return queued
+    }
+
+    /// TcpExt's challenge-ACK and SYN counters of the namespace (/proc/net/netstat, snmp).
+    private func readCollisionCounters() throws -> [String: UInt64] {
+        try namespace.run {
+            var counters = NetstatParser.counters(try ProcFS().readNet("netstat"))
+            counters.merge(NetstatParser.counters(try ProcFS().readNet("snmp"))) { first, _ in first }
+            return counters.filter { CollisionPrediction.counterNames.contains($0.key) }
+        }
     }
 
     /// Reads what is already leaked (`leak-found`, but for the leaks carried over); how
@@ -135,6 +171,8 @@ final class NamespaceWatcher {
         guard ContinuousClock.now - lastSweep >= .milliseconds(Int(sweepSeconds * 1000)) else { return }
         lastSweep = ContinuousClock.now
         if !watch.leakedSockets.isEmpty {
+            // Where a collision can happen, the counters it would move, for its step.
+            lastCounters = try? readCollisionCounters()
             let present = Set(try proxySockets().values.compactMap(\.cookie))
             queued += watch.sweep(present: present, at: wallClock())
         }

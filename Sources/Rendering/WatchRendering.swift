@@ -11,6 +11,9 @@ public enum WatchRendering {
         if let proxy = event.proxy, let app = event.app { text += " \(proxy) <-> \(app)" }
         if let destination = event.originalDestination { text += " (to \(destination))" }
         if let lifetime = event.lifetimeSeconds ?? event.afterSeconds { text += " after \(humanDuration(milliseconds: UInt64(saturating: lifetime * 1000)))" }
+        if let steps = event.counterSteps {
+            text += " [challenge ACKs +\(steps["TcpExtTCPChallengeACK"] ?? 0), SYN retransmits +\(steps["TcpExtTCPSynRetrans"] ?? 0)]"
+        }
         return text + ": " + event.detail.terminalSafe + "\n"
     }
 }

@@ -282,7 +282,7 @@ struct FormatRoundTripTests {
         let record = WatchRecord.json(event, namespace: "shop/cart")
         #expect(try keys(record) == [
             "schema", "event", "time", "namespace", "pod", "proxy", "app", "original_destination", "cookie", "lifetime_seconds", "overruns",
-            "after_seconds", "detail",
+            "after_seconds", "counter_steps", "detail",
         ])
         let read = JSONField(node: try JSONReader.parse(Array(record.text.utf8)))
         #expect(try read["event"].string() == "leak-ended" && read["cookie"].integer() == 77 && read["app"].string() == "10.66.0.5:41422")

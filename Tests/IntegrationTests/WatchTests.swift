@@ -125,6 +125,9 @@ struct WatchTests {
         if attempt.connected {
             let recovered = try #require(try event("collision-recovered"), "\(seen)")
             #expect((recovered["after_seconds"] as? Double ?? -1) >= 0 && (recovered["after_seconds"] as? Double ?? 99) < Double(attempt.seconds) + 1)
+            // Its SYN met the leaked socket: the namespace answered with a challenge ACK.
+            let steps = try #require(recovered["counter_steps"] as? [String: Int], "\(recovered)")
+            #expect((steps["TcpExtTCPSYNChallenge"] ?? 0) + (steps["TcpExtTCPChallengeACK"] ?? 0) >= 1, "\(steps)")
         }
         #expect(watch.stop())
     }
