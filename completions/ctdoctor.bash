@@ -496,7 +496,7 @@ _ctdoctor_watch() {
     repeating_flags=()
     non_repeating_flags=(--all-netns --version -h --help)
     repeating_options=()
-    non_repeating_options=(--netns --format --pod --sidecar --duration --textfile --listen --event-buffer)
+    non_repeating_options=(--netns --format --pod --sidecar --duration --textfile --listen --stall-after --event-buffer)
     __ctdoctor_offer_flags_options 0
 
     # Offer option value completions
@@ -521,6 +521,9 @@ _ctdoctor_watch() {
         return
         ;;
     '--listen')
+        return
+        ;;
+    '--stall-after')
         return
         ;;
     '--event-buffer')

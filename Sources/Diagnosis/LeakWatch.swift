@@ -23,6 +23,11 @@ public struct WatchEvent: Sendable, Equatable {
         case collisionRecovered = "collision-recovered"
         /// Its entry was destroyed before it ever connected: the connect failed.
         case collisionFailed = "collision-failed"
+        /// An accepted connection on a capture port silent both ways past --stall-after: on
+        /// a server-first port, a sniffing proxy holding the server's greeting back.
+        case stall
+        /// That connection spoke or closed; `afterSeconds` is how long it was silent.
+        case stallEnded = "stall-ended"
         /// A node watch (--all-netns, --pod) began watching a namespace: a pod appeared,
         /// or the watch started.
         case namespaceAdded = "namespace-added"
@@ -47,19 +52,24 @@ public struct WatchEvent: Sendable, Equatable {
     public var lifetimeSeconds: Double?
     /// events-lost: how many times the kernel reported an overrun so far.
     public var overruns: Int?
-    /// collision-recovered and collision-failed: seconds since the collision began.
+    /// collision-recovered and collision-failed: seconds since the collision began; stall:
+    /// how long it has been silent; stall-ended: how long it was.
     public var afterSeconds: Double?
     /// collision-recovered and collision-failed: how much the namespace's TCP counters
     /// that a collision moves (CollisionPrediction.counterNames: challenge ACKs sent, SYN
     /// challenges, SYN retransmits) grew while it lasted; namespace-wide, so other
     /// traffic's share is in it too. Nil when they could not be read.
     public var counterSteps: [String: UInt64]?
+    /// stall and stall-ended: the protocol of the port the client dialled, when known.
+    public var application: ApplicationProtocol?
     public var detail: String
 
     public init(
         kind: Kind, time: Double, proxy: Endpoint? = nil, app: Endpoint? = nil, originalDestination: Endpoint? = nil,
-        cookie: UInt64? = nil, lifetimeSeconds: Double? = nil, overruns: Int? = nil, afterSeconds: Double? = nil, detail: String
+        cookie: UInt64? = nil, lifetimeSeconds: Double? = nil, overruns: Int? = nil, afterSeconds: Double? = nil,
+        application: ApplicationProtocol? = nil, detail: String
     ) {
+        self.application = application
         self.afterSeconds = afterSeconds
         self.kind = kind
         self.time = time

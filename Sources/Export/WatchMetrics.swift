@@ -27,6 +27,9 @@ public final class WatchMetrics: Sendable {
         name: "ctdoctor_watch_leak_lifetime_seconds", labels: [],
         help: "How long ended leaks lived, from their birth (or from when they were found).")
 
+    public static let stalls = ExportedMetric(
+        name: "ctdoctor_watch_stalls_total", labels: ["server_first"],
+        help: "Accepted connections seen silent both ways past --stall-after, by whether the dialled port's protocol speaks first (true, false, unknown).", isCounter: true)
     public static let namespaces = ExportedMetric(
         name: "ctdoctor_watch_namespaces", labels: [],
         help: "Namespaces being watched now (a node watch adds pods as they appear and lets them go as they are deleted).")
@@ -34,7 +37,7 @@ public final class WatchMetrics: Sendable {
         name: "ctdoctor_watch_namespace_failures_total", labels: [],
         help: "Times a namespace could not be watched, or stopped being watchable (it is tried again later).", isCounter: true)
 
-    public static let all = [leaksBorn, leaksFound, leaksEnded, collisions, eventsLost, leakLifetime, namespaces, namespaceFailures]
+    public static let all = [leaksBorn, leaksFound, leaksEnded, collisions, eventsLost, leakLifetime, stalls, namespaces, namespaceFailures]
     /// The lifetime buckets: Envoy's idle timeout (1 h) is what ends most leaks.
     public static let lifetimeBuckets: [Double] = [10, 60, 300, 900, 1800, 3600, 7200]
     /// How long a gone namespace's series stay exposed: long enough for every scrape and
@@ -53,6 +56,9 @@ public final class WatchMetrics: Sendable {
         var collisionFailed: Counter
         var lost: Counter
         var failures: Counter
+        var stallsServerFirst: Counter
+        var stallsClientFirst: Counter
+        var stallsUnknown: Counter
         var lifetime: ValueHistogram
         /// When its namespace went (monotonic seconds), for the grace above.
         var goneAt: Double?
@@ -92,6 +98,9 @@ public final class WatchMetrics: Sendable {
             collisionRecovered: counter(Self.collisions, [("outcome", "recovered")]),
             collisionFailed: counter(Self.collisions, [("outcome", "failed")]),
             lost: counter(Self.eventsLost), failures: counter(Self.namespaceFailures),
+            stallsServerFirst: counter(Self.stalls, [("server_first", "true")]),
+            stallsClientFirst: counter(Self.stalls, [("server_first", "false")]),
+            stallsUnknown: counter(Self.stalls, [("server_first", "unknown")]),
             lifetime: registry.makeValueHistogram(
                 descriptor: MetricNameDescriptor(
                     metricName: String(Self.leakLifetime.name.dropLast(8)), unitName: "seconds", helpText: Self.leakLifetime.help),
@@ -114,6 +123,13 @@ public final class WatchMetrics: Sendable {
             case .collisionRecovered: one.collisionRecovered.increment()
             case .collisionFailed: one.collisionFailed.increment()
             case .eventsLost: one.lost.increment()
+            case .stall:
+                switch event.application?.isServerFirst {
+                case true?: one.stallsServerFirst.increment()
+                case false?: one.stallsClientFirst.increment()
+                case nil: one.stallsUnknown.increment()
+                }
+            case .stallEnded: break
             case .namespaceAdded: one.goneAt = nil
             case .namespaceGone: one.goneAt = now
             case .namespaceFailed:
@@ -146,7 +162,10 @@ public final class WatchMetrics: Sendable {
         series.withLock { all in
             for (key, one) in all {
                 guard let gone = one.goneAt, now - gone >= goneSeriesSeconds else { continue }
-                for counter in [one.born, one.found, one.ended, one.collisionSeen, one.collisionRecovered, one.collisionFailed, one.lost, one.failures] {
+                for counter in [
+                    one.born, one.found, one.ended, one.collisionSeen, one.collisionRecovered, one.collisionFailed, one.lost, one.failures,
+                    one.stallsServerFirst, one.stallsClientFirst, one.stallsUnknown,
+                ] {
                     registry.unregisterCounter(counter)
                 }
                 registry.unregisterValueHistogram(one.lifetime)

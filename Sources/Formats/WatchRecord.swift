@@ -16,6 +16,7 @@ public enum WatchRecord {
             ("original_destination", .string(event.originalDestination?.description)),
             ("cookie", .integer(event.cookie)), ("lifetime_seconds", event.lifetimeSeconds.map { .number($0) } ?? .null),
             ("overruns", .integer(event.overruns)), ("after_seconds", event.afterSeconds.map { .number($0) } ?? .null),
+            ("protocol", .string(event.application?.name)), ("server_first", event.application.map { .bool($0.isServerFirst) } ?? .null),
             ("counter_steps", event.counterSteps.map { steps in .object(steps.sorted { $0.key < $1.key }.map { ($0.key, .integer($0.value)) }) } ?? .null),
             ("detail", .string(event.detail)),
         ])

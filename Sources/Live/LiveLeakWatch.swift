@@ -30,11 +30,16 @@ final class NamespaceWatcher {
     /// Destroyed sidecar flows not yet looked up: kept across a failed lookup, tried again.
     private var suspects: [(ConntrackEntry, ReplyTupleKey)] = []
     private var suspectKeys: Set<ReplyTupleKey> = []
-    /// The namespace's collision counters when each collision under way began: the
-    /// reading of the last sweep before it (at most `sweepSeconds` old), since the SYN has
-    /// drawn its challenge ACK by the time its conntrack event is read.
+    /// The namespace's collision counters when each collision under way was seen. Its
+    /// first SYN has drawn its challenge ACK by then (the conntrack event and the ACK are
+    /// the same moment); what follows is counted: the app's SYN retransmits, and on a
+    /// kernel without the fix each retransmitted SYN's further challenge ACK.
     private var countersAtCollision: [ReplyTupleKey: [String: UInt64]] = [:]
-    private var lastCounters: [String: UInt64]?
+    private var stalls: StallWatch
+    private var lastStallScan = ContinuousClock.now
+    /// How often the accepted connections are scanned for stalls: a dump with tcp_info of
+    /// the capture ports' ESTABLISHED sockets.
+    static let stallScanSeconds = 5
 
     /// Subscribes; `begin()` then reads what is already leaked. Subscribing first means a
     /// leak born in between is seen twice at worst, and the watch keeps one.
@@ -46,6 +51,7 @@ final class NamespaceWatcher {
         self.receiveBufferBytes = receiveBufferBytes
         self.sweepSeconds = sweepSeconds
         watch = carrying ?? LeakWatch(capturePorts: [])
+        stalls = StallWatch(catalog: options.catalog)
         events = try namespace.run { try NetlinkSocket(bus: .netfilter, receiveBufferBytes: receiveBufferBytes) }
         for kind in [ConntrackEventKind.new, .update, .destroy] { try events.join(group: kind.group) }
     }
@@ -54,8 +60,7 @@ final class NamespaceWatcher {
     var capturePorts: Set<UInt16> { watch.capturePorts }
 
     /// The events so far, handed out once; a collision's outcome carries how the
-    /// namespace's collision counters moved since just before it began (the challenge
-    /// ACKs its SYNs drew, the app's SYN retransmits).
+    /// namespace's collision counters moved since it was seen.
     func take() -> [WatchEvent] {
         defer { queued.removeAll() }
         var current: [String: UInt64]?
@@ -68,7 +73,7 @@ final class NamespaceWatcher {
             let key = ReplyTupleKey(source: proxy, destination: app)
             switch queued[index].kind {
             case .collision:
-                countersAtCollision[key] = lastCounters ?? counters()
+                countersAtCollision[key] = counters()
             case .collisionRecovered, .collisionFailed:
                 guard let before = countersAtCollision.removeValue(forKey: key), let after = counters() else { continue }
                 queued[index].counterSteps = Dictionary(uniqueKeysWithValues: CollisionPrediction.counterNames.compactMap { name in
@@ -171,12 +176,35 @@ final class NamespaceWatcher {
         guard ContinuousClock.now - lastSweep >= .milliseconds(Int(sweepSeconds * 1000)) else { return }
         lastSweep = ContinuousClock.now
         if !watch.leakedSockets.isEmpty {
-            // Where a collision can happen, the counters it would move, for its step.
-            lastCounters = try? readCollisionCounters()
             let present = Set(try proxySockets().values.compactMap(\.cookie))
             queued += watch.sweep(present: present, at: wallClock())
         }
         queued += watch.expireCollisions(at: wallClock())
+        if ContinuousClock.now - lastStallScan >= .seconds(Self.stallScanSeconds) {
+            lastStallScan = ContinuousClock.now
+            try scanStalls()
+        }
+    }
+
+    /// Accepted connections on the capture ports silent both ways past --stall-after;
+    /// the new ones' original destinations looked up by reply tuple.
+    private func scanStalls() throws {
+        let threshold = UInt64(saturating: options.stallAfterSeconds * 1000)
+        var silent: [TCPSocket] = []
+        _ = try SocketReader(namespace: namespace).forEachSocket(in: [.established], withInfo: true, localPorts: watch.capturePorts.sorted()) { socket in
+            if StallAnalysis.isSilent(socket, thresholdMilliseconds: threshold) { silent.append(socket) }
+        }
+        let unknown = stalls.unknown(among: silent)
+        var destinations: [UInt64: Endpoint] = [:]
+        if !unknown.isEmpty {
+            let keys = unknown.map { ReplyTupleKey(source: $0.local, destination: $0.remote) }
+            // Where the lookup is refused the stall is still reported, without its port.
+            let entries = (try? ConntrackReplyLookup(namespace: namespace).entries(for: keys)) ?? [:]
+            for (socket, key) in zip(unknown, keys) {
+                if let cookie = socket.cookie, let entry = entries[key] { destinations[cookie] = entry.original.destinationEndpoint }
+            }
+        }
+        queued += stalls.scan(silent: silent, destinations: destinations, at: wallClock())
     }
 
     /// The FIN_WAIT2 sockets on the capture ports, by the reply tuple they answer.

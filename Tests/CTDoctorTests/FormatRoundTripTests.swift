@@ -282,7 +282,7 @@ struct FormatRoundTripTests {
         let record = WatchRecord.json(event, namespace: "shop/cart")
         #expect(try keys(record) == [
             "schema", "event", "time", "namespace", "pod", "proxy", "app", "original_destination", "cookie", "lifetime_seconds", "overruns",
-            "after_seconds", "counter_steps", "detail",
+            "after_seconds", "protocol", "server_first", "counter_steps", "detail",
         ])
         let read = JSONField(node: try JSONReader.parse(Array(record.text.utf8)))
         #expect(try read["event"].string() == "leak-ended" && read["cookie"].integer() == 77 && read["app"].string() == "10.66.0.5:41422")
@@ -290,7 +290,7 @@ struct FormatRoundTripTests {
         // README's list of events is the Kind's.
         let readme = String(decoding: try Fixture.repositoryFile("README.md"), as: UTF8.self)
         let section = try #require(readme.range(of: "### `ctdoctor.watch.v1`")).upperBound
-        let text = String(readme[section...].prefix(1200))
+        let text = String(readme[section...].prefix(2500))
         for kind in WatchEvent.Kind.allCases { #expect(text.contains("`\(kind.rawValue)`"), "README's watch schema misses \(kind.rawValue)") }
     }
 

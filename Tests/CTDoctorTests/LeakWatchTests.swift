@@ -97,4 +97,26 @@ struct LeakWatchTests {
         #expect(try kind(1 << 8 | 1, 0) == nil && kind(2 << 8 | 2, 0) == nil, "a GET reply, another subsystem")
         #expect(ConntrackEventKind.destroy.group == 3)
     }
+
+    @Test func aSilentAcceptedConnectionIsOneStallUntilItSpeaksAndItsPortSaysWhoWaits() {
+        var stalls = StallWatch(catalog: ProtocolCatalog())
+        func silent(_ cookie: UInt64, seconds: UInt32) -> TCPSocket {
+            var socket = Self.socket(.established, cookie: cookie)
+            socket.info = TCPInfo(lastDataSentMilliseconds: seconds * 1000, lastDataReceivedMilliseconds: seconds * 1000, lastAckReceivedMilliseconds: 0)
+            return socket
+        }
+        let smtp = silent(1, seconds: 7)
+        let unknownPort = silent(2, seconds: 6)
+        #expect(stalls.unknown(among: [smtp, unknownPort]).count == 2)
+        let first = stalls.scan(silent: [smtp, unknownPort], destinations: [1: Endpoint(IPAddress("10.96.0.25")!, 25)], at: 100)
+        #expect(first.map(\.kind) == [.stall, .stall])
+        #expect(first[0].application?.name == "SMTP" && first[0].application?.isServerFirst == true && first[0].afterSeconds == 7)
+        #expect(first[0].detail.contains("speaks first") && first[1].application == nil && first[1].detail.contains("conntrack entry is gone"))
+        // Seen again: nothing new, and nothing to look up.
+        #expect(stalls.unknown(among: [smtp, unknownPort]).isEmpty)
+        #expect(stalls.scan(silent: [smtp, unknownPort], destinations: [:], at: 105).isEmpty)
+        // The SMTP connection spoke (or closed): its stall ends with how long it lasted.
+        let ended = stalls.scan(silent: [unknownPort], destinations: [:], at: 110)
+        #expect(ended.map(\.kind) == [.stallEnded] && ended[0].cookie == 1 && ended[0].afterSeconds == 17)
+    }
 }

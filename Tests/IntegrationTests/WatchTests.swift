@@ -125,10 +125,32 @@ struct WatchTests {
         if attempt.connected {
             let recovered = try #require(try event("collision-recovered"), "\(seen)")
             #expect((recovered["after_seconds"] as? Double ?? -1) >= 0 && (recovered["after_seconds"] as? Double ?? 99) < Double(attempt.seconds) + 1)
-            // Its SYN met the leaked socket: the namespace answered with a challenge ACK.
+            // It connected on a retransmitted SYN: the step the outcome reports shows it.
             let steps = try #require(recovered["counter_steps"] as? [String: Int], "\(recovered)")
-            #expect((steps["TcpExtTCPSYNChallenge"] ?? 0) + (steps["TcpExtTCPChallengeACK"] ?? 0) >= 1, "\(steps)")
+            #expect((steps["TcpExtTCPSynRetrans"] ?? 0) >= 1, "\(steps)")
         }
+        #expect(watch.stop())
+    }
+}
+
+/// A stall as it happens: the server-first lab's sniffing proxy holds an SMTP greeting
+/// back; watch reports that connection (and only it) as a stall on a server-first port.
+@Suite("watch sees stalls", .enabled(if: Privileges.shouldRunPrivilegedTests), .serialized)
+struct WatchStallTests {
+    @Test func theHeldGreetingIsAStallOnAServerFirstPortAndNothingElseIs() throws {
+        let lab = try ServerFirstLab(name: TestNamespace.uniqueName("watchstall"), mesh: .istio, say: { _ in })
+        defer { lab.tearDown() }
+        let watch = try WatchRun(namespace: lab.lab.name, duration: "60s", extra: ["--stall-after", "1s", "--sidecar", "istio"])
+        try lab.build(stallAfterSeconds: 1)
+        let stalledPort = try #require(lab.flows.first(where: \.expectStalled)?.appPort)
+        let stall = try watch.await(seconds: 12) { $0["event"] as? String == "stall" }
+        let seen = try watch.events()
+        let event = try #require(stall, "no stall reported: \(seen)")
+        #expect((event["app"] as? String)?.hasSuffix(":\(stalledPort)") == true, "\(event)")
+        #expect(event["original_destination"] as? String == "\(ServerFirstLab.smtpServer):\(ServerFirstLab.stalledPort)")
+        #expect(event["protocol"] as? String == "SMTP" && event["server_first"] as? Bool == true)
+        #expect((event["after_seconds"] as? Double ?? 0) >= 1)
+        #expect(seen.filter { $0["event"] as? String == "stall" }.count == 1, "only the sniffed SMTP connection stalls: \(seen)")
         #expect(watch.stop())
     }
 }

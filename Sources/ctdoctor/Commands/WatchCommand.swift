@@ -22,7 +22,10 @@ struct WatchCommand: ParsableCommand {
             whose SYN conntrack tracks onto a leaked socket's tuple is a collision, reported as \
             it happens, then as recovered (a flow on its tuple connected) or failed (its entry \
             ended still in SYN_SENT, or nothing connected within 180 s). \
-            Events the kernel drops (ENOBUFS) are reported and made up for by a full read.
+            Events the kernel drops (ENOBUFS) are reported and made up for by a full read. \
+            Every 5 s the accepted connections on the capture ports are scanned: one silent \
+            both ways past --stall-after is a stall (on a server-first port, a sniffing \
+            proxy holding the greeting back), reported when seen and when it ends.
 
             With --all-netns every namespace of the node is watched from one thread, and the \
             node is listed again every 5 s: a pod that appears is watched (namespace-added, \
@@ -66,6 +69,17 @@ struct WatchCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Serve the same counters for Prometheus at http://ADDRESS:PORT/metrics: PORT alone listens on 127.0.0.1; :PORT (or 0.0.0.0:PORT, [::]:PORT) lets other hosts scrape it.", valueName: "[address:]port"))
     var listen: String?
+
+    @Option(name: .customLong("stall-after"), help: ArgumentHelp("An accepted connection on a capture port silent both ways this long is a stall, reported when first seen (scans every 5 s) and when it ends. Default: 5s.", valueName: "duration"))
+    var stallAfter: String?
+
+    func stallAfterSeconds() throws -> Double? {
+        guard let stallAfter else { return nil }
+        guard let seconds = ctdoctor.durationSeconds(stallAfter), seconds > 0 else {
+            throw ValidationError("--stall-after takes a duration such as 5s or 30s, not '\(stallAfter)'")
+        }
+        return seconds
+    }
 
     @Option(name: .customLong("event-buffer"), help: ArgumentHelp("Each event socket's receive buffer: room for a burst of conntrack events before the kernel drops some (events-lost). 64K to 256M, in bytes or with K or M. Default: 8M, or 2M each with --all-netns and --pod.", valueName: "size"))
     var eventBuffer: String?
@@ -116,6 +130,7 @@ struct WatchCommand: ParsableCommand {
         _ = try durationSeconds()
         _ = try listenEndpoint()
         _ = try eventBufferBytes()
+        _ = try stallAfterSeconds()
         if output.format == .json { throw ValidationError("watch reports events as they happen: use --format ndjson (or table)") }
         if allNetns && pod != nil { throw ValidationError("--all-netns watches every namespace; leave out --pod") }
         if (allNetns || pod != nil) && namespace.spec != nil { throw ValidationError("--all-netns and --pod find namespaces themselves; leave out --netns") }
@@ -124,6 +139,7 @@ struct WatchCommand: ParsableCommand {
     func run() throws {
         var options = DiagnosisOptions()
         options.sidecar = sidecar?.profile
+        if let stall = try stallAfterSeconds() { options.stallAfterSeconds = stall }
         let deadline = try durationSeconds().map { ContinuousClock.now + .milliseconds(Int($0 * 1000)) }
         Cleanup.stopGracefully()
         let format = output.format
