@@ -180,9 +180,7 @@ public final class CollisionRateLab: @unchecked Sendable {
 
     func counters() throws -> [String: UInt64] {
         try lab.namespace.run {
-            var counters = NetstatParser.counters(try ProcFS().readNet("netstat"))
-            counters.merge(NetstatParser.counters(try ProcFS().readNet("snmp"))) { first, _ in first }
-            return counters
+            try ProcFS().tcpCounters()
         }
     }
 

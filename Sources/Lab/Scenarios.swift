@@ -269,9 +269,7 @@ extension HalfCloseLab {
 
     func counters() throws -> [String: UInt64] {
         try lab.namespace.run {
-            var counters = NetstatParser.counters(try ProcFS().readNet("netstat"))
-            counters.merge(NetstatParser.counters(try ProcFS().readNet("snmp"))) { first, _ in first }
-            return counters
+            try ProcFS().tcpCounters()
         }
     }
 }

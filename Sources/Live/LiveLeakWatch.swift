@@ -89,9 +89,7 @@ final class NamespaceWatcher {
     /// TcpExt's challenge-ACK and SYN counters of the namespace (/proc/net/netstat, snmp).
     private func readCollisionCounters() throws -> [String: UInt64] {
         try namespace.run {
-            var counters = NetstatParser.counters(try ProcFS().readNet("netstat"))
-            counters.merge(NetstatParser.counters(try ProcFS().readNet("snmp"))) { first, _ in first }
-            return counters.filter { CollisionPrediction.counterNames.contains($0.key) }
+            try ProcFS().tcpCounters().filter { CollisionPrediction.counterNames.contains($0.key) }
         }
     }
 

@@ -53,6 +53,16 @@ final class DeploymentExampleTests {
         try #require(container["args"] as? [String]).map { $0.replacing("/textfile/", with: textfile.path + "/") }
     }
 
+    /// ctdoctor with a container's arguments, in the background, its output dropped.
+    func start(_ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Binary.ctdoctor)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
     @Test func theManifestsParseAndPassLint() throws {
         let result = try Shell.run([Binary.ctdoctor, "lint", "--format", "json", Self.examples.appendingPathComponent("kubernetes").path])
         #expect(result.status == 0, "\(result.standardOutput)\(result.standardError)")
@@ -65,11 +75,7 @@ final class DeploymentExampleTests {
         try checkPrivileges(pod, container, file: "daemonset.yaml")
         let arguments = try localArguments(container)
         #expect(arguments.contains("--every"))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Binary.ctdoctor)
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        let process = try start(arguments)
         let written = textfile.appendingPathComponent("ctdoctor.prom").path
         for _ in 0..<300 where !FileManager.default.fileExists(atPath: written) { usleep(100_000) }
         let stopAsked = Date()
@@ -87,11 +93,7 @@ final class DeploymentExampleTests {
         try checkPrivileges(pod, container, file: "daemonset.yaml (watch)")
         let arguments = try localArguments(container)
         #expect(arguments.starts(with: ["watch", "--all-netns"]))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Binary.ctdoctor)
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        let process = try start(arguments)
         let written = textfile.appendingPathComponent("ctdoctor-watch.prom").path
         for _ in 0..<300 where !FileManager.default.fileExists(atPath: written) { usleep(100_000) }
         // Its first full read of every namespace done, the gauge says how many it watches.

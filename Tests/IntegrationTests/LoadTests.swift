@@ -42,18 +42,10 @@ final class LoadTests {
         // Churn until the dumps are counted, not for a fixed time: on a machine busy
         // with other suites a dump can take seconds, and the test is about dumps under
         // load, not about their speed (that is the benchmark's).
-        let churners = try (0..<2).map { lane -> (Process, Pipe) in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: Binary.bench)
-            // 40,000 changes/s per lane: the load the test names (at least 50,000 in all),
-            // not whatever an idle machine allows (once 229,000/s, where the dumps' retries
-            // left too few to judge).
-            process.arguments = ["churn", "--netns", namespace.name, "--seconds", "120", "--lane", String(lane), "--rate", "40000"]
-            let output = Pipe()
-            process.standardOutput = output
-            try process.run()
-            return (process, output)
-        }
+        // 40,000 changes/s per lane: the load the test names (at least 50,000 in all), not
+        // whatever an idle machine allows (once 229,000/s, where the dumps' retries left
+        // too few to judge).
+        let churners = try Churners(namespace: namespace.name, rate: 40000, seconds: 120)
         usleep(500_000)
         var dumps = 0
         var interruptedNotices = 0
@@ -69,16 +61,9 @@ final class LoadTests {
             if result.standardError.contains("changed during every dump pass") { interruptedNotices += 1 }
             dumps += 1
         }
-        #expect(churners.allSatisfy { $0.0.isRunning }, "the load lasted until the last dump ended")
-        var rate = 0
-        for (process, output) in churners {
-            process.terminate()
-            process.waitUntilExit()
-            let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            #expect(process.terminationStatus == 0, "\(report)")
-            let fields = report.split(separator: " ")
-            rate += fields.firstIndex(of: "rate").flatMap { Int(fields[$0 + 1]) } ?? 0
-        }
+        #expect(churners.allRunning, "the load lasted until the last dump ended")
+        let (rate, failures) = churners.stop()
+        #expect(failures.isEmpty, "\(failures)")
         #expect(dumps >= 3, "dumps finished during the churn: \(dumps)")
         #expect(rate >= 50_000, "the load reached \(rate) conntrack changes/s")
         // Sockets churned too; the listing still works and stays well-formed.

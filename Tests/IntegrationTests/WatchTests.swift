@@ -205,30 +205,16 @@ struct WatchLoadTests {
         let lab = try HalfCloseLab(name: TestNamespace.uniqueName("watchload"), closeWaitSeconds: 2, say: { _ in })
         defer { lab.tearDown() }
         let watch = try WatchRun(namespace: lab.lab.name, duration: "60s")
-        let churners = try (0..<2).map { lane -> (Process, Pipe) in
-            let process = Process()
-            let output = Pipe()
-            process.executableURL = URL(fileURLWithPath: Binary.bench)
-            process.arguments = ["churn", "--netns", lab.lab.name, "--seconds", "60", "--lane", String(lane), "--rate", "25000"]
-            process.standardOutput = output
-            try process.run()
-            return (process, output)
-        }
-        defer { churners.forEach { if $0.0.isRunning { kill($0.0.processIdentifier, SIGKILL) } } }
+        let churners = try Churners(namespace: lab.lab.name, rate: 25000, seconds: 60)
         usleep(1_000_000)
         try lab.build()
         let leakedPort = try #require(lab.flows.first { $0.expected == .leaked }?.appPort)
         let born = try watch.await(seconds: 10) {
             ["leak-born", "leak-found"].contains($0["event"] as? String) && ($0["app"] as? String)?.hasSuffix(":\(leakedPort)") == true
         }
-        var rate = 0
-        for (process, output) in churners {
-            #expect(process.isRunning, "the churn lasted until the leak was seen")
-            process.terminate()
-            process.waitUntilExit()
-            let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: " ")
-            rate += report.firstIndex(of: "rate").flatMap { Int(report[$0 + 1]) } ?? 0
-        }
+        #expect(churners.allRunning, "the churn lasted until the leak was seen")
+        let (rate, failures) = churners.stop()
+        #expect(failures.isEmpty, "\(failures)")
         let events = try watch.events()
         #expect(born != nil, "the lab's leak was not seen under \(rate) changes/s: \(events.suffix(5))")
         // The leak, once; the lab's fresh half-close may leak too once its 2 s run out

@@ -205,10 +205,7 @@ struct WatchCommand: ParsableCommand {
         guard let pod else { return { try NodeInventory().namespaces().namespaces } }
         let first = try NodeInventory().namespaces().namespaces
         let matching = namespaces(ofPod: pod, in: first)
-        guard !matching.isEmpty else {
-            let known = first.compactMap { $0.pod.name ?? $0.netnsName }.sorted()
-            throw CommandFailure("no pod named \(pod) among the node's \(first.count) network namespaces\(known.isEmpty ? "" : " (pods: \(known.prefix(8).joined(separator: ", "))\(known.count > 8 ? ", …" : ""))")")
-        }
+        guard !matching.isEmpty else { throw noSuchPod(pod, among: first) }
         return { namespaces(ofPod: pod, in: try NodeInventory().namespaces().namespaces) }
     }
 }

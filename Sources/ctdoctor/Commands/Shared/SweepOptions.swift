@@ -39,10 +39,7 @@ struct SweepOptions: ParsableArguments {
         }
         guard let pod else { return (listing.namespaces, listing.namespaces, notices) }
         let matching = namespaces(ofPod: pod, in: listing.namespaces)
-        guard !matching.isEmpty else {
-            let known = listing.namespaces.compactMap { $0.pod.name ?? $0.netnsName }.sorted()
-            throw CommandFailure("no pod named \(pod) among the node's \(listing.namespaces.count) network namespaces\(known.isEmpty ? "" : " (pods: \(known.prefix(8).joined(separator: ", "))\(known.count > 8 ? ", …" : ""))")")
-        }
+        guard !matching.isEmpty else { throw noSuchPod(pod, among: listing.namespaces) }
         guard matching.count == 1 else {
             throw CommandFailure("\(matching.count) namespaces match \(pod): \(matching.map { "\($0.pod.name ?? $0.displayName) (\($0.netnsLabel))" }.joined(separator: ", ")); give NAMESPACE/NAME")
         }
@@ -94,6 +91,12 @@ func runSweep(
     if let failOn, results.contains(where: { $0.report.map { $0.findings(for: sections).contains { $0.severity >= failOn } } ?? false }) {
         throw ExitCode(ExitStatus.findings)
     }
+}
+
+/// The one-line failure for a pod the node does not have, with the pods it does.
+func noSuchPod(_ pod: String, among listing: [NodeNamespace]) -> CommandFailure {
+    let known = listing.compactMap { $0.pod.name ?? $0.netnsName }.sorted()
+    return CommandFailure("no pod named \(pod) among the node's \(listing.count) network namespaces\(known.isEmpty ? "" : " (pods: \(known.prefix(8).joined(separator: ", "))\(known.count > 8 ? ", …" : ""))")")
 }
 
 /// The namespaces of `pod`: NAME or NAMESPACE/NAME as the runtime names it, or an ip
