@@ -148,12 +148,18 @@ public struct LeakWatch: Sendable {
             detail: why)
     }
 
+    /// The cookies of the leaks known now: what a socket snapshot taken next can judge.
+    public var trackedCookies: Set<UInt64> { Set(tracked.keys) }
+
     /// The known leaks whose socket is no longer among `present` (FIN_WAIT2 sockets on
-    /// the capture ports, by cookie), each ended with its lifetime.
+    /// the capture ports, by cookie), each ended with its lifetime. `among` limits the
+    /// judgement to the leaks known when `present` was read: one born from events read
+    /// after that snapshot is not in it, yet not gone.
     public mutating func sweep(
-        present: Set<UInt64>, at time: Double, why: String = "the proxy's socket is gone (its idle timeout, a reap or a restart)"
+        present: Set<UInt64>, among: Set<UInt64>? = nil, at time: Double,
+        why: String = "the proxy's socket is gone (its idle timeout, a reap or a restart)"
     ) -> [WatchEvent] {
-        let ended = tracked.filter { !present.contains($0.key) }.sorted { $0.key < $1.key }
+        let ended = tracked.filter { !present.contains($0.key) && among?.contains($0.key) != false }.sorted { $0.key < $1.key }
         return ended.map { cookie, leak in
             tracked[cookie] = nil
             cookieByKey[Self.key(of: leak.socket)] = nil

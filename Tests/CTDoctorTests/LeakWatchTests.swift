@@ -37,6 +37,17 @@ struct LeakWatchTests {
         #expect(watch.leakedSockets.isEmpty)
     }
 
+    @Test func aSweepJudgesOnlyTheLeaksKnownWhenItsSnapshotWasRead() {
+        var watch = LeakWatch(capturePorts: [15001])
+        _ = watch.destroyed(Self.entry(.closeWait), proxySocket: Self.socket(.finWait2, cookie: 1), at: 10)
+        let known = watch.trackedCookies
+        // Born from an event read after the snapshot, which therefore lacks its socket.
+        _ = watch.destroyed(Self.entry(.closeWait, replyPort: 15001), proxySocket: Self.socket(.finWait2, cookie: 2), at: 11)
+        let ended = watch.sweep(present: [], among: known, at: 12)
+        #expect(ended.map(\.cookie) == [1])
+        #expect(watch.trackedCookies == [2])
+    }
+
     @Test func cleanEndsOtherPortsAndSocketsNotHalfClosedAreNoLeak() {
         var watch = LeakWatch(capturePorts: [15001])
         #expect(watch.suspect(Self.entry(.timeWait)) == nil && watch.suspect(Self.entry(.close)) == nil)
