@@ -496,7 +496,7 @@ _ctdoctor_watch() {
     repeating_flags=()
     non_repeating_flags=(--all-netns --version -h --help)
     repeating_options=()
-    non_repeating_options=(--netns --format --pod --sidecar --duration --textfile --listen --stall-after --event-buffer)
+    non_repeating_options=(--netns --format --pod --sidecar --duration --textfile --listen --stall-after --event-buffer --kernel-filter)
     __ctdoctor_offer_flags_options 0
 
     # Offer option value completions
@@ -527,6 +527,10 @@ _ctdoctor_watch() {
         return
         ;;
     '--event-buffer')
+        return
+        ;;
+    '--kernel-filter')
+        __ctdoctor_add_completions -W 'ports'$'\n''tcp'$'\n''off'
         return
         ;;
     esac

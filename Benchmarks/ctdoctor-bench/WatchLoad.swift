@@ -6,7 +6,8 @@ import KernelIO
 /// conntrack entries (each change one NEW or DESTROY event to the watch) while the watch
 /// runs; its CPU time and resident memory are read from /proc every second, and its
 /// journal says whether the kernel had to drop events. Every figure is the watch's own,
-/// beside the event rate it was under, in the same run.
+/// beside the event rate it was under, in the same run, once per kernel filter: what the
+/// capture-port filter saves over nfct_filter's reach (TCP) and over none.
 struct WatchLoad: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "watch-load",
@@ -18,9 +19,42 @@ struct WatchLoad: ParsableCommand {
     @Option(help: "Conntrack changes per second each churner aims at.") var rate = 30_000
     @Flag(help: "With --all-netns instead of --netns: the watch polls every namespace of the node.") var node = false
 
+    @Option(
+        name: .customLong("kernel-filter"), parsing: .upToNextOption,
+        help: "The watch's --kernel-filter values to measure in turn, each under the same churn (ports tcp off).")
+    var kernelFilters = ["ports", "tcp", "off"]
+
+    /// One watch's figures under one filter.
+    struct Row {
+        var filter: String
+        var changesPerSecond: Int
+        var cpuShare: Double
+        var rssAt5sKiB: Int
+        var rssAtEndKiB: Int
+        var rssPeakKiB: Int
+        var lost: Int
+        var journalLines: Int
+    }
+
     func run() throws {
         let selfPath = try ProcFS().readLink("/proc/self/exe")
         let binary = ctdoctor ?? (selfPath as NSString).deletingLastPathComponent + "/ctdoctor"
+        let rows = try kernelFilters.map { try measure(filter: $0, binary: binary, selfPath: selfPath) }
+        print("watch under churn (\(node ? "--all-netns" : "--netns"), \(lanes) churners × \(rate)/s aimed, \(Int(seconds)) s per filter)")
+        print("  --kernel-filter  changes/s  watch CPU      RSS at 5 s / end / peak  events-lost  journal lines")
+        for row in rows {
+            let cpu = String(format: "%.1f %%", row.cpuShare * 100)
+            let rss = "\(row.rssAt5sKiB / 1024) / \(row.rssAtEndKiB / 1024) / \(row.rssPeakKiB / 1024) MiB"
+            print("  \(pad(row.filter, 15))  \(pad(String(row.changesPerSecond), 9))  \(pad(cpu, 13))  \(pad(rss, 23))  \(pad(String(row.lost), 11))  \(row.journalLines)")
+        }
+        print("  (each change is one NEW or DESTROY event; CPU is the watch's own, as a share of one core)")
+    }
+
+    func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(0, width - text.count)) }
+
+    /// A fresh namespace, a watch with `filter`, the churn for `seconds`, the watch sampled
+    /// from /proc every second.
+    func measure(filter: String, binary: String, selfPath: String) throws -> Row {
         let lab = try BenchNamespace(name: "ctd-bench-watch-\(getpid())")
         defer { lab.destroy() }
         let journal = FileManager.default.temporaryDirectory.appendingPathComponent("ctdoctor-watch-load-\(getpid()).ndjson")
@@ -29,11 +63,16 @@ struct WatchLoad: ParsableCommand {
 
         let watch = Process()
         watch.executableURL = URL(fileURLWithPath: binary)
-        watch.arguments = ["watch"] + (node ? ["--all-netns"] : ["--netns", lab.name]) + ["--format", "ndjson", "--duration", "\(Int(seconds) + 30)s"]
+        watch.arguments = ["watch"] + (node ? ["--all-netns"] : ["--netns", lab.name])
+            + ["--format", "ndjson", "--duration", "\(Int(seconds) + 30)s", "--kernel-filter", filter]
         watch.standardOutput = try FileHandle(forWritingTo: journal)
         try watch.run()
         defer { if watch.isRunning { kill(watch.processIdentifier, SIGKILL) } }
         usleep(2_000_000)
+        guard watch.isRunning else {
+            print("watch-load: ctdoctor watch --kernel-filter \(filter) exited with \(watch.terminationStatus)")
+            throw ExitCode.failure
+        }
 
         let churners = try (0..<lanes).map { lane -> (Process, Pipe) in
             let process = Process()
@@ -59,7 +98,6 @@ struct WatchLoad: ParsableCommand {
         kill(watch.processIdentifier, SIGTERM)
         watch.waitUntilExit()
         let lines = (try? String(contentsOf: journal, encoding: .utf8))?.split(separator: "\n") ?? []
-        let lost = lines.filter { $0.contains("\"event\":\"events-lost\"") }.count
 
         guard let first = samples.first, let last = samples.last, last.seconds > first.seconds else {
             print("watch-load: the watch could not be sampled")
@@ -68,13 +106,10 @@ struct WatchLoad: ParsableCommand {
         // USER_HZ is 100 on every Linux ABI.
         let cpu = Double(last.cpuTicks - first.cpuTicks) / 100 / (last.seconds - first.seconds)
         let settled = samples.first { $0.seconds >= 5 } ?? first
-        let peak = samples.map(\.rssKiB).max() ?? 0
-        print("watch under churn (\(node ? "--all-netns" : "--netns"), \(lanes) churners × \(rate)/s aimed, \(Int(seconds)) s)")
-        print("  conntrack changes reached   \(changes)/s (each a NEW or DESTROY event)")
-        print("  watch CPU                   \(String(format: "%.1f", cpu * 100)) % of a core")
-        print("  watch RSS                   \(settled.rssKiB / 1024) MiB at 5 s, \(last.rssKiB / 1024) MiB at the end, peak \(peak / 1024) MiB")
-        print("  events-lost reports         \(lost)")
-        print("  journal lines               \(lines.count)")
+        return Row(
+            filter: filter, changesPerSecond: changes, cpuShare: cpu, rssAt5sKiB: settled.rssKiB, rssAtEndKiB: last.rssKiB,
+            rssPeakKiB: samples.map(\.rssKiB).max() ?? 0, lost: lines.filter { $0.contains("\"event\":\"events-lost\"") }.count,
+            journalLines: lines.count)
     }
 
     /// utime + stime (ticks) and VmRSS (KiB) of `pid`.

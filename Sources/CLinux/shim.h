@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <linux/netlink.h>
+#include <linux/filter.h>
 #include <libmnl/libmnl.h>
 
 // setns(2), accept4(2), pipe2(2) and gettid(2) are declared by glibc only under _GNU_SOURCE, which the Glibc
@@ -43,6 +44,9 @@ static const int ctd_clone_newnet = 0x40000000;
 // SO_ORIGINAL_DST lives in <linux/netfilter_ipv4.h>, whose includes clash with glibc's
 // <netinet/in.h>; the value is fixed ABI.
 static const int ctd_so_original_dst = 80;
+
+// SO_ATTACH_FILTER comes from <asm/socket.h> as a macro; the value is fixed ABI.
+static const int ctd_so_attach_filter = SO_ATTACH_FILTER;
 
 // MNL_SOCKET_BUFFER_SIZE calls sysconf() inside a macro, which Swift cannot import.
 static inline size_t ctd_mnl_socket_buffer_size(void) { return MNL_SOCKET_BUFFER_SIZE; }

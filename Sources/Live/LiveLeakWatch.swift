@@ -19,6 +19,7 @@ final class NamespaceWatcher {
     let options: DiagnosisOptions
     let receiveBufferBytes: Int
     let sweepSeconds: Double
+    let eventFilter: ConntrackEventFilter
     private let events: NetlinkSocket
     private(set) var watch: LeakWatch
     private var overruns = 0
@@ -45,8 +46,12 @@ final class NamespaceWatcher {
     /// leak born in between is seen twice at worst, and the watch keeps one.
     /// - Parameter carrying: what an earlier watcher of the namespace knew (a node watch
     ///   retrying after a failure).
-    init(namespace: NetworkNamespace, options: DiagnosisOptions, receiveBufferBytes: Int, sweepSeconds: Double, carrying: LeakWatch? = nil) throws {
+    init(
+        namespace: NetworkNamespace, options: DiagnosisOptions, receiveBufferBytes: Int, sweepSeconds: Double,
+        eventFilter: ConntrackEventFilter = .ports, carrying: LeakWatch? = nil
+    ) throws {
         self.namespace = namespace
+        self.eventFilter = eventFilter
         self.options = options
         self.receiveBufferBytes = receiveBufferBytes
         self.sweepSeconds = sweepSeconds
@@ -99,6 +104,9 @@ final class NamespaceWatcher {
     func begin() throws -> Int {
         let start = try resynchronise()
         watch = watch.watching(start.capturePorts)
+        // The capture ports are known now: from here on the kernel keeps the rest of the
+        // namespace's churn to itself. Events queued before stay queued, and are judged.
+        if let program = eventFilter.program(capturePorts: start.capturePorts) { try events.attach(filter: program) }
         for leak in start.leaks {
             if let event = watch.found(leak.socket, originalDestination: leak.originalDestination, at: wallClock(), why: "already leaked when watching began") {
                 queued.append(event)
@@ -254,6 +262,8 @@ public struct LiveLeakWatch: Sendable {
     public var sweepSeconds: Double
     /// The event socket's receive buffer: room for a burst of destroys.
     public var receiveBufferBytes = 8 << 20
+    /// What the kernel hands over: the capture ports' TCP events unless told otherwise.
+    public var eventFilter = ConntrackEventFilter.ports
 
     public init(namespace: NetworkNamespace, options: DiagnosisOptions, sweepSeconds: Double = 1) {
         self.namespace = namespace
@@ -263,7 +273,8 @@ public struct LiveLeakWatch: Sendable {
 
     /// Hands each event to `emit` as it happens.
     public func run(stop: () -> Bool, emit: (WatchEvent) throws -> Void) throws {
-        let watcher = try NamespaceWatcher(namespace: namespace, options: options, receiveBufferBytes: receiveBufferBytes, sweepSeconds: sweepSeconds)
+        let watcher = try NamespaceWatcher(
+            namespace: namespace, options: options, receiveBufferBytes: receiveBufferBytes, sweepSeconds: sweepSeconds, eventFilter: eventFilter)
         try watcher.begin()
         for event in watcher.take() { try emit(event) }
         while !stop() {

@@ -1,3 +1,4 @@
+import Conntrack
 import Diagnosis
 import Glibc
 import KernelIO
@@ -20,6 +21,9 @@ public struct NodeLeakWatch: Sendable {
     /// Each namespace's event socket buffer. Smaller than a single watch's: a node holds
     /// a hundred of them, and each pod's churn is a share of the node's.
     public var receiveBufferBytes = 2 << 20
+    /// What the kernel hands each namespace's socket: its capture ports' TCP events
+    /// unless told otherwise.
+    public var eventFilter = ConntrackEventFilter.ports
     /// The most namespaces watched at once: each costs a socket, a diagnosis when it
     /// appears and its series. A node past it (namespaces made faster than pods are)
     /// watches the first ones by inode and reports the rest as failed.
@@ -108,7 +112,7 @@ public struct NodeLeakWatch: Sendable {
                 do {
                     watcher = try NamespaceWatcher(
                         namespace: node.namespace, options: options, receiveBufferBytes: receiveBufferBytes, sweepSeconds: sweepSeconds,
-                        carrying: carried?.leaks)
+                        eventFilter: eventFilter, carrying: carried?.leaks)
                     alreadyLeaked = try watcher.begin()
                 } catch {
                     try fail(inode, identity, leaks: carried?.leaks ?? LeakWatch(capturePorts: []), describe(error))

@@ -1,4 +1,5 @@
 import CLinux
+import Netlink
 import SystemPackage
 
 /// Owns one `struct mnl_socket *` and closes it on deinit.
@@ -75,6 +76,18 @@ final class MNLHandle: @unchecked Sendable {
                 throw KernelIOError("receive netlink replies: a reply longer than \(slotSize) bytes", errno: .messageTooLong)
             }
             return Int(header.msg_len)
+        }
+    }
+
+    /// Attaches a classic BPF program (SO_ATTACH_FILTER): the kernel runs it on each
+    /// datagram before queueing it. Replaces a filter attached before.
+    func attachFilter(_ instructions: [SocketFilterProgram.Instruction]) throws {
+        var filters = instructions.map { sock_filter(code: $0.code, jt: $0.jumpIfTrue, jf: $0.jumpIfFalse, k: $0.constant) }
+        try filters.withUnsafeMutableBufferPointer { filters in
+            var program = sock_fprog(len: UInt16(filters.count), filter: filters.baseAddress)
+            try systemCall("attach a socket filter to the netlink socket") {
+                setsockopt(fd, SOL_SOCKET, ctd_so_attach_filter, &program, socklen_t(MemoryLayout<sock_fprog>.size))
+            }
         }
     }
 

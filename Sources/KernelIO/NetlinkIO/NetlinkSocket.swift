@@ -51,6 +51,13 @@ public final class NetlinkSocket: NetlinkTransport, @unchecked Sendable {
         try handle.join(group: group)
     }
 
+    /// Has the kernel run `program` on each datagram before queueing it: what it refuses
+    /// never reaches this socket (nor fills its buffer). A program longer than cBPF's
+    /// 4,096 instructions is refused by the kernel (EINVAL), like a malformed one.
+    public func attach(filter program: SocketFilterProgram) throws {
+        try handle.attachFilter(program.instructions)
+    }
+
     /// Waits up to `milliseconds` for a datagram; false on timeout. Lets request/reply
     /// exchanges (a GET) fail cleanly instead of blocking forever on a silent kernel.
     public func waitReadable(milliseconds: Int32) throws -> Bool {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Conntrack
 import Diagnosis
 import Export
 import Formats
@@ -83,6 +84,9 @@ struct WatchCommand: ParsableCommand {
 
     @Option(name: .customLong("event-buffer"), help: ArgumentHelp("Each event socket's receive buffer: room for a burst of conntrack events before the kernel drops some (events-lost). 64K to 256M, in bytes or with K or M. Default: 8M, or 2M each with --all-netns and --pod.", valueName: "size"))
     var eventBuffer: String?
+
+    @Option(name: .customLong("kernel-filter"), help: ArgumentHelp("Which conntrack events the kernel hands over: ports (TCP flows answered from a capture port, all that watch judges), tcp (what libnetfilter_conntrack's nfct_filter can express: every TCP flow) or off (every event).", valueName: "filter"))
+    var kernelFilter = ConntrackEventFilter.ports
 
     /// `--event-buffer`: bytes, or K/M (binary) multiples.
     func eventBufferBytes() throws -> Int? {
@@ -185,6 +189,7 @@ struct WatchCommand: ParsableCommand {
             defer { try? writeMetrics(force: true) }
             var watch = LiveLeakWatch(namespace: target, options: options)
             if let bytes = try eventBufferBytes() { watch.receiveBufferBytes = bytes }
+            watch.eventFilter = kernelFilter
             try watch.run(stop: stop) { try emit($0, netns: target.name, label: netns, pod: nil) }
             return
         }
@@ -193,6 +198,7 @@ struct WatchCommand: ParsableCommand {
         defer { try? writeMetrics(force: true) }
         var watch = NodeLeakWatch(select: selection, options: options)
         if let bytes = try eventBufferBytes() { watch.receiveBufferBytes = bytes }
+        watch.eventFilter = kernelFilter
         try watch.run(stop: stop) { identity, event in
             if event.kind == .namespaceAdded { metrics?.watching(netns: identity.netns, pod: identity.pod) }
             try emit(event, netns: identity.netns, pod: identity.pod)

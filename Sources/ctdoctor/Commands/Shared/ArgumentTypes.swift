@@ -1,4 +1,5 @@
 import ArgumentParser
+import Conntrack
 import Diagnosis
 import MeshLint
 
@@ -59,3 +60,6 @@ struct SidecarChoice: ExpressibleByArgument, Sendable {
 
 /// `lint --mesh auto|istio|linkerd`.
 extension MeshChoice: ExpressibleByArgument {}
+
+/// `watch --kernel-filter`: which conntrack events the kernel hands the watch.
+extension ConntrackEventFilter: ExpressibleByArgument {}
