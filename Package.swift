@@ -186,7 +186,7 @@ let package = Package(
         .executableTarget(
             name: "ctdoctor-bench",
             dependencies: [
-                "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Live",
+                "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],

@@ -22,6 +22,18 @@ struct Churn: ParsableCommand {
     @Option(help: "Which of several churners this is (0-15): each uses its own addresses.") var lane = 0
     @Option(help: "Conntrack changes per second to aim at (0: as many as the kernel takes). A load test names the load it means.")
     var rate = 0
+    @Flag(inversion: .prefixedNo, help: "Create and delete conntrack entries (--no-entries: only the connections churn).")
+    var entries = true
+    @Option(help: ArgumentHelp(
+        "Connect through a sidecar's capture instead: to 127.0.0.1:8080, which the namespace REDIRECTs to this port, where the churner listens (a meshed pod's own flows, each a NEW, its UPDATEs and a DESTROY).",
+        valueName: "port"))
+    var viaCapturePort: UInt16?
+    @Option(help: "Connections per second to aim at with --via-capture-port (unpaced without it: about 1,000 a second when --rate is set).")
+    var connections = 1000
+
+    func validate() throws {
+        if viaCapturePort != nil && lane != 0 { throw ValidationError("--via-capture-port listens on the port: one churner (lane 0) only") }
+    }
 
     func run() throws {
         let namespace = try NetworkNamespace.resolve(netns)
@@ -35,19 +47,32 @@ struct Churn: ParsableCommand {
         let connections = ConnectionCount()
         let socketChurn = Thread {
             // Sockets come and go too: each loop a connection through loopback, closed.
-            guard let listener = try? namespace.run({ try StreamSocket.listen(on: Endpoint(.loopbackV4, 0)) }),
+            // Through a capture port, the listener is the proxy's (one churner only: a
+            // second could not bind the port).
+            guard let listener = try? namespace.run({ try StreamSocket.listen(on: Endpoint(.loopbackV4, viaCapturePort ?? 0)) }),
                 let port = try? listener.localEndpoint().port
             else { return }
+            let dialled = viaCapturePort == nil ? Endpoint(.loopbackV4, port) : Endpoint(.loopbackV4, 8080)
+            let started = Date()
+            var made = 0
             while churning() {
-                guard let client = try? namespace.run({ try StreamSocket.connect(to: Endpoint(.loopbackV4, port)) }),
+                guard let client = try? namespace.run({ try StreamSocket.connect(to: dialled) }),
                     let server = try? listener.accept()
                 else { continue }
-                client.close()
+                // The proxy's side closes first (its TIME_WAIT, as a proxy that ends an
+                // idle upstream): the app's ports are free again at once.
                 server.close()
+                client.close()
+                made += 1
                 connections.value.add(1, ordering: .relaxed)
-                // Paced loads pace their sockets too (about 1,000 a second), so the
-                // churners leave the dumps under test a share of the CPU.
-                if rate > 0 { usleep(1_000) }
+                if viaCapturePort != nil {
+                    let due = Double(made) / Double(self.connections) - Date().timeIntervalSince(started)
+                    if due > 0 { usleep(UInt32(min(due, 1) * 1_000_000)) }
+                } else if rate > 0 {
+                    // Paced loads pace their sockets too (about 1,000 a second), so the
+                    // churners leave the dumps under test a share of the CPU.
+                    usleep(1_000)
+                }
             }
             listener.close()
         }
@@ -93,6 +118,10 @@ struct Churn: ParsableCommand {
         var round = 0
         let start = Date()
         while churning() {
+            guard entries else {
+                usleep(50_000)
+                continue
+            }
             let messages = rounds[round % rounds.count]
             try socket.send(messages.create)
             try socket.send(messages.delete)
@@ -108,7 +137,8 @@ struct Churn: ParsableCommand {
         let elapsed = Date().timeIntervalSince(start)
         socketChurn.cancel()
         while !socketChurn.isFinished { usleep(10_000) }
-        let changes = sent - refused
+        // Without entries, what changed is the connections' (each a NEW and a DESTROY at least).
+        let changes = entries ? sent - refused : 2 * connections.value.load(ordering: .relaxed)
         print("changes \(changes) refused \(refused) seconds \(String(format: "%.2f", elapsed)) rate \(Int(Double(changes) / elapsed)) connections \(connections.value.load(ordering: .relaxed))")
     }
 }

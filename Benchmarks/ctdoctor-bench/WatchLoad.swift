@@ -1,6 +1,10 @@
 import ArgumentParser
+import Conntrack
+import Diagnosis
 import Foundation
 import KernelIO
+import Netlink
+import Synchronization
 
 /// What `ctdoctor watch` costs on a busy namespace: churners create and delete unrelated
 /// conntrack entries (each change one NEW or DESTROY event to the watch) while the watch
@@ -24,10 +28,16 @@ struct WatchLoad: ParsableCommand {
         help: "The watch's --kernel-filter values to measure in turn, each under the same churn (ports tcp off).")
     var kernelFilters = ["ports", "tcp", "off"]
 
+    @Flag(help: "Churn a meshed pod's own flows instead: one churner connects through a REDIRECT to capture port 15001 (--connections a second), each connection's NEW, UPDATEs and DESTROY an event.")
+    var meshed = false
+    @Option(help: "Connections per second the --meshed churner aims at.") var connections = 3000
+
     /// One watch's figures under one filter.
     struct Row {
         var filter: String
         var changesPerSecond: Int
+        /// Events per second a socket with the same filter received, beside the watch.
+        var deliveredPerSecond: Int
         var cpuShare: Double
         var rssAt5sKiB: Int
         var rssAtEndKiB: Int
@@ -40,14 +50,19 @@ struct WatchLoad: ParsableCommand {
         let selfPath = try ProcFS().readLink("/proc/self/exe")
         let binary = ctdoctor ?? (selfPath as NSString).deletingLastPathComponent + "/ctdoctor"
         let rows = try kernelFilters.map { try measure(filter: $0, binary: binary, selfPath: selfPath) }
-        print("watch under churn (\(node ? "--all-netns" : "--netns"), \(lanes) churners × \(rate)/s aimed, \(Int(seconds)) s per filter)")
-        print("  --kernel-filter  changes/s  watch CPU      RSS at 5 s / end / peak  events-lost  journal lines")
+        let load = meshed
+            ? "a meshed pod's flows: 1 churner × \(connections) connections/s aimed through a REDIRECT to 15001"
+            : "\(lanes) churners × \(rate) entry changes/s aimed"
+        print("watch under churn (\(node ? "--all-netns" : "--netns"), \(load), \(Int(seconds)) s per filter)")
+        print("  --kernel-filter  changes/s  events handed over/s  watch CPU      RSS at 5 s / end / peak  events-lost  journal lines")
         for row in rows {
             let cpu = String(format: "%.1f %%", row.cpuShare * 100)
             let rss = "\(row.rssAt5sKiB / 1024) / \(row.rssAtEndKiB / 1024) / \(row.rssPeakKiB / 1024) MiB"
-            print("  \(pad(row.filter, 15))  \(pad(String(row.changesPerSecond), 9))  \(pad(cpu, 13))  \(pad(rss, 23))  \(pad(String(row.lost), 11))  \(row.journalLines)")
+            print("  \(pad(row.filter, 15))  \(pad(String(row.changesPerSecond), 9))  \(pad(String(row.deliveredPerSecond), 20))  \(pad(cpu, 13))  \(pad(rss, 23))  \(pad(String(row.lost), 11))  \(row.journalLines)")
         }
-        print("  (each change is one NEW or DESTROY event; CPU is the watch's own, as a share of one core)")
+        print(meshed
+            ? "  (changes: two per connection, its NEW and DESTROY; its UPDATEs come on top. CPU is the watch's own, as a share of one core)"
+            : "  (each change is one NEW or DESTROY event; CPU is the watch's own, as a share of one core)")
     }
 
     func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(0, width - text.count)) }
@@ -57,6 +72,13 @@ struct WatchLoad: ParsableCommand {
     func measure(filter: String, binary: String, selfPath: String) throws -> Row {
         let lab = try BenchNamespace(name: "ctd-bench-watch-\(getpid())")
         defer { lab.destroy() }
+        if meshed {
+            // The sidecar's outbound capture, and conntrack forgetting closed flows within a
+            // second, so that each connection's DESTROY comes within the run.
+            try lab.shell(["iptables", "-w", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", "127.0.0.1", "--dport", "8080", "-j", "REDIRECT", "--to-ports", "15001"])
+            try lab.shell(["sysctl", "-q", "-w", "net.netfilter.nf_conntrack_tcp_timeout_time_wait=1"])
+        }
+        let counter = try DeliveredEvents(namespace: lab.namespace, filter: ConntrackEventFilter(rawValue: filter))
         let journal = FileManager.default.temporaryDirectory.appendingPathComponent("ctdoctor-watch-load-\(getpid()).ndjson")
         defer { try? FileManager.default.removeItem(at: journal) }
         _ = FileManager.default.createFile(atPath: journal.path, contents: nil)
@@ -74,11 +96,17 @@ struct WatchLoad: ParsableCommand {
             throw ExitCode.failure
         }
 
-        let churners = try (0..<lanes).map { lane -> (Process, Pipe) in
+        let churnArguments = (0..<(meshed ? 1 : lanes)).map { lane in
+            ["churn", "--netns", lab.name, "--seconds", String(seconds), "--lane", String(lane)]
+                + (meshed ? ["--no-entries", "--via-capture-port", "15001", "--connections", String(connections)] : ["--rate", String(rate)])
+        }
+        counter.start()
+        let counting = Date()
+        let churners = try churnArguments.map { arguments -> (Process, Pipe) in
             let process = Process()
             let output = Pipe()
             process.executableURL = URL(fileURLWithPath: selfPath)
-            process.arguments = ["churn", "--netns", lab.name, "--seconds", String(seconds), "--lane", String(lane), "--rate", String(rate)]
+            process.arguments = arguments
             process.standardOutput = output
             try process.run()
             return (process, output)
@@ -95,6 +123,7 @@ struct WatchLoad: ParsableCommand {
             let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: " ")
             changes += report.firstIndex(of: "rate").flatMap { Int(report[$0 + 1]) } ?? 0
         }
+        let delivered = Double(counter.stop()) / Date().timeIntervalSince(counting)
         kill(watch.processIdentifier, SIGTERM)
         watch.waitUntilExit()
         let lines = (try? String(contentsOf: journal, encoding: .utf8))?.split(separator: "\n") ?? []
@@ -107,7 +136,7 @@ struct WatchLoad: ParsableCommand {
         let cpu = Double(last.cpuTicks - first.cpuTicks) / 100 / (last.seconds - first.seconds)
         let settled = samples.first { $0.seconds >= 5 } ?? first
         return Row(
-            filter: filter, changesPerSecond: changes, cpuShare: cpu, rssAt5sKiB: settled.rssKiB, rssAtEndKiB: last.rssKiB,
+            filter: filter, changesPerSecond: changes, deliveredPerSecond: Int(delivered), cpuShare: cpu, rssAt5sKiB: settled.rssKiB, rssAtEndKiB: last.rssKiB,
             rssPeakKiB: samples.map(\.rssKiB).max() ?? 0, lost: lines.filter { $0.contains("\"event\":\"events-lost\"") }.count,
             journalLines: lines.count)
     }
@@ -125,5 +154,45 @@ struct WatchLoad: ParsableCommand {
             line.split(separator: " ").dropFirst().first.flatMap { Int($0) }
         } ?? 0
         return (user + system, rss)
+    }
+}
+
+/// A second event socket beside the watch's, with the same filter, that only counts the
+/// messages the kernel hands it: how much each filter lets through, measured rather than
+/// inferred from the watch's CPU.
+final class DeliveredEvents: @unchecked Sendable {
+    let socket: NetlinkSocket
+    let stopped = Atomic<Bool>(false)
+    let count = Atomic<Int>(0)
+    var thread: Thread?
+
+    init(namespace: NetworkNamespace, filter: ConntrackEventFilter?) throws {
+        socket = try namespace.run { try NetlinkSocket(bus: .netfilter, receiveBufferBytes: 8 << 20) }
+        for kind in [ConntrackEventKind.new, .update, .destroy] { try socket.join(group: kind.group) }
+        // What a watch of a namespace with no sidecar it recognises captures: every mesh's ports.
+        let ports = Set(SidecarProfile.known.flatMap(\.capturePorts))
+        if let program = filter?.program(capturePorts: ports) { try socket.attach(filter: program) }
+    }
+
+    func start() {
+        let thread = Thread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while !stopped.load(ordering: .relaxed) {
+                guard (try? socket.waitReadable(milliseconds: 100)) == true, let received = try? socket.receive(into: &buffer) else { continue }
+                var reader = NetlinkMessageReader(buffer, count: received)
+                var messages = 0
+                while let message = try? reader.next() { if ConntrackEventKind(message) != nil { messages += 1 } }
+                count.add(messages, ordering: .relaxed)
+            }
+        }
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Stops counting; how many were counted.
+    func stop() -> Int {
+        stopped.store(true, ordering: .relaxed)
+        while thread?.isFinished == false { usleep(10_000) }
+        return count.load(ordering: .relaxed)
     }
 }

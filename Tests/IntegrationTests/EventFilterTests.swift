@@ -6,19 +6,24 @@ import TestSupport
 import Testing
 
 /// The event filters as the kernel runs them: three event sockets, one per filter, in a
-/// namespace where flows of every kind are created and deleted; each socket receives what
-/// its filter keeps and nothing else. Needs root; with CI=true it never skips.
+/// namespace where flows of every kind are created, moved through TCP states and deleted;
+/// each socket receives what its filter keeps and nothing else. Needs root; with CI=true it never skips.
 @Suite("conntrack event filters in the kernel", .enabled(if: Privileges.shouldRunPrivilegedTests))
 struct EventFilterTests {
-    /// A flow created and deleted, and what distinguishes it in its events.
+    /// A flow created, moved through TCP states, and deleted, and what distinguishes it
+    /// in its events.
     struct Flow {
         var entry: ConntrackEntry
         var redirectTo: Endpoint?
-        /// The reply tuple's source port the kernel will report (the proxy's, when redirected).
-        var replyPort: UInt16
+        /// The states it is moved to after its creation (TCP only), each an UPDATE.
+        var updates: [ConntrackTCPState]
+        var appPort: UInt16 { entry.original.sourcePort }
     }
 
-    static func flow(_ family: AddressFamily, _ protocolNumber: UInt8, appPort: UInt16, redirectTo proxyPort: UInt16?) -> Flow {
+    static func flow(
+        _ family: AddressFamily, _ protocolNumber: UInt8, appPort: UInt16, redirectTo proxyPort: UInt16?,
+        _ states: [ConntrackTCPState] = []
+    ) -> Flow {
         let app = family == .ipv4 ? IPAddress("10.66.0.5")! : IPAddress("fd00::5")!
         let service = family == .ipv4 ? IPAddress("10.96.0.10")! : IPAddress("fd00::10")!
         let proxy = family == .ipv4 ? IPAddress.loopbackV4 : IPAddress("::1")!
@@ -26,18 +31,30 @@ struct EventFilterTests {
             family: family, protocolNumber: protocolNumber,
             original: ConntrackTuple(source: app, destination: service, sourcePort: appPort, destinationPort: 80),
             reply: ConntrackTuple(source: service, destination: app, sourcePort: 80, destinationPort: appPort),
-            state: protocolNumber == IPProtocolName.tcp ? .tcp(.established) : nil, status: [.seenReply, .assured], timeout: 600)
-        return Flow(entry: entry, redirectTo: proxyPort.map { Endpoint(proxy, $0) }, replyPort: proxyPort ?? 80)
+            state: states.first.map { .tcp($0) }, status: [.seenReply, .assured], timeout: 600)
+        return Flow(entry: entry, redirectTo: proxyPort.map { Endpoint(proxy, $0) }, updates: Array(states.dropFirst()))
     }
 
+    /// A connect through the outbound capture that half-closes (destroyed in FIN_WAIT: a
+    /// leak may be born), an inbound one over IPv6 that ends cleanly in TIME_WAIT, the
+    /// same life on a port no sidecar captures and on another mesh's port, and UDP.
     static let flows = [
-        flow(.ipv4, IPProtocolName.tcp, appPort: 41001, redirectTo: 15001),  // the sidecar's outbound capture
-        flow(.ipv6, IPProtocolName.tcp, appPort: 41002, redirectTo: 15006),  // inbound, over IPv6
-        flow(.ipv4, IPProtocolName.tcp, appPort: 41003, redirectTo: nil),  // plain TCP: churn
-        flow(.ipv4, IPProtocolName.tcp, appPort: 41004, redirectTo: 4140),  // another mesh's port
-        flow(.ipv4, IPProtocolName.udp, appPort: 41005, redirectTo: 15001),  // UDP onto a capture port's number
+        flow(.ipv4, IPProtocolName.tcp, appPort: 41001, redirectTo: 15001, [.synSent, .established, .finWait]),
+        flow(.ipv6, IPProtocolName.tcp, appPort: 41002, redirectTo: 15006, [.established, .timeWait]),
+        flow(.ipv4, IPProtocolName.tcp, appPort: 41003, redirectTo: nil, [.synSent, .established, .finWait]),
+        flow(.ipv4, IPProtocolName.tcp, appPort: 41004, redirectTo: 4140, [.synSent, .established, .finWait]),
+        flow(.ipv4, IPProtocolName.udp, appPort: 41005, redirectTo: 15001),
         flow(.ipv6, IPProtocolName.udp, appPort: 41006, redirectTo: nil),
     ]
+
+    /// One event as the test compares them.
+    struct Seen: Hashable, CustomStringConvertible {
+        var kind: ConntrackEventKind
+        var port: UInt16
+        var protocolNumber: UInt8
+        var state: ConntrackTCPState?
+        var description: String { "\(kind) \(port) \(state?.name ?? IPProtocolName.name(of: protocolNumber))" }
+    }
 
     @Test func eachSocketReceivesWhatItsFilterKeepsAndNothingElse() throws {
         let namespace = try TestNamespace(tag: "evfilter")
@@ -51,23 +68,23 @@ struct EventFilterTests {
             return socket
         }
         try change(in: namespace)
+        var seen: [ConntrackEventFilter: [Seen]] = [:]
+        for (filter, socket) in zip(filters, sockets) { seen[filter] = try events(on: socket) }
 
-        for (filter, socket) in zip(filters, sockets) {
-            let seen = try events(on: socket)
-            let expected = Self.flows.filter { flow in
-                switch filter {
-                case .off: true
-                case .tcp: flow.entry.protocolNumber == IPProtocolName.tcp
-                case .ports: flow.entry.protocolNumber == IPProtocolName.tcp && capturePorts.contains(flow.replyPort)
-                }
-            }
-            // Each kept flow's creation and deletion, by its app port; nothing of the others.
-            let keptPorts = Set(expected.map(\.entry.original.sourcePort))
-            #expect(Set(seen.map(\.port)) == keptPorts, "\(filter): \(seen)")
-            for port in keptPorts {
-                #expect(seen.contains { $0.port == port && $0.kind == .new } && seen.contains { $0.port == port && $0.kind == .destroy }, "\(filter) port \(port): \(seen)")
-            }
-        }
+        // Unfiltered: every creation, update and deletion made above.
+        let all = try #require(seen[.off])
+        let made = Self.flows.reduce(0) { $0 + 2 + $1.updates.count }
+        #expect(all.count == made, "\(all)")
+        #expect(seen[.tcp] == all.filter { $0.protocolNumber == IPProtocolName.tcp }, "\(seen[.tcp] ?? [])")
+        // The capture ports' TCP flows at the moments watch judges: created; updated to
+        // ESTABLISHED; destroyed before the close finished. Not SYN_RECV, FIN_WAIT or
+        // TIME_WAIT updates, not a TIME_WAIT destroy, nothing of the other flows.
+        #expect(seen[.ports] == [
+            Seen(kind: .new, port: 41001, protocolNumber: IPProtocolName.tcp, state: .synSent),
+            Seen(kind: .new, port: 41002, protocolNumber: IPProtocolName.tcp, state: .established),
+            Seen(kind: .update, port: 41001, protocolNumber: IPProtocolName.tcp, state: .established),
+            Seen(kind: .destroy, port: 41001, protocolNumber: IPProtocolName.tcp, state: .finWait),
+        ], "\(seen[.ports] ?? [])")
     }
 
     @Test func tooManyPortsForOneByteJumpsFallBackToTheTCPFilter() throws {
@@ -83,7 +100,8 @@ struct EventFilterTests {
         try socket.attach(filter: program)
     }
 
-    /// Creates every flow, then deletes it, acknowledged one by one.
+    /// Creates every flow, moves each through its states, then deletes them, every
+    /// request acknowledged before the next.
     func change(in namespace: TestNamespace) throws {
         let socket = try namespace.namespace.run { try NetlinkSocket(bus: .netfilter) }
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
@@ -101,25 +119,27 @@ struct EventFilterTests {
             try acknowledged(ConntrackRequest.create(flow.entry, sequence: sequence, redirectTo: flow.redirectTo, acknowledge: true))
         }
         for flow in Self.flows {
+            for state in flow.updates { try acknowledged(ConntrackRequest.update(flow.entry, to: state, sequence: sequence)) }
+        }
+        for flow in Self.flows {
             let key = ReplyTupleKey(
                 source: flow.redirectTo ?? flow.entry.reply.sourceEndpoint, destination: flow.entry.reply.destinationEndpoint)
             try acknowledged(ConntrackRequest.delete(replyOf: key, protocolNumber: flow.entry.protocolNumber, sequence: sequence))
         }
     }
 
-    /// What arrived, by the app port of each event's original tuple, until a second
-    /// passes without another (the creates and deletes above have all been acknowledged
-    /// by then, and the kernel queues their events before it acknowledges).
-    func events(on socket: NetlinkSocket) throws -> [(kind: ConntrackEventKind, port: UInt16)] {
+    /// What arrived, in order, until a second passes without another (every change above
+    /// was acknowledged by then, and the kernel queues its event before acknowledging).
+    func events(on socket: NetlinkSocket) throws -> [Seen] {
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        var seen: [(kind: ConntrackEventKind, port: UInt16)] = []
+        var seen: [Seen] = []
         while try socket.waitReadable(milliseconds: 1000) {
             let count = try socket.receive(into: &buffer)
             var reader = NetlinkMessageReader(buffer, count: count)
             while let message = try reader.next() {
                 guard let kind = ConntrackEventKind(message) else { continue }
                 let entry = try ConntrackMessageDecoder.decode(buffer, message)
-                seen.append((kind, entry.original.sourcePort))
+                seen.append(Seen(kind: kind, port: entry.original.sourcePort, protocolNumber: entry.protocolNumber, state: entry.tcpState))
             }
         }
         return seen

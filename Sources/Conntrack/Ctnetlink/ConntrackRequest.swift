@@ -41,14 +41,29 @@ public enum ConntrackRequest {
         builder.attributeBE(Ctnetlink.status, settable.rawValue)
         if entry.mark != 0 { builder.attributeBE(Ctnetlink.mark, entry.mark) }
         if entry.zone != 0 { builder.attributeBE(Ctnetlink.zone, entry.zone) }
-        if case .tcp(let state) = entry.state {
-            builder.beginNested(Ctnetlink.protoInfo)
-            builder.beginNested(Ctnetlink.protoInfoTCP)
-            builder.attribute(Ctnetlink.protoInfoState, [state.rawValue])
-            builder.endNested()
-            builder.endNested()
-        }
+        if case .tcp(let state) = entry.state { appendTCPState(&builder, state) }
         return builder.finish()
+    }
+
+    /// Moves an existing entry, named by its original tuple, to TCP state `state`
+    /// (IPCTNL_MSG_CT_NEW without NLM_F_CREATE, as `conntrack -U` does): the kernel then
+    /// announces an UPDATE. Used by the tests of the event filters.
+    public static func update(_ entry: ConntrackEntry, to state: ConntrackTCPState, sequence: UInt32) -> [UInt8] {
+        var builder = NetlinkRequestBuilder(
+            type: Ctnetlink.type(Ctnetlink.messageNew), flags: NetlinkConstant.request | NetlinkConstant.ack, sequence: sequence)
+        appendFamilyHeader(&builder, family: entry.family)
+        appendTuple(&builder, Ctnetlink.tupleOriginal, entry.original, protocolNumber: entry.protocolNumber)
+        appendTCPState(&builder, state)
+        return builder.finish()
+    }
+
+    /// CTA_PROTOINFO / CTA_PROTOINFO_TCP / CTA_PROTOINFO_TCP_STATE.
+    static func appendTCPState(_ builder: inout NetlinkRequestBuilder, _ state: ConntrackTCPState) {
+        builder.beginNested(Ctnetlink.protoInfo)
+        builder.beginNested(Ctnetlink.protoInfoTCP)
+        builder.attribute(Ctnetlink.protoInfoState, [state.rawValue])
+        builder.endNested()
+        builder.endNested()
     }
 
     static func appendFamilyHeader(_ builder: inout NetlinkRequestBuilder, family: AddressFamily?) {

@@ -85,7 +85,7 @@ struct WatchCommand: ParsableCommand {
     @Option(name: .customLong("event-buffer"), help: ArgumentHelp("Each event socket's receive buffer: room for a burst of conntrack events before the kernel drops some (events-lost). 64K to 256M, in bytes or with K or M. Default: 8M, or 2M each with --all-netns and --pod.", valueName: "size"))
     var eventBuffer: String?
 
-    @Option(name: .customLong("kernel-filter"), help: ArgumentHelp("Which conntrack events the kernel hands over: ports (TCP flows answered from a capture port, all that watch judges), tcp (what libnetfilter_conntrack's nfct_filter can express: every TCP flow) or off (every event).", valueName: "filter"))
+    @Option(name: .customLong("kernel-filter"), help: ArgumentHelp("Which conntrack events the kernel hands over: ports (the TCP flows a capture port answers, when new, on reaching ESTABLISHED and when destroyed before the close finished: all that watch judges), tcp (every TCP event, as a protocol filter keeps) or off (every event).", valueName: "filter"))
     var kernelFilter = ConntrackEventFilter.ports
 
     /// `--event-buffer`: bytes, or K/M (binary) multiples.
