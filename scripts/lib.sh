@@ -10,12 +10,13 @@
 # Prometheus' own promtool (check metrics, the alerting rules' unit tests); the watch tests
 # run a real prometheus and prometheus-node-exporter (textfile collector) scraping watch.
 # Benchmark: GNU time (peak RSS of each contender). Release tarball: binutils (strip,
-# readelf, objdump). Examples: jq. Least-privilege tests: strace.
+# readelf, objdump), libstdc++'s archive (linked in), xz-utils (the .tar.xz). Examples: jq.
+# Least-privilege tests: strace.
 CTDOCTOR_PACKAGES=(
   pkgconf libnetfilter-conntrack-dev libmnl-dev zlib1g-dev libyaml-dev
   iproute2 iptables nftables conntrack procps util-linux iputils-ping python3
   python3-prometheus-client groff-base
-  time binutils jq strace prometheus prometheus-node-exporter
+  time binutils libstdc++-12-dev xz-utils jq strace prometheus prometheus-node-exporter
 )
 
 # Installs whichever of the packages are missing; runs apt-get update only when needed

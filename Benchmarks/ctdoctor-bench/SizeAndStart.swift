@@ -24,6 +24,10 @@ struct SizeAndStart {
         text += String(format: "| ctdoctor, static Swift runtime, stripped | %.1f MB | <= 20 MB |\n", Double(try size(of: stripped)) / 1e6)
         if let tarball {
             text += String(format: "| release tarball (%@) | %.1f MB | <= 8 MB |\n", (tarball as NSString).lastPathComponent, Double(try size(of: tarball)) / 1e6)
+            let xz = tarball.hasSuffix(".tar.gz") ? String(tarball.dropLast(3)) + ".xz" : nil
+            if let xz, FileManager.default.fileExists(atPath: xz) {
+                text += String(format: "| the same, xz (%@) | %.1f MB | <= 6 MB |\n", (xz as NSString).lastPathComponent, Double(try size(of: xz)) / 1e6)
+            }
         } else {
             text += "| release tarball | not built (scripts/release, then --tarball dist/ctdoctor-*.tar.gz) | <= 8 MB |\n"
         }

@@ -11,7 +11,7 @@ public enum TestProgram {
         // Privilege, tracing and measuring.
         "setpriv": "util-linux", "unshare": "util-linux", "nsenter": "util-linux", "strace": "strace", "time": "time",
         // Checkers of what ctdoctor writes.
-        "python3": "python3", "groff": "groff-base", "jq": "jq", "readelf": "binutils", "promtool": "prometheus",
+        "python3": "python3", "groff": "groff-base", "jq": "jq", "readelf": "binutils", "xz": "xz-utils", "promtool": "prometheus",
         // The monitoring stack watch feeds.
         "prometheus": "prometheus", "prometheus-node-exporter": "prometheus-node-exporter",
         // Essential packages, present on every Debian system.
