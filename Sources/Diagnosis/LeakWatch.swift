@@ -162,7 +162,8 @@ public struct LeakWatch: Sendable {
         let ended = tracked.filter { !present.contains($0.key) && among?.contains($0.key) != false }.sorted { $0.key < $1.key }
         return ended.map { cookie, leak in
             tracked[cookie] = nil
-            cookieByKey[Self.key(of: leak.socket)] = nil
+            // A newer leak on the same tuple owns the key now: keep its mapping.
+            if cookieByKey[Self.key(of: leak.socket)] == cookie { cookieByKey[Self.key(of: leak.socket)] = nil }
             return WatchEvent(
                 kind: .leakEnded, time: time, proxy: leak.socket.local, app: leak.socket.remote,
                 originalDestination: leak.originalDestination, cookie: cookie, lifetimeSeconds: max(0, time - leak.since),

@@ -23,6 +23,8 @@ final class NamespaceWatcher {
     private let events: NetlinkSocket
     private(set) var watch: LeakWatch
     private var overruns = 0
+    /// Set by an overrun, so that a sweep does not judge a snapshot whose events were lost.
+    private var overranSinceSnapshot = false
     private var lastSweep = ContinuousClock.now
     private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
     /// What happened and has not been handed out yet: kept across a failure, so that
@@ -58,6 +60,12 @@ final class NamespaceWatcher {
         watch = carrying ?? LeakWatch(capturePorts: [])
         stalls = StallWatch(catalog: options.catalog)
         events = try namespace.run { try NetlinkSocket(bus: .netfilter, receiveBufferBytes: receiveBufferBytes) }
+        // Filtered from the start, on every port a sidecar here could capture: the full
+        // read in `begin()` can take seconds on a busy node, and unfiltered churn meanwhile
+        // would overflow the buffer before the watch has read a single event.
+        let possiblePorts = Set(SidecarProfile.known.flatMap(\.capturePorts) + (options.sidecar?.capturePorts ?? []))
+            .union(watch.capturePorts)
+        if let program = eventFilter.program(capturePorts: possiblePorts) { try events.attach(filter: program) }
         for kind in [ConntrackEventKind.new, .update, .destroy] { try events.join(group: kind.group) }
     }
 
@@ -104,8 +112,8 @@ final class NamespaceWatcher {
     func begin() throws -> Int {
         let start = try resynchronise()
         watch = watch.watching(start.capturePorts)
-        // The capture ports are known now: from here on the kernel keeps the rest of the
-        // namespace's churn to itself. Events queued before stay queued, and are judged.
+        // The capture ports are known now: the filter narrows to them (SO_ATTACH_FILTER
+        // replaces the one attached before). Events queued before stay queued, and are judged.
         if let program = eventFilter.program(capturePorts: start.capturePorts) { try events.attach(filter: program) }
         for leak in start.leaks {
             if let event = watch.found(leak.socket, originalDestination: leak.originalDestination, at: wallClock(), why: "already leaked when watching began") {
@@ -148,6 +156,7 @@ final class NamespaceWatcher {
             }
         } catch let error as KernelIOError where error.errno == .noBufferSpace {
             overruns += 1
+            overranSinceSnapshot = true
             queued.append(WatchEvent(
                 kind: .eventsLost, time: wallClock(), overruns: overruns,
                 detail: "the kernel dropped conntrack events (ENOBUFS: the event socket's receive buffer of \(Self.size(events.receiveBufferBytes)) overflowed); the leaks are read again in full"))
@@ -193,8 +202,11 @@ final class NamespaceWatcher {
             // to its leak before the sweep ends the leak (CI once saw the reverse).
             let known = watch.trackedCookies
             let present = Set(try proxySockets().values.compactMap(\.cookie))
+            overranSinceSnapshot = false
             try drain(datagrams: Self.sweepDrainDatagrams)
-            queued += watch.sweep(present: present, among: known, at: wallClock())
+            // Events lost on the way (ENOBUFS) may have been the ones the snapshot needed,
+            // a collision's NEW among them: the next sweep judges with a fresh snapshot.
+            if !overranSinceSnapshot { queued += watch.sweep(present: present, among: known, at: wallClock()) }
         }
         queued += watch.expireCollisions(at: wallClock())
         if ContinuousClock.now - lastStallScan >= .seconds(Self.stallScanSeconds) {
