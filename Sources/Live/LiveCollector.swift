@@ -24,6 +24,9 @@ public struct LiveCollector: Sendable {
     public var procfs: ProcFS
     /// Receives each phase's name and wall time (CTDOCTOR_TRACE=1 prints them).
     public var trace: (@Sendable (String, Duration) -> Void)?
+    /// Up to this many TCP sockets in the namespace, one walk serves the capture ports
+    /// and the app sockets (`defaultSingleWalkSockets`).
+    public var singleWalkSockets = LiveCollector.defaultSingleWalkSockets
 
     public init(namespace: NetworkNamespace, procfs: ProcFS = ProcFS(), trace: (@Sendable (String, Duration) -> Void)? = nil) {
         self.namespace = namespace
@@ -76,16 +79,33 @@ public struct LiveCollector: Sendable {
         // socket; the walk runs on the other core, beside the capture-port walk. Apps
         // behind an IPv6 listener may connect over IPv4 (mapped), so both families then.
         let appFamilies: [AddressFamily] = families.contains(.ipv6) ? AddressFamily.allCases : families
+        let ephemeral = local.kernel.portRange ?? KernelFacts.defaultPortRange
+        // Each dump walks the whole node's socket hash, whatever it hands back (the hash
+        // is shared by every namespace): a pod's two walks cost as much as a node's
+        // sockets twice. With few sockets of its own, one unfiltered walk that brings them
+        // all, split here, costs one walk and a few thousand copies instead.
+        let singleWalk = (local.tcpSocketsInUse ?? Int.max) <= singleWalkSockets
         let background = try BackgroundReads(
-            appSocketsOf: socketReader, families: appFamilies, ephemeral: local.kernel.portRange ?? KernelFacts.defaultPortRange,
+            appSocketsOf: singleWalk ? nil : socketReader, families: appFamilies, ephemeral: ephemeral,
             namespace: namespace, procfs: procfs, trace: trace)
 
         // The same walk brings the accepted ESTABLISHED connections (only the silent ones,
         // stall candidates, are kept) and the half-open ones (SYN_RECV), whose entries
         // show inbound clashes.
         let threshold = UInt64(saturating: stallAfterSeconds * 1000)
-        let onCapturePorts = try phase("sock_diag: FIN_WAIT2, ESTABLISHED and SYN_RECV on capture ports (\(families.map(\.name).joined(separator: ", ")))") {
-            try socketReader.sockets(in: [.finWait2, .established, .synReceived], localPorts: ports, families: families).0
+        let onCapturePorts: [TCPSocket]
+        var walkedAppSockets: [TCPSocket] = []
+        if singleWalk {
+            let all = try phase("sock_diag: one walk for capture ports and app sockets (\(local.tcpSocketsInUse ?? 0) sockets; \(appFamilies.map(\.name).joined(separator: ", ")))") {
+                try socketReader.sockets(in: Self.captureStates.union(Self.appStates), families: appFamilies).0
+            }
+            let capture = Set(ports)
+            onCapturePorts = all.filter { families.contains($0.family) && Self.captureStates.contains($0.state) && capture.contains($0.local.port) }
+            walkedAppSockets = all.filter { Self.appStates.contains($0.state) && ephemeral.contains($0.local.port) }
+        } else {
+            onCapturePorts = try phase("sock_diag: FIN_WAIT2, ESTABLISHED and SYN_RECV on capture ports (\(families.map(\.name).joined(separator: ", ")))") {
+                try socketReader.sockets(in: Self.captureStates, localPorts: ports, families: families).0
+            }
         }
         let sorted = CapturePortSockets(
             onCapturePorts, capturePorts: capturePorts, inboundPorts: Set((profile.map { [$0] } ?? SidecarProfile.known).map(\.inboundPort)),
@@ -101,7 +121,7 @@ public struct LiveCollector: Sendable {
             try lookUpFlows(of: suspects + silent + inbound, notices: &notices)
         }
         let entries = found ?? []
-        let appSockets = phase("app sockets (waiting)") { background.appSockets() }
+        let appSockets = singleWalk ? walkedAppSockets : phase("app sockets (waiting)") { background.appSockets() }
 
         // Only the capture listeners' owners are looked up: every socket a listener
         // accepted is held by that process (the proxy), and finding each leaked socket's
@@ -138,8 +158,9 @@ public struct LiveCollector: Sendable {
         private let results = Results()
         private let worker: WorkerThread
 
+        /// - Parameter reader: nil when the caller's single walk brings the app sockets.
         init(
-            appSocketsOf reader: SocketReader, families: [AddressFamily], ephemeral: ClosedRange<UInt16>, namespace: NetworkNamespace,
+            appSocketsOf reader: SocketReader?, families: [AddressFamily], ephemeral: ClosedRange<UInt16>, namespace: NetworkNamespace,
             procfs: ProcFS, trace: (@Sendable (String, Duration) -> Void)?
         ) throws {
             let results = self.results
@@ -147,10 +168,10 @@ public struct LiveCollector: Sendable {
                 let start = ContinuousClock.now
                 // They sit on ephemeral ports, which one two-test bytecode selects at
                 // constant cost per socket.
-                let sockets = (try? reader.sockets(
-                    in: [.closeWait, .lastAck, .finWait1, .closing], withInfo: false, localPortRange: ephemeral, families: families
+                let sockets = (try? reader?.sockets(
+                    in: LiveCollector.appStates, withInfo: false, localPortRange: ephemeral, families: families
                 ).0) ?? []
-                trace?("sock_diag: app sockets on ephemeral ports (other core)", ContinuousClock.now - start)
+                if reader != nil { trace?("sock_diag: app sockets on ephemeral ports (other core)", ContinuousClock.now - start) }
                 results.sockets.withLock { $0 = sockets }
                 results.socketsDone.signal()
                 let rulesStart = ContinuousClock.now
@@ -195,6 +216,16 @@ public struct LiveCollector: Sendable {
             }
         }
     }
+
+    /// What the capture ports' walk keeps: leak suspects (FIN_WAIT2), accepted
+    /// connections (stall candidates) and half-open ones (inbound clashes).
+    static let captureStates: TCPStateSet = [.finWait2, .established, .synReceived]
+    /// What the app sockets' walk keeps: the app's ends of half-closed flows.
+    static let appStates: TCPStateSet = [.closeWait, .lastAck, .finWait1, .closing]
+    /// Up to this many TCP sockets in a namespace, one unfiltered walk serves both: what
+    /// it copies back costs less than the second walk of the node's hash (at 150,000
+    /// sockets on the node, a walk is ~23 ms; 4,096 sockets copied and decoded, ~3 ms).
+    public static let defaultSingleWalkSockets = 4_096
 
     /// The most accepted inbound connections whose conntrack entries are looked up for
     /// clashes on the redirect port: the lookups cost one GET each.
@@ -283,6 +314,9 @@ public struct LiveCollector: Sendable {
         var counters: [String: UInt64]
         var namespaceLink: String
         var notices: [String]
+        /// TCP sockets in the namespace's hashes, both families (sockstat's inuse); nil
+        /// when unreadable.
+        var tcpSocketsInUse: Int?
     }
 
     /// Reads, on a thread inside the namespace, what only that namespace can answer:
@@ -319,6 +353,9 @@ public struct LiveCollector: Sendable {
             }
         }
         let link = (try? procfs.readLink("\(procfs.root)/thread-self/ns/net")) ?? ""
-        return NamespaceFacts(kernel: kernel, counters: counters, namespaceLink: link, notices: notices)
+        let inUse = ["sockstat", "sockstat6"].map { (try? procfs.readNet($0)).flatMap(SockstatParser.tcpInUse) }
+        // Without IPv6 there is no sockstat6, and no IPv6 socket.
+        let sockets = inUse[0].map { $0 + (inUse[1] ?? 0) }
+        return NamespaceFacts(kernel: kernel, counters: counters, namespaceLink: link, notices: notices, tcpSocketsInUse: sockets)
     }
 }

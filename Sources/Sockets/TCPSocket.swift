@@ -220,5 +220,6 @@ public struct TCPStateSet: Sendable, Hashable, ExpressibleByArrayLiteral {
     public static let all = TCPStateSet(TCPState.allCases)
 
     public func contains(_ state: TCPState) -> Bool { mask & 1 << UInt32(state.rawValue) != 0 }
+    public func union(_ other: TCPStateSet) -> TCPStateSet { TCPStateSet(mask: mask | other.mask) }
     public var isAll: Bool { self == .all }
 }
