@@ -91,13 +91,14 @@ public enum MetricsExposition {
         let registry = PrometheusCollectorRegistry()
         func set(_ metric: ExportedMetric, _ labels: [(String, String)], _ value: Double) {
             precondition(labels.map(\.0).suffix(metric.labels.count) == ArraySlice(metric.labels), "labels of \(metric.name)")
+            // The whole name as the descriptor's base, no unit: the names are ctdoctor's own,
+            // suffixes included, and the descriptor joins only the parts that are not empty.
+            let descriptor = MetricNameDescriptor(metricName: metric.name, unitName: "", helpText: metric.help)
             if metric.isCounter {
                 // A fresh registry per run: the counter starts at 0 and takes the kernel's value.
-                registry.makeCounter(name: metric.name, labels: labels, help: metric.help).increment(by: value)
-            } else if labels.isEmpty {
-                registry.makeGauge(name: metric.name, help: metric.help).set(value)
+                registry.makeCounter(descriptor: descriptor, labels: labels).increment(by: value)
             } else {
-                registry.makeGauge(name: metric.name, labels: labels, help: metric.help).set(value)
+                registry.makeGauge(descriptor: descriptor, labels: labels).set(value)
             }
         }
         set(runSuccess, [], run.succeeded ? 1 : 0)
