@@ -170,7 +170,7 @@ final class DeliveredEvents: @unchecked Sendable {
         socket = try namespace.run { try NetlinkSocket(bus: .netfilter, receiveBufferBytes: 8 << 20) }
         for kind in [ConntrackEventKind.new, .update, .destroy] { try socket.join(group: kind.group) }
         // What a watch of a namespace with no sidecar it recognises captures: every mesh's ports.
-        let ports = Set(SidecarProfile.known.flatMap(\.capturePorts))
+        let ports = SidecarProfile.knownCapturePorts
         if let program = filter?.program(capturePorts: ports) { try socket.attach(filter: program) }
     }
 

@@ -70,7 +70,9 @@ public struct SidecarProfile: Sendable, Hashable, CustomStringConvertible {
     public static let known: [SidecarProfile] = [.istio, .linkerd]
 
     /// Every port a known profile listens on for capture or HBONE: what detection lists.
-    public static let listenerPorts: [UInt16] = Array(Set(known.flatMap(\.capturePorts) + [ambient.hbonePort!])).sorted()
+    public static let listenerPorts: [UInt16] = Array(knownCapturePorts.union([ambient.hbonePort!])).sorted()
+    /// Every known mesh's capture ports: what is watched where no sidecar was recognised.
+    public static let knownCapturePorts: Set<UInt16> = Set(known.flatMap(\.capturePorts))
 
     /// Process names that identify a mesh's proxy (comm is at most 15 bytes).
     static func mesh(ofProcess command: String) -> Mesh? {

@@ -271,7 +271,7 @@ public struct LiveCollector: Sendable {
         }
         if case .procFile(let reason) = report.source { notices.append(reason) }
         if !report.consistent { notices.append("the conntrack table changed during every dump pass: entries created or deleted meanwhile may be missing") }
-        let capturePorts = Set(SidecarProfile.known.flatMap(\.capturePorts))
+        let capturePorts = SidecarProfile.knownCapturePorts
         let listeners = sockets.filter { $0.state == .listen && capturePorts.contains($0.local.port) }
         let (owners, sidecarProcess) = ownersOfListeners(listeners, local: local, notices: &notices)
         let rules = phase("rules") { (try? namespace.run { RuleInspector.inspect(procfs: procfs) }) ?? RulesFacts(source: "unknown: could not enter the namespace") }

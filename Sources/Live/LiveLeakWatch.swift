@@ -63,8 +63,7 @@ final class NamespaceWatcher {
         // Filtered from the start, on every port a sidecar here could capture: the full
         // read in `begin()` can take seconds on a busy node, and unfiltered churn meanwhile
         // would overflow the buffer before the watch has read a single event.
-        let possiblePorts = Set(SidecarProfile.known.flatMap(\.capturePorts) + (options.sidecar?.capturePorts ?? []))
-            .union(watch.capturePorts)
+        let possiblePorts = SidecarProfile.knownCapturePorts.union(options.sidecar?.capturePorts ?? []).union(watch.capturePorts)
         if let program = eventFilter.program(capturePorts: possiblePorts) { try events.attach(filter: program) }
         for kind in [ConntrackEventKind.new, .update, .destroy] { try events.join(group: kind.group) }
     }
@@ -249,7 +248,7 @@ final class NamespaceWatcher {
     /// mesh's) and the sockets already leaked.
     private func resynchronise() throws -> (capturePorts: Set<UInt16>, leaks: [LeakRecord]) {
         let report = try LiveCollector.collectAndDiagnose(namespace, options: options)
-        let ports = report.sidecar.map { Set($0.profile.capturePorts) } ?? Set(SidecarProfile.known.flatMap(\.capturePorts))
+        let ports = report.sidecar.map { Set($0.profile.capturePorts) } ?? SidecarProfile.knownCapturePorts
         return (ports, report.leaks.filter { $0.classification == .leaked && $0.socket.cookie != nil })
     }
 }
