@@ -24,11 +24,22 @@ public enum NodeDiagnosisSweep {
                 }
                 return .diagnosed(NamespaceIdentity(node), report)
             } catch {
-                if let path = node.namespace.path, fileKind(path) == .missing { return nil }
+                if node.wentAway { return nil }
                 return .failed(NamespaceIdentity(node), because: error)
             }
         }
         return (results.compactMap { $0 }, results.filter { $0 == nil }.count)
+    }
+}
+
+extension NodeNamespace {
+    /// Whether the namespace listed is no longer where it was found: its file is gone (the
+    /// process exited, `ip netns del` unlinked it), or it holds something else — an
+    /// `ip netns` file between its unmount and its unlink is an empty file of its own, a
+    /// reused PID another namespace. Its failure then is churn, not the sweep's.
+    var wentAway: Bool {
+        guard let path = namespace.path else { return false }
+        return fileIdentity(path)?.inode != inode
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import KernelIO
+import Diagnosis
 import Live
 import NodeSweep
 import Testing
@@ -81,5 +82,33 @@ struct NodeInventoryTests {
         #expect(byInode[700]?.pod.name == "legacy-vm")
         #expect(byInode[labInode]?.netnsName == "lab" && byInode[labInode]?.namespace.path == named.appendingPathComponent("lab").path)
         #expect(byInode[300]?.namespace.path?.hasSuffix("/proc/200/ns/net") == true, "entered through a process's namespace file")
+    }
+}
+
+/// Pods come and go while a sweep runs: a namespace whose file no longer holds what the
+/// inventory listed went away (its process exited, or `ip netns del` unmounted it and
+/// left an empty file for a moment), and is counted as gone, not as the run's failure.
+/// A file that never held a namespace stays a failure: it is what the node has.
+@Suite("node sweep churn")
+struct NodeSweepChurnTests {
+    @Test func aNamespaceFileThatNoLongerHoldsWhatWasListedIsChurnNotAFailure() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("ctdoctor-churn-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let named = root.appendingPathComponent("netns")
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("proc"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: named, withIntermediateDirectories: true)
+        try Data().write(to: named.appendingPathComponent("stray"))
+        try Data().write(to: named.appendingPathComponent("leaving"))
+        let listing = try NodeInventory(procfs: ProcFS(root: root.appendingPathComponent("proc").path), namedDirectory: named.path).namespaces()
+        #expect(listing.namespaces.count == 2)
+        // What is left once it is unmounted: another file under the same name (made
+        // before the old one goes, so that its inode cannot be the old one's).
+        try Data().write(to: named.appendingPathComponent("leaving.new"))
+        #expect(rename(named.appendingPathComponent("leaving.new").path, named.appendingPathComponent("leaving").path) == 0)
+
+        let (results, vanished) = try NodeDiagnosisSweep.run(listing.namespaces, parallel: 2, options: DiagnosisOptions())
+        #expect(vanished == 1)
+        #expect(results.map { $0.identity.place?.netnsName } == ["stray"])
+        #expect(results.first?.report == nil && results.first?.failure?.contains("not a network namespace") == true, "\(results.first?.failure ?? "")")
     }
 }
