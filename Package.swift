@@ -90,6 +90,11 @@ let package = Package(
             name: "Sockets",
             dependencies: ["NetCore", "Netlink"]
         ),
+        // nf_tables rules over netlink, and which of them drop conntrack's INVALID packets.
+        .target(
+            name: "Nftables",
+            dependencies: ["Netlink"]
+        ),
         .target(
             name: "Diagnosis",
             dependencies: ["NetCore", "Conntrack", "Sockets"],
@@ -111,7 +116,7 @@ let package = Package(
         .target(
             name: "Live",
             dependencies: [
-                "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "NodeSweep", "Pressure",
+                "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Nftables", "Diagnosis", "NodeSweep", "Pressure",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: sizeOptimised
@@ -177,8 +182,8 @@ let package = Package(
         .executableTarget(
             name: "ctdoctor-fuzz",
             dependencies: [
-                "NetCore", "JSON", "Netlink", "Conntrack", "Sockets", "Diagnosis", "Live", "NodeSweep", "Formats", "Offline", "YAML",
-                "MeshLint", "Pressure", "Export",
+                "NetCore", "JSON", "Netlink", "Conntrack", "Sockets", "Nftables", "Diagnosis", "Live", "NodeSweep", "Formats", "Offline",
+                "YAML", "MeshLint", "Pressure", "Export",
             ],
             path: "Fuzz/ctdoctor-fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
@@ -186,7 +191,7 @@ let package = Package(
         .executableTarget(
             name: "ctdoctor-bench",
             dependencies: [
-                "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live",
+                "NetCore", "Netlink", "KernelIO", "Conntrack", "Sockets", "Nftables", "Diagnosis", "Live",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -208,7 +213,7 @@ let package = Package(
         .testTarget(
             name: "CTDoctorTests",
             dependencies: [
-                "TestSupport", "NetCore", "JSON", "Netlink", "KernelIO", "Conntrack", "Sockets", "Diagnosis", "Live",
+                "TestSupport", "NetCore", "JSON", "Netlink", "KernelIO", "Conntrack", "Sockets", "Nftables", "Diagnosis", "Live",
                 "YAML", "MeshLint", "Formats", "Rendering", "Export", "Offline", "NodeSweep", "Pressure",
                 .product(name: "Yams", package: "Yams"),
             ],

@@ -4,6 +4,7 @@ import Foundation
 import KernelIO
 import NetCore
 import Netlink
+import Nftables
 import Sockets
 
 /// The practical floor of a conntrack listing: a netlink dump whose messages are
@@ -69,9 +70,9 @@ struct Spin: ParsableCommand {
 /// Records raw netlink dump replies, datagram after datagram, for golden fixtures.
 struct Capture: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "capture", abstract: "Write the raw bytes of a conntrack or sock_diag dump to a file.")
+        commandName: "capture", abstract: "Write the raw bytes of a conntrack, sock_diag or nf_tables rule dump to a file.")
 
-    enum Kind: String, ExpressibleByArgument { case conntrack, sockDiag = "sock-diag" }
+    enum Kind: String, ExpressibleByArgument { case conntrack, sockDiag = "sock-diag", nftables }
 
     @Argument var kind: Kind
     @Option(help: "Network namespace name, path or PID; default: this one.") var netns: String?
@@ -97,6 +98,9 @@ struct Capture: ParsableCommand {
             let socket = try namespace.run { try NetlinkSocket(bus: .sockDiag) }
             try record(socket, SockDiagCodec.dumpRequest(family: .ipv4, states: .all, withInfo: true, sequence: 1), 1)
             try record(socket, SockDiagCodec.dumpRequest(family: .ipv6, states: .all, withInfo: true, sequence: 2), 2)
+        case .nftables:
+            let socket = try namespace.run { try NetlinkSocket(bus: .netfilter) }
+            try record(socket, NftablesCodec.ruleDump(sequence: 1), 1)
         }
         try Data(captured).write(to: URL(fileURLWithPath: output))
         print("wrote \(captured.count) bytes to \(output)")

@@ -6,6 +6,7 @@ import Live
 import MeshLint
 import NetCore
 import Netlink
+import Nftables
 import NodeSweep
 import Offline
 import Pressure
@@ -29,6 +30,8 @@ enum FuzzTarget: String, CaseIterable {
     case pastedTables = "pasted-tables"
     case ctnetlinkDump = "ctnetlink-dump"
     case sockDiagDump = "sock-diag-dump"
+    /// A namespace's nf_tables rules, which its tenant writes: decoded and judged.
+    case nftablesDump = "nftables-dump"
     case snapshot
     case manifest
     /// The YAML reader alone, on bytes that need not be UTF-8, every node walked (merges
@@ -59,6 +62,11 @@ enum FuzzTarget: String, CaseIterable {
             _ = try? PastedInput.sockets(bytes, source: "fuzz")
         case .ctnetlinkDump: _ = try? ConntrackMessageDecoder.decodeDump(bytes)
         case .sockDiagDump: _ = try? SockDiagCodec.decodeDump(bytes)
+        case .nftablesDump:
+            for rule in (try? NftablesCodec.decodeRules(bytes)) ?? [] {
+                _ = InvalidDropJudgement.describe(rule) { $0.count % 2 == 0 }
+                _ = InvalidDropJudgement.setsToRead(rule)
+            }
         case .snapshot: _ = try? SnapshotFormat.decode(bytes, source: "fuzz")
         case .manifest:
             if let objects = try? ManifestParser.parse(String(decoding: bytes, as: UTF8.self), file: "fuzz.yaml") {

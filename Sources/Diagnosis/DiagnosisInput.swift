@@ -133,7 +133,8 @@ public struct KernelFacts: Sendable, Hashable {
 public struct RulesFacts: Sendable, Hashable {
     /// nil when no rule listing could be read.
     public var invalidDrop: Bool?
-    /// What was read: "iptables-save", "nft list ruleset", or why nothing was.
+    /// What was read: "nf_tables over netlink", "iptables-legacy-save", "nft list ruleset"
+    /// (where netlink was refused), or why nothing was.
     public var source: String
     /// The matching rule, when one was found.
     public var matchingRule: String?

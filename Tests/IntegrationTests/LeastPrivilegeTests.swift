@@ -59,7 +59,7 @@ final class LeastPrivilegeTests {
         let allowed = ["[\"/usr/sbin/nft\", \"--json\", \"list\", \"ruleset\"]", "[\"/usr/sbin/nft\", \"list\", \"ruleset\"]",
                        "[\"/usr/sbin/iptables-save\"]", "[\"/usr/sbin/iptables-legacy-save\"]", "[\"/usr/sbin/iptables-nft-save\"]",
                        "[\"/usr/sbin/ip6tables-save\"]", "[\"/usr/sbin/ip6tables-legacy-save\"]"]
-        #expect(!trace.executed.isEmpty, "it lists the rules")
+        #expect(!trace.executed.contains { $0.contains("/nft\"") }, "nf_tables is read over netlink, not by running nft: \(trace.executed)")
         for program in trace.executed {
             #expect(allowed.contains(program) || program.hasPrefix("[\"/usr/sbin/") && !program.contains(lab.lab.name), "ran \(program)")
             #expect(!program.contains("/bin/sh"), "no shell")
