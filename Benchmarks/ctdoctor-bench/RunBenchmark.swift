@@ -19,6 +19,8 @@ struct RunBenchmark: ParsableCommand {
     @Option(help: "TCP sockets held open at the largest stage, in mixed states.") var sockets = 500_000
     @Option(help: "Pod-like namespaces of the node stage, each with a sidecar, 1,500 sockets and 3 leaks (0: skip it).")
     var pods = 100
+    @Option(help: "Buckets of each pod's own socket hash (net.ipv4.tcp_child_ehash_entries) for a second node stage beside the shared-hash one (0: skip it).")
+    var podSocketHash = 4096
     @Option(help: "Rounds per contender; medians are reported.") var repeats = 5
     @Option(help: "The ctdoctor binary to measure; default: next to this one.") var ctdoctor: String?
     @Option(help: "A release tarball (scripts/release) to weigh beside the binary.") var tarball: String?
@@ -42,6 +44,10 @@ struct RunBenchmark: ParsableCommand {
         if pods > 0 {
             print("")
             print(try NodeStage(pods: pods, binary: binary, helper: selfPath).report(measure: measure, table: table), terminator: "")
+            if podSocketHash > 0 {
+                print("")
+                print(try NodeStage(pods: pods, binary: binary, helper: selfPath, ownSocketHash: podSocketHash).report(measure: measure, table: table), terminator: "")
+            }
         }
         print("")
         let lintDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("ctdoctor-lint-bench-\(getpid())")
