@@ -63,10 +63,10 @@ enum FuzzTarget: String, CaseIterable {
         case .ctnetlinkDump: _ = try? ConntrackMessageDecoder.decodeDump(bytes)
         case .sockDiagDump: _ = try? SockDiagCodec.decodeDump(bytes)
         case .nftablesDump:
-            for rule in (try? NftablesCodec.decodeRules(bytes)) ?? [] {
-                _ = InvalidDropJudgement.describe(rule) { $0.count % 2 == 0 }
-                _ = InvalidDropJudgement.setsToRead(rule)
-            }
+            var search = InvalidDropSearch()
+            for rule in (try? NftablesCodec.decodeRules(bytes)) ?? [] { search.consider(rule) }
+            for set in search.setsToRead { search.learn(set, invalidElement: set.name.count % 2 == 0 ? NftablesSetElement(key: 1, verdict: .drop) : nil) }
+            _ = search.conclusion()
         case .snapshot: _ = try? SnapshotFormat.decode(bytes, source: "fuzz")
         case .manifest:
             if let objects = try? ManifestParser.parse(String(decoding: bytes, as: UTF8.self), file: "fuzz.yaml") {

@@ -13,51 +13,57 @@ enum NftablesRuleReader {
     struct Outcome {
         var rules: Int
         var invalidDrop: String?
+        /// Why the absence of a match says nothing (a limit reached on a tenant's rules).
+        var incomplete: String?
     }
 
-    /// Rules that drop only through a state set wait for that set to be read; a tenant's
-    /// table may hold any number, so only the first few are.
-    static let setLookupsRead = 16
-    /// A dump the rules' generation changed under is started again, up to this many times.
+    /// The rules changed during every one of this many dumps (NLM_F_DUMP_INTR).
+    struct KeptChanging: Error, CustomStringConvertible {
+        var description: String { "the rules changed during each of \(NftablesRuleReader.attempts) dumps" }
+    }
+
     static let attempts = 3
+    /// State sets read per namespace, and their elements in all: a tenant's sets may be
+    /// of any size, and what is past the limit is said, not guessed.
+    static let setsRead = 64
+    static let elementsRead = 1 << 20
 
     static func findInvalidDrop() throws -> Outcome {
         let socket = try NetlinkSocket(bus: .netfilter)
-        for attempt in 1...attempts {
-            var rules = 0
-            var found: String?
-            var waiting: [(rule: NftablesRule, sets: [String])] = []
-            let sequence = UInt32(attempt)
+        var sequence: UInt32 = 0
+        for _ in 1...attempts {
+            sequence += 1
+            var search = InvalidDropSearch()
             let pass = try NetlinkDump.run(transport: socket, request: NftablesCodec.ruleDump(sequence: sequence), sequence: sequence) {
                 bytes, message in
                 guard NftablesCodec.isRule(message) else { return }
-                rules += 1
-                guard found == nil else { return }
-                let rule = try NftablesCodec.decodeRule(bytes, message)
-                if let line = InvalidDropJudgement.describe(rule) {
-                    found = line
-                } else if waiting.count < setLookupsRead, case let sets = InvalidDropJudgement.setsToRead(rule), !sets.isEmpty {
-                    waiting.append((rule, sets))
+                search.consider(try NftablesCodec.decodeRule(bytes, message))
+            }
+            if pass.interrupted { continue }
+            if search.found == nil {
+                let sets = search.setsToRead
+                if sets.count > setsRead { search.markIncomplete("more than \(setsRead) state sets to read") }
+                var elements = 0
+                for set in sets.prefix(setsRead) {
+                    sequence += 1
+                    var invalid: NftablesSetElement?
+                    let request = NftablesCodec.setElementDump(family: set.family, table: set.table, set: set.name, sequence: sequence)
+                    _ = try NetlinkDump.run(transport: socket, request: request, sequence: sequence) { bytes, message in
+                        for element in try NftablesCodec.decodeElements(bytes, message) {
+                            elements += 1
+                            if invalid == nil, !element.endsInterval, element.key == InvalidDropSearch.invalidState { invalid = element }
+                        }
+                    }
+                    search.learn(set, invalidElement: invalid)
+                    if elements > elementsRead {
+                        search.markIncomplete("state sets of more than \(elementsRead) elements")
+                        break
+                    }
                 }
             }
-            if pass.interrupted && attempt < attempts { continue }
-            for (rule, sets) in waiting where found == nil {
-                var holdsInvalid: [String: Bool] = [:]
-                for set in sets { holdsInvalid[set] = try setHoldsInvalid(socket, rule: rule, set: set) }
-                found = InvalidDropJudgement.describe(rule) { holdsInvalid[$0] ?? false }
-            }
-            return Outcome(rules: rules, invalidDrop: found)
+            let found = search.conclusion()
+            return Outcome(rules: search.rulesSeen, invalidDrop: found, incomplete: found == nil ? search.incomplete : nil)
         }
-        return Outcome(rules: 0, invalidDrop: nil)
-    }
-
-    static func setHoldsInvalid(_ socket: NetlinkSocket, rule: NftablesRule, set: String) throws -> Bool {
-        let sequence: UInt32 = 100
-        var holds = false
-        let request = NftablesCodec.setElementDump(family: rule.family, table: rule.table, set: set, sequence: sequence)
-        _ = try NetlinkDump.run(transport: socket, request: request, sequence: sequence) { bytes, message in
-            if try NftablesCodec.decodeElementKeys(bytes, message).contains(InvalidDropJudgement.invalidState) { holds = true }
-        }
-        return holds
+        throw KeptChanging()
     }
 }

@@ -39,7 +39,9 @@ extension NodeNamespace {
     /// reused PID another namespace. Its failure then is churn, not the sweep's.
     var wentAway: Bool {
         guard let path = namespace.path else { return false }
-        return fileIdentity(path)?.inode != inode
+        if let now = fileIdentity(path) { return now.inode != inode }
+        // A file that cannot be looked at (EACCES) is a failure to report, not churn.
+        return nothingIsAt(path)
     }
 }
 

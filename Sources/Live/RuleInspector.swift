@@ -24,9 +24,15 @@ enum RuleInspector {
         var skipped: [String] = []
         // nf_tables over netlink first: what nft and iptables-nft list, without a process.
         // Where it is refused (no CAP_NET_ADMIN), nft would be too, but it is tried.
-        if let nftables = try? NftablesRuleReader.findInvalidDrop() {
+        var netlinkFailure: String?
+        var notAllJudged: String?
+        do {
+            let nftables = try NftablesRuleReader.findInvalidDrop()
             if let rule = nftables.invalidDrop { return RulesFacts(invalidDrop: true, source: overNetlink, matchingRule: rule) }
+            notAllJudged = nftables.incomplete
             read.append("\(overNetlink) (\(nftables.rules) rules)")
+        } catch {
+            netlinkFailure = "\(error)"
         }
         var legacyUnread: [String] = []
         for command in listings {
@@ -51,7 +57,9 @@ enum RuleInspector {
             }
         }
         guard !read.isEmpty else {
-            return RulesFacts(invalidDrop: nil, source: "unknown: nf_tables could not be read over netlink, and none of nft, iptables-save, iptables-legacy-save could be run here")
+            return RulesFacts(
+                invalidDrop: nil,
+                source: "unknown: nf_tables could not be read over netlink (\(netlinkFailure ?? "no answer")), and none of nft, iptables-save, iptables-legacy-save could be run here")
         }
         // Legacy tables that are loaded but could not be listed (no iptables-legacy-save in
         // the image) may hold the rule: then nothing can be said.
@@ -61,6 +69,9 @@ enum RuleInspector {
                 source: read.joined(separator: ", ") + "; legacy iptables tables are loaded but \(legacyUnread.joined(separator: " and ")) could not be run")
         }
         let legacy = skipped.count == legacyTableNames.count ? "; no legacy iptables tables loaded" : ""
+        if let notAllJudged {
+            return RulesFacts(invalidDrop: nil, source: "unknown: " + read.joined(separator: ", ") + legacy + "; not every rule judged: \(notAllJudged)")
+        }
         return RulesFacts(invalidDrop: false, source: read.joined(separator: ", ") + legacy)
     }
 }

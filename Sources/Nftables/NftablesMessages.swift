@@ -41,6 +41,7 @@ enum Nft {
     // enum nft_lookup_attributes; NFT_LOOKUP_F_INV
     static let lookupSet: UInt16 = 1
     static let lookupSource: UInt16 = 2
+    static let lookupDestination: UInt16 = 3
     static let lookupFlags: UInt16 = 5
     static let lookupInverted: UInt32 = 1
     // enum nft_immediate_attributes; NFT_REG_VERDICT
@@ -56,6 +57,11 @@ enum Nft {
     static let elementListSet: UInt16 = 2
     static let elementListElements: UInt16 = 3
     static let elementKey: UInt16 = 1
+    static let elementData: UInt16 = 2
+    static let elementFlags: UInt16 = 3
+    static let elementIntervalEnd: UInt32 = 1  // NFT_SET_ELEM_INTERVAL_END
+    // enum nft_target_attributes (xtables targets: iptables-nft's REJECT, LOG…)
+    static let targetName: UInt16 = 1
 }
 
 /// One nf_tables rule as ctdoctor reads it: where it is, and its expressions in order.
@@ -110,11 +116,32 @@ public enum NftablesExpression: Sendable, Equatable {
     /// `reg = (reg & mask) ^ xor`, mask and xor as 32-bit host-order words (the state's width).
     case bitwise(from: UInt32, into: UInt32, mask: UInt32, xor: UInt32)
     case compare(register: UInt32, equal: Bool, value: UInt32)
-    case lookup(register: UInt32, set: String, inverted: Bool)
+    /// `reg @set`, or with `verdictMap` `vmap @set`: the set's element for the key gives
+    /// the verdict.
+    case lookup(register: UInt32, set: String, inverted: Bool, verdictMap: Bool)
     case verdict(NftablesVerdict)
+    /// `reject` (nft) ends the rule with a drop and an answer.
+    case reject
     /// An xtables match run by nft_compat, as iptables-nft writes `-m conntrack`/`-m state`.
     case xtablesMatch(name: String, revision: UInt32, info: [UInt8])
+    /// An xtables target run by nft_compat (`-j REJECT`, `-j LOG`).
+    case xtablesTarget(String)
     case other(String)
+}
+
+/// One element of a set or map, as far as a state set needs it: its key when it is one
+/// 32-bit word, and the verdict it maps to in a verdict map.
+public struct NftablesSetElement: Sendable, Equatable {
+    public var key: UInt32?
+    public var verdict: NftablesVerdict?
+    /// The end of an interval (an interval set's second element), not a key of its own.
+    public var endsInterval: Bool
+
+    public init(key: UInt32?, verdict: NftablesVerdict? = nil, endsInterval: Bool = false) {
+        self.key = key
+        self.verdict = verdict
+        self.endsInterval = endsInterval
+    }
 }
 
 public enum NftablesVerdict: Sendable, Equatable {
@@ -184,26 +211,32 @@ public enum NftablesCodec {
         return rules
     }
 
-    /// The keys of a set-element dump's message, as 32-bit host-order words (longer keys
-    /// are not states and are skipped).
-    public static func decodeElementKeys(_ bytes: [UInt8], _ message: NetlinkMessage) throws(NetlinkFramingError) -> [UInt32] {
+    /// The elements in one message of a set-element dump.
+    public static func decodeElements(_ bytes: [UInt8], _ message: NetlinkMessage) throws(NetlinkFramingError) -> [NftablesSetElement] {
         let payload = message.payload
         guard payload.count >= Nft.headerSize else { return [] }
-        var keys: [UInt32] = []
+        var decoded: [NftablesSetElement] = []
         var attributes = NetlinkAttributeReader(bytes, range: (payload.lowerBound + Nft.headerSize)..<payload.upperBound)
         while let attribute = try attributes.next() {
             guard attribute.type == Nft.elementListElements else { continue }
             var elements = NetlinkAttributeReader(bytes, range: attribute.value)
             while let element = try elements.next() {
                 guard element.type == Nft.listElement else { continue }
+                var one = NftablesSetElement(key: nil)
                 var fields = NetlinkAttributeReader(bytes, range: element.value)
                 while let field = try fields.next() {
-                    guard field.type == Nft.elementKey else { continue }
-                    if let key = try dataWord(bytes, field.value) { keys.append(key) }
+                    switch field.type {
+                    case Nft.elementKey: one.key = try dataWord(bytes, field.value)
+                    case Nft.elementData: one.verdict = try verdict(bytes, field.value)
+                    case Nft.elementFlags where field.value.count == 4:
+                        one.endsInterval = bytes.uint32BE(at: field.value.lowerBound) & Nft.elementIntervalEnd != 0
+                    default: break
+                    }
                 }
+                decoded.append(one)
             }
         }
-        return keys
+        return decoded
     }
 
     static func expression(_ bytes: [UInt8], _ range: Range<Int>) throws(NetlinkFramingError) -> NftablesExpression {
@@ -242,7 +275,15 @@ public enum NftablesCodec {
             return .compare(register: register, equal: operation == 0, value: value)
         case "lookup":
             guard let set = fields[Nft.lookupSet].map({ string(bytes, $0) }), let register = number(Nft.lookupSource) else { return .other(name) }
-            return .lookup(register: register, set: set, inverted: (number(Nft.lookupFlags) ?? 0) & Nft.lookupInverted != 0)
+            // A data map (`ct state map { … }`) loads a register: not a test of its own here.
+            if let destination = number(Nft.lookupDestination), destination != Nft.verdictRegister { return .other(name) }
+            return .lookup(
+                register: register, set: set, inverted: (number(Nft.lookupFlags) ?? 0) & Nft.lookupInverted != 0,
+                verdictMap: number(Nft.lookupDestination) == Nft.verdictRegister)
+        case "reject":
+            return .reject
+        case "target":
+            return fields[Nft.targetName].map { .xtablesTarget(string(bytes, $0)) } ?? .other(name)
         case "immediate":
             guard number(Nft.immediateDestination) == Nft.verdictRegister, let data = fields[Nft.immediateData] else { return .other(name) }
             return try verdict(bytes, data).map { .verdict($0) } ?? .other(name)

@@ -49,10 +49,42 @@ struct RuleInspectionTests {
         #expect(lookalikes.invalidDrop == false)
         #expect(lookalikes.source.hasPrefix("nf_tables over netlink (3 rules)"), "\(lookalikes.source)")
 
+        try namespace.exec(["nft", "add", "rule", "inet", "mesh", "pre", "ct", "state", "vmap", "{ established : accept, related : accept }"])
+        #expect(try rules(in: namespace).invalidDrop == false, "a verdict map without invalid in it")
+
         try namespace.exec(["nft", "add", "rule", "inet", "mesh", "pre", "tcp", "dport", "15006", "ct", "state", "{ invalid, untracked }", "drop"])
         let facts = try rules(in: namespace)
         #expect(facts.invalidDrop == true)
         #expect(facts.source == "nf_tables over netlink")
         #expect(facts.matchingRule?.hasPrefix("table inet mesh, chain pre") == true && facts.matchingRule?.contains("holds invalid") == true, "\(facts.matchingRule ?? "")")
+    }
+
+    /// Istio's nftables backend (istio-iptables with nftables, INVALID_DROP set), as its
+    /// own golden file writes it: the jump comes before the chain that drops.
+    @Test func findsIstiosNftablesDropAndAVerdictMap() throws {
+        let istio = try TestNamespace(tag: "rules-istio")
+        defer { istio.destroy() }
+        for command in [
+            ["nft", "add", "table", "inet", "istio-proxy-mangle"],
+            ["nft", "add", "chain", "inet", "istio-proxy-mangle", "prerouting", "{ type filter hook prerouting priority -150; }"],
+            ["nft", "add", "chain", "inet", "istio-proxy-mangle", "istio-drop"],
+            ["nft", "add", "rule", "inet", "istio-proxy-mangle", "prerouting", "meta", "l4proto", "tcp", "ct", "state", "invalid", "jump", "istio-drop"],
+            ["nft", "add", "rule", "inet", "istio-proxy-mangle", "istio-drop", "drop"],
+        ] { try istio.exec(command) }
+        let facts = try rules(in: istio)
+        #expect(facts.invalidDrop == true && facts.source == "nf_tables over netlink")
+        let line = facts.matchingRule ?? ""
+        #expect(line.hasPrefix("table inet istio-proxy-mangle, chain prerouting (handle ") && line.hasSuffix("): ct state invalid … jump istio-drop"), "\(line)")
+
+        let map = try TestNamespace(tag: "rules-vmap")
+        defer { map.destroy() }
+        for command in [
+            ["nft", "add", "table", "inet", "host"],
+            ["nft", "add", "chain", "inet", "host", "input", "{ type filter hook input priority 0; }"],
+            ["nft", "add", "rule", "inet", "host", "input", "ct", "state", "vmap", "{ invalid : drop, established : accept, related : accept }"],
+        ] { try map.exec(command) }
+        let mapped = try rules(in: map)
+        #expect(mapped.invalidDrop == true)
+        #expect(mapped.matchingRule?.hasSuffix("(invalid: drop)") == true, "\(mapped.matchingRule ?? "")")
     }
 }

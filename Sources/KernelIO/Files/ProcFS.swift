@@ -105,6 +105,9 @@ public struct FileIdentity: Sendable, Hashable {
 
 public func fileIdentity(_ path: String) -> FileIdentity? { statIdentity(path) }
 
+/// Whether the file is gone (ENOENT, ESRCH), as opposed to one that cannot be looked at.
+public func nothingIsAt(_ path: String) -> Bool { statFindsNothing(path) }
+
 /// The names in a directory, without "." and "..".
 public func directoryEntries(_ path: String) throws -> [String] { try listDirectory(path) }
 

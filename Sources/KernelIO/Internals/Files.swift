@@ -164,6 +164,14 @@ func statKind(_ path: String) -> FileKind {
     }
 }
 
+/// Whether nothing is at `path`: ENOENT, or ESRCH from a /proc entry whose process is
+/// exiting. Any other failure (EACCES, ELOOP, ENOMEM) says nothing of the file.
+func statFindsNothing(_ path: String) -> Bool {
+    var status = stat()
+    guard stat(path, &status) != 0 else { return false }
+    return errno == ENOENT || errno == ESRCH
+}
+
 /// What `path` resolves to and where it lives, for walks that must notice a directory
 /// seen before (a symlink loop) or another filesystem (a mount inside the tree).
 func statIdentity(_ path: String) -> FileIdentity? {
