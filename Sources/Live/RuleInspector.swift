@@ -36,8 +36,8 @@ enum RuleInspector {
         }
         var legacyUnread: [String] = []
         for command in listings {
-            if command[0] == "nft" && !read.isEmpty { continue }
-            if command[0] == "iptables-save" && (read.contains("nft list ruleset") || read.first?.hasPrefix(overNetlink) == true) { continue }
+            // nf_tables read one way or the other (netlink, then nft) needs no iptables-save.
+            if (command[0] == "nft" || command[0] == "iptables-save") && !read.isEmpty { continue }
             let legacy = legacyTableNames[command[0]] != nil
             if let names = legacyTableNames[command[0]] {
                 guard let tables = try? procfs.readNet(names), tables.contains(where: { $0 > 0x20 }) else {
@@ -66,7 +66,7 @@ enum RuleInspector {
         guard legacyUnread.isEmpty else {
             return RulesFacts(
                 invalidDrop: nil,
-                source: read.joined(separator: ", ") + "; legacy iptables tables are loaded but \(legacyUnread.joined(separator: " and ")) could not be run")
+                source: "unknown: " + read.joined(separator: ", ") + "; legacy iptables tables are loaded but \(legacyUnread.joined(separator: " and ")) could not be run")
         }
         let legacy = skipped.count == legacyTableNames.count ? "; no legacy iptables tables loaded" : ""
         if let notAllJudged {

@@ -161,10 +161,8 @@ public struct InvalidDropSearch: Sendable {
                 }
                 if verdictMap {
                     // The map's verdict for INVALID is the rule's; without one, it goes on.
-                    guard let verdict = known?.verdict, let line = verdictLine(verdict, rule, final: final) else {
-                        if !final, case .jump? = known?.verdict { return .waits }
-                        if !final, case .goto? = known?.verdict { return .waits }
-                        return waits ? .waits : .no
+                    guard let verdict = known?.verdict, let line = verdictLine(verdict, rule) else {
+                        return waits || (!final && Self.goesToAChain(known?.verdict)) ? .waits : .no
                     }
                     return .drops(place(rule) + "ct state vmap @\(set) (invalid: \(line))")
                 }
@@ -181,10 +179,9 @@ public struct InvalidDropSearch: Sendable {
                 held.removeAll()
             case .verdict(let verdict):
                 guard test != nil || waits else { return .no }
-                guard let line = verdictLine(verdict, rule, final: final) else {
-                    if !final, case .jump = verdict { return .waits }
-                    if !final, case .goto = verdict { return .waits }
-                    return .no
+                guard let line = verdictLine(verdict, rule) else {
+                    // The chain it goes to may come later in the dump.
+                    return !final && Self.goesToAChain(verdict) ? .waits : .no
                 }
                 if waits { return .waits }
                 return .drops(place(rule) + "\(test!) … \(line)")
@@ -205,7 +202,7 @@ public struct InvalidDropSearch: Sendable {
     }
 
     /// The verdict in words, when it drops the packet; nil otherwise (or not known yet).
-    func verdictLine(_ verdict: NftablesVerdict, _ rule: NftablesRule, final: Bool) -> String? {
+    func verdictLine(_ verdict: NftablesVerdict, _ rule: NftablesRule) -> String? {
         switch verdict {
         case .drop: return "drop"
         case .jump(let chain), .goto(let chain):
@@ -214,6 +211,13 @@ public struct InvalidDropSearch: Sendable {
             let istio = ["istio_drop", "istio-drop"].contains(chain.lowercased())
             return istio || droppingChains.contains(object) ? "\(word) \(chain)" : nil
         default: return nil
+        }
+    }
+
+    static func goesToAChain(_ verdict: NftablesVerdict?) -> Bool {
+        switch verdict {
+        case .jump?, .goto?: true
+        default: false
         }
     }
 
