@@ -4,6 +4,7 @@ import Netlink
 /// (include/uapi/linux/netfilter/nf_tables.h, nf_tables_compat.h, nfnetlink.h).
 enum Nft {
     static let subsystem: UInt16 = 10  // NFNL_SUBSYS_NFTABLES
+    static let newRule: UInt16 = 6  // NFT_MSG_NEWRULE: what a rule dump answers with
     static let getRule: UInt16 = 7  // NFT_MSG_GETRULE
     static let getSetElements: UInt16 = 13  // NFT_MSG_GETSETELEM
     static func type(_ message: UInt16) -> UInt16 { subsystem << 8 | message }
@@ -173,7 +174,7 @@ public enum NftablesCodec {
     }
 
     /// Whether `message` is a rule (NFT_MSG_NEWRULE, as dumps answer).
-    public static func isRule(_ message: NetlinkMessage) -> Bool { message.type == Nft.type(Nft.getRule - 1) }
+    public static func isRule(_ message: NetlinkMessage) -> Bool { message.type == Nft.type(Nft.newRule) }
 
     public static func decodeRule(_ bytes: [UInt8], _ message: NetlinkMessage) throws(NetlinkFramingError) -> NftablesRule {
         let payload = message.payload

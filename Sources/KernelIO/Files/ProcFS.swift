@@ -94,8 +94,6 @@ public enum FileKind: Sendable, Equatable {
     case other
 }
 
-public func fileKind(_ path: String) -> FileKind { statKind(path) }
-
 /// A file's kind and identity (device and inode), nil when it cannot be stat'ed.
 public struct FileIdentity: Sendable, Hashable {
     public var kind: FileKind

@@ -154,16 +154,6 @@ func readSymbolicLink(_ path: String) throws -> String {
 
 func isExecutable(_ path: String) -> Bool { access(path, X_OK) == 0 }
 
-func statKind(_ path: String) -> FileKind {
-    var status = stat()
-    guard stat(path, &status) == 0 else { return .missing }
-    switch status.st_mode & S_IFMT {
-    case S_IFREG: return .regular
-    case S_IFDIR: return .directory
-    default: return .other
-    }
-}
-
 /// Whether nothing is at `path`: ENOENT, or ESRCH from a /proc entry whose process is
 /// exiting. Any other failure (EACCES, ELOOP, ENOMEM) says nothing of the file.
 func statFindsNothing(_ path: String) -> Bool {
