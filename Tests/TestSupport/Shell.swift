@@ -20,9 +20,22 @@ public struct CommandFailed: Error, CustomStringConvertible {
 /// Runs external commands (ip, iptables, conntrack, ss) for tests: only those
 /// `TestProgram` declares, so none is missing on a fresh machine.
 public enum Shell {
+    /// `ctdoctor lab` runs one at a time across the suite. Each one first removes the
+    /// namespaces of labs whose ctdoctor is gone, so two at once race for the same stale
+    /// namespaces, and the test that plants them (`aLabRemovesTheNamespacesOfLabsThatWereKilled`)
+    /// saw another test's lab remove them and say so instead of its own.
+    static let labs = NSLock()
+
+    static func isLab(_ arguments: [String]) -> Bool {
+        guard let lab = arguments.firstIndex(of: "lab"), lab > 0 else { return false }
+        return arguments[lab - 1] == Binary.ctdoctor
+    }
+
     /// Runs `arguments` (looked up in PATH) and returns what it printed.
     public static func run(_ arguments: [String], environment: [String: String]? = nil) throws -> CommandResult {
         try arguments.first.map(TestProgram.check)
+        if isLab(arguments) { labs.lock() }
+        defer { if isLab(arguments) { labs.unlock() } }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
