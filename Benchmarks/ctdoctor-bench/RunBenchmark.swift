@@ -138,7 +138,8 @@ struct RunBenchmark: ParsableCommand {
         let tcp6Bytes = try lab.namespace.run { try ProcFS().readNet("tcp6") }
         let procRate = try ProcTCPSpeed.linesPerSecond(tcpBytes + tcp6Bytes, repeats: 5)
         let socketRows = try measure([
-            ("raw sock_diag dump, count only", lab.exec([selfPath, "raw-socket-count"])),
+            ("raw sock_diag dump, count only (one walk, both families)", lab.exec([selfPath, "raw-socket-count"])),
+            ("raw sock_diag dump, count only (a walk per family, as ss)", lab.exec([selfPath, "raw-socket-count", "--per-family"])),
             ("ctdoctor sockets (table)", lab.exec([binary, "sockets"])),
             ("ctdoctor sockets --format ndjson", lab.exec([binary, "sockets", "--format", "ndjson"])),
             ("ss -tan", lab.exec(["ss", "-tan"])),

@@ -27,8 +27,9 @@ struct RawCount: ParsableCommand {
     }
 }
 
-/// The floor of a socket listing: a sock_diag dump of every TCP socket, IPv4 then IPv6,
-/// with tcp_info as ctdoctor asks for it, whose messages are counted, never decoded.
+/// The floor of a socket listing: a sock_diag dump of every TCP socket, with tcp_info as
+/// ctdoctor asks for it, whose messages are counted, never decoded. By default one walk
+/// brings both families, as ctdoctor asks; `--per-family` walks once per family, as ss.
 struct RawSocketCount: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "raw-socket-count",
@@ -37,15 +38,18 @@ struct RawSocketCount: ParsableCommand {
     @Option(help: "Network namespaces (names, paths or PIDs) to dump one after the other; default: this one.")
     var netns: [String] = []
 
+    @Flag(help: "One dump per address family (SOCK_DIAG_BY_FAMILY), as ss does, instead of one for both.")
+    var perFamily = false
+
     func run() throws {
         let namespaces = try netns.isEmpty ? [NetworkNamespace.current] : netns.map { try NetworkNamespace.resolve($0) }
+        let scopes = perFamily ? AddressFamily.allCases.map { SockDiagScope.family($0) } : SockDiagScope.covering(AddressFamily.allCases)
         var count = 0
         for namespace in namespaces {
             let socket = try namespace.run { try NetlinkSocket(bus: .sockDiag) }
-            for (index, family) in AddressFamily.allCases.enumerated() {
+            for (index, scope) in scopes.enumerated() {
                 let sequence = UInt32(90 + index)
-                let request = SockDiagCodec.dumpRequest(
-                    family: family, states: .all, withInfo: true, sequence: sequence, localPorts: [], localPortRange: nil)
+                let request = SockDiagCodec.dumpRequest(scope, states: .all, withInfo: true, sequence: sequence)
                 _ = try NetlinkDump.run(transport: socket, request: request, sequence: sequence) { _, _ in count += 1 }
             }
         }
@@ -96,8 +100,8 @@ struct Capture: ParsableCommand {
             try record(socket, ConntrackRequest.dump(sequence: 1), 1)
         case .sockDiag:
             let socket = try namespace.run { try NetlinkSocket(bus: .sockDiag) }
-            try record(socket, SockDiagCodec.dumpRequest(family: .ipv4, states: .all, withInfo: true, sequence: 1), 1)
-            try record(socket, SockDiagCodec.dumpRequest(family: .ipv6, states: .all, withInfo: true, sequence: 2), 2)
+            try record(socket, SockDiagCodec.dumpRequest(.family(.ipv4), states: .all, withInfo: true, sequence: 1), 1)
+            try record(socket, SockDiagCodec.dumpRequest(.family(.ipv6), states: .all, withInfo: true, sequence: 2), 2)
         case .nftables:
             let socket = try namespace.run { try NetlinkSocket(bus: .netfilter) }
             try record(socket, NftablesCodec.ruleDump(sequence: 1), 1)

@@ -63,10 +63,10 @@ public struct LiveCollector: Sendable {
             transportFactory: { [namespace] in try namespace.run { try NetlinkSocket(bus: .sockDiag) } },
             netFileReader: { [namespace, procfs] name in try namespace.run { try procfs.readNet(name) } })
         // Listeners first: a LISTEN-only dump walks just the small listening hash. The
-        // FIN_WAIT2 and ESTABLISHED dump that follows walks every socket, once per family, so it covers
-        // only the families that have a capture listener (a dual-stack [::] listener's
-        // IPv4 clients are IPv6 sockets with mapped addresses). A sidecar given by hand
-        // without a listener found gets both.
+        // FIN_WAIT2 and ESTABLISHED dump that follows walks every socket once (both
+        // families in one walk) and copies back only the families that have a capture
+        // listener (a dual-stack [::] listener's IPv4 clients are IPv6 sockets with mapped
+        // addresses). A sidecar given by hand without a listener found gets both.
         let (listening, socketSource) = try phase("sock_diag: listeners") {
             try socketReader.sockets(in: [.listen], withInfo: false, localPorts: ports)
         }

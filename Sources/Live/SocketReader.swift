@@ -57,12 +57,13 @@ public struct SocketReader: Sendable {
             })
     }
 
-    /// Every TCP socket in `states`, IPv4 then IPv6.
+    /// Every TCP socket in `states`, in the kernel's hash order (IPv4 and IPv6 mixed when
+    /// both are dumped in one walk).
     /// - Parameter localPorts: keep only sockets with one of these local ports; with
     ///   sock_diag the kernel does the filtering.
-    /// - Parameter families: which address families to dump. Each family's dump walks
-    ///   the kernel's whole established-socket hash (LISTEN-only dumps excepted), so
-    ///   skipping a family that cannot hold the sockets sought halves the cost.
+    /// - Parameter families: which address families to dump. Both come in one walk of the
+    ///   kernel's established-socket hash (`SockDiagScope.bothFamilies`); one alone costs
+    ///   the same walk, with fewer sockets copied.
     public func sockets(
         in states: TCPStateSet = .all, withInfo: Bool = true, localPorts: [UInt16] = [],
         localPortRange: ClosedRange<UInt16>? = nil, families: [AddressFamily] = AddressFamily.allCases
@@ -122,11 +123,11 @@ public struct SocketReader: Sendable {
         // Few sockets are bound to a device; each index is named once, in the namespace.
         var deviceNames: [UInt32: String?] = [:]
         var sequence = UInt32.random(in: 1...(UInt32.max / 2))
-        for family in families {
+        var scopes = SockDiagScope.covering(families)[...]
+        while let scope = scopes.popFirst() {
             sequence &+= 1
             let request = SockDiagCodec.dumpRequest(
-                family: family, states: states, withInfo: withInfo, sequence: sequence, localPorts: localPorts,
-                localPortRange: localPortRange)
+                scope, states: states, withInfo: withInfo, sequence: sequence, localPorts: localPorts, localPortRange: localPortRange)
             do {
                 // Eight buffers in flight (256 KiB) keep the two threads apart at a
                 // quarter of the conntrack dump's pool: a listing's memory stays at its
@@ -142,10 +143,15 @@ public struct SocketReader: Sendable {
                     delivered += 1
                     try body(socket)
                 }
-            } catch let error as NetlinkKernelError where error.errno == .noSuchFileOrDirectory || error.errno == .notSupported {
+            } catch let error as NetlinkKernelError
+                where scope == .bothFamilies && delivered == 0 && (Self.refusals.contains(error.errno) || error.errno == .invalidArgument) {
+                // A kernel without the v1 request (or one that refuses it) is asked
+                // family by family, as ss asks.
+                scopes = [.family(.ipv4), .family(.ipv6)]
+            } catch let error as NetlinkKernelError where Self.refusals.contains(error.errno) {
                 // ENOENT: no tcp_diag handler (module missing). An IPv6-less kernel also
                 // answers this for AF_INET6 only; keep what IPv4 gave.
-                if family == .ipv6 && delivered > 0 { continue }
+                if scope == .family(.ipv6) && delivered > 0 { continue }
                 guard delivered == 0 else { throw SocketReadError.unreadable(cause: error, while: "sock_diag dump failed") }
                 throw SockDiagUnavailable(error: error)
             } catch let error as NetlinkKernelError {
@@ -155,6 +161,9 @@ public struct SocketReader: Sendable {
             }
         }
     }
+
+    /// What a kernel answers for a request it has no handler for.
+    static let refusals: Set<Errno> = [.noSuchFileOrDirectory, .notSupported]
 
     /// The /proc/net/tcp{,6} listing alone, without trying sock_diag first.
     public func procSockets(states: TCPStateSet) throws -> [TCPSocket] {

@@ -4,6 +4,10 @@ import Netlink
 /// sock_diag numbers (include/uapi/linux/sock_diag.h, inet_diag.h).
 enum SockDiag {
     static let byFamily: UInt16 = 20  // SOCK_DIAG_BY_FAMILY
+    /// TCPDIAG_GETSOCK, the request before SOCK_DIAG_BY_FAMILY (struct inet_diag_req). The
+    /// kernel dumps it with family AF_UNSPEC (inet_diag_dump_compat), and its replies
+    /// carry this type.
+    static let tcpDiagGetSock: UInt16 = 18
     static let destroy: UInt16 = 21  // SOCK_DESTROY
     /// INET_DIAG_NOCOOKIE: "any socket with this tuple". Never sent for one socket.
     static let noCookie: UInt64 = ~0
@@ -16,6 +20,7 @@ enum SockDiag {
     static let bytecodeSourceAtLeast: UInt8 = 2  // INET_DIAG_BC_S_GE
     static let bytecodeSourceAtMost: UInt8 = 3  // INET_DIAG_BC_S_LE
     static let requestSize = 56  // sizeof(struct inet_diag_req_v2)
+    static let requestV1Size = 60  // sizeof(struct inet_diag_req)
     static let messageSize = 72  // sizeof(struct inet_diag_msg)
 
     /// Byte offsets of struct tcp_info fields. <linux/tcp.h> cannot be imported next to
@@ -33,29 +38,65 @@ enum SockDiag {
     }
 }
 
+/// What one sock_diag dump covers.
+public enum SockDiagScope: Sendable, Hashable {
+    case family(AddressFamily)
+    case bothFamilies
+
+    /// The dumps that cover `families`: one for both, or one per family.
+    public static func covering(_ families: [AddressFamily]) -> [SockDiagScope] {
+        Set(families).count == AddressFamily.allCases.count ? [.bothFamilies] : AddressFamily.allCases.filter(families.contains).map { .family($0) }
+    }
+}
+
 /// Builds and decodes sock_diag messages for TCP. Pure: bytes in, sockets out.
 public enum SockDiagCodec {
-    /// Whether a reply message carries a socket (SOCK_DIAG_BY_FAMILY).
-    public static func carriesSocket(_ message: NetlinkMessage) -> Bool { message.type == SockDiag.byFamily }
+    /// Whether a reply message carries a socket (SOCK_DIAG_BY_FAMILY, or TCPDIAG_GETSOCK
+    /// in reply to a dump of both families).
+    public static func carriesSocket(_ message: NetlinkMessage) -> Bool {
+        message.type == SockDiag.byFamily || message.type == SockDiag.tcpDiagGetSock
+    }
 
-    /// A dump request for TCP sockets of one family in `states`, asking for tcp_info.
+    /// A dump request for the TCP sockets of `scope` in `states`.
+    ///
+    /// IPv4 and IPv6 sockets share the kernel's established and listening hashes, and a
+    /// dump walks the whole established hash whatever it hands back (LISTEN-only dumps
+    /// excepted). One family is the v2 request (SOCK_DIAG_BY_FAMILY), which walks the hash
+    /// for that family alone; both families are the v1 request (TCPDIAG_GETSOCK), which
+    /// the kernel still serves, dumping with AF_UNSPEC: one walk for both, where ss's two
+    /// v2 requests walk the hash twice. Replies are the same inet_diag_msg either way.
     /// - Parameter localPorts: when given, the kernel returns only sockets whose local
     ///   port is one of these (inet_diag bytecode), so a filtered dump costs the kernel's
     ///   walk but not the copying of every socket.
     public static func dumpRequest(
-        family: AddressFamily, states: TCPStateSet, withInfo: Bool, sequence: UInt32, localPorts: [UInt16] = [],
+        _ scope: SockDiagScope, states: TCPStateSet, withInfo: Bool, sequence: UInt32, localPorts: [UInt16] = [],
         localPortRange: ClosedRange<UInt16>? = nil
     ) -> [UInt8] {
-        var builder = NetlinkRequestBuilder(
-            type: SockDiag.byFamily, flags: NetlinkConstant.request | NetlinkConstant.dump, sequence: sequence)
-        // struct inet_diag_req_v2 { family, protocol, ext, pad, states, inet_diag_sockid }
-        builder.appendBytes([family.rawValue, SockDiag.tcpProtocol, withInfo ? 1 << (SockDiag.attributeInfo - 1) : 0, 0])
+        let type: UInt16
+        switch scope {
+        case .family: type = SockDiag.byFamily
+        case .bothFamilies: type = SockDiag.tcpDiagGetSock
+        }
+        var builder = NetlinkRequestBuilder(type: type, flags: NetlinkConstant.request | NetlinkConstant.dump, sequence: sequence)
+        let extensions: UInt8 = withInfo ? 1 << (SockDiag.attributeInfo - 1) : 0
         // Request sockets are TCP_NEW_SYN_RECV inside the kernel; ask for them whenever
         // SYN_RECV is wanted, as ss does.
         var mask = states.mask
         if states.contains(.synReceived) { mask |= 1 << UInt32(TCPState.newSynReceived.rawValue) }
-        builder.appendLE(mask)
-        builder.appendBytes(repeatElement(0, count: 48))
+        switch scope {
+        case .family(let family):
+            // struct inet_diag_req_v2 { family, protocol, ext, pad, states, inet_diag_sockid }
+            builder.appendBytes([family.rawValue, SockDiag.tcpProtocol, extensions, 0])
+            builder.appendLE(mask)
+            builder.appendBytes(repeatElement(0, count: 48))
+        case .bothFamilies:
+            // struct inet_diag_req { family (unused by a dump), src_len, dst_len, ext,
+            // inet_diag_sockid, states, dbs }; the protocol is the message type's.
+            builder.appendBytes([0, 0, 0, extensions])
+            builder.appendBytes(repeatElement(0, count: 48))
+            builder.appendLE(mask)
+            builder.appendLE(UInt32(0))
+        }
         if !localPorts.isEmpty {
             builder.attribute(SockDiag.requestBytecode, localPortBytecode(localPorts))
         } else if let localPortRange {
@@ -212,7 +253,7 @@ public enum SockDiagCodec {
         var sockets: [TCPSocket] = []
         var reader = NetlinkMessageReader(bytes, count: bytes.count)
         while let message = try reader.next() {
-            if message.type == SockDiag.byFamily { sockets.append(try decode(bytes, message)) }
+            if carriesSocket(message) { sockets.append(try decode(bytes, message)) }
         }
         return sockets
     }

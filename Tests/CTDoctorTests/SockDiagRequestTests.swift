@@ -1,0 +1,75 @@
+import KernelIO
+import Live
+import NetCore
+import Netlink
+import Sockets
+import SystemPackage
+import TestSupport
+import Testing
+
+/// The two dump requests (one family: v2; both: v1, which the kernel dumps with
+/// AF_UNSPEC) laid out as include/uapi/linux/inet_diag.h has them, and the reader's way
+/// back to per-family dumps on a kernel that refuses the v1 request.
+@Suite("sock_diag dump requests")
+struct SockDiagRequestTests {
+    @Test func bothFamiliesAreOneDumpAndOneFamilyIsItself() {
+        #expect(SockDiagScope.covering([.ipv4, .ipv6]) == [.bothFamilies])
+        #expect(SockDiagScope.covering([.ipv6, .ipv4, .ipv6]) == [.bothFamilies])
+        #expect(SockDiagScope.covering([.ipv4]) == [.family(.ipv4)])
+        #expect(SockDiagScope.covering([.ipv6, .ipv6]) == [.family(.ipv6)])
+        #expect(SockDiagScope.covering([]).isEmpty)
+    }
+
+    @Test func theV1RequestCarriesStatesExtensionsAndBytecodeWhereTheKernelReadsThem() {
+        let request = SockDiagCodec.dumpRequest(.bothFamilies, states: [.finWait2, .synReceived], withInfo: true, sequence: 9, localPorts: [15001])
+        #expect(request.uint16LE(at: 4) == 18, "TCPDIAG_GETSOCK")
+        #expect(request.uint16LE(at: 6) == NetlinkConstant.request | NetlinkConstant.dump)
+        #expect(request[19] == 1 << 1, "idiag_ext asks for INET_DIAG_INFO")
+        // idiag_states after the 4 header bytes and the 48-byte inet_diag_sockid;
+        // SYN_RECV brings TCP_NEW_SYN_RECV (12) with it.
+        #expect(request.uint32LE(at: 16 + 52) == 1 << 5 | 1 << 3 | 1 << 12)
+        // The bytecode attribute right after struct inet_diag_req (60 bytes).
+        #expect(request.uint16LE(at: 16 + 60 + 2) == 1, "INET_DIAG_REQ_BYTECODE")
+        #expect(Array(request[(16 + 64)...]) == SockDiagCodec.localPortBytecode([15001]))
+        #expect(Int(request.uint32LE(at: 0)) == request.count)
+    }
+
+    @Test func theV2RequestNamesItsFamilyAndProtocol() {
+        let request = SockDiagCodec.dumpRequest(.family(.ipv6), states: [.listen], withInfo: false, sequence: 9)
+        #expect(request.uint16LE(at: 4) == 20, "SOCK_DIAG_BY_FAMILY")
+        #expect(request[16] == AddressFamily.ipv6.rawValue && request[17] == 6 && request[18] == 0)
+        #expect(request.uint32LE(at: 20) == 1 << 10)
+        #expect(request.count == 16 + 56)
+    }
+
+    func reader(_ transport: ScriptedTransport, proc: @escaping @Sendable (String) throws -> [UInt8] = { _ in [] }) -> SocketReader {
+        SocketReader(transportFactory: { transport }, netFileReader: proc)
+    }
+
+    @Test(arguments: [Errno.notSupported, .invalidArgument, .noSuchFileOrDirectory])
+    func aKernelRefusingTheV1RequestIsAskedFamilyByFamily(refusal: Errno) throws {
+        let transport = ScriptedTransport([
+            [.datagram(KernelReplies.error(refusal))], [.datagram(KernelReplies.done())], [.datagram(KernelReplies.done())],
+        ])
+        let (sockets, source) = try reader(transport).sockets()
+        #expect(sockets.isEmpty && source == .sockDiag)
+        #expect(transport.requests.map { $0.uint16LE(at: 4) } == [18, 20, 20])
+        #expect(transport.requests.dropFirst().map { $0[16] } == [AddressFamily.ipv4.rawValue, AddressFamily.ipv6.rawValue])
+    }
+
+    @Test func aKernelRefusingBothRequestsFallsBackToProc() throws {
+        let transport = ScriptedTransport([[.datagram(KernelReplies.error(.notSupported))], [.datagram(KernelReplies.error(.notSupported))]])
+        let header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+        let listener = "   0: 0100007F:3A99 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0\n"
+        let (sockets, source) = try reader(transport, proc: { name in name == "tcp" ? Array((header + listener).utf8) : Array(header.utf8) }).sockets()
+        #expect(sockets.map(\.local.port) == [15001])
+        guard case .procFile = source else { Issue.record("expected the /proc fallback, got \(source)"); return }
+        #expect(transport.requests.map { $0.uint16LE(at: 4) } == [18, 20])
+    }
+
+    @Test func otherErrorsOfTheV1RequestAreNotRetried() throws {
+        let transport = ScriptedTransport([[.datagram(KernelReplies.error(.permissionDenied))]])
+        #expect(throws: SocketReadError.self) { _ = try reader(transport).sockets() }
+        #expect(transport.requests.count == 1)
+    }
+}
