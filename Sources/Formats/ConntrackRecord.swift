@@ -43,7 +43,7 @@ public enum ConntrackRecord {
             if !first { out.append(UInt8(ascii: ",")) }
             first = false
             out.append(UInt8(ascii: "\""))
-            out.write(name)
+            out.write(text: name)
             out.append(UInt8(ascii: "\""))
         }
         out.write(entry.status.contains(.destinationNAT) ? "],\"dnat\":true,\"mark\":" : "],\"dnat\":false,\"mark\":")
@@ -152,7 +152,7 @@ public enum ConntrackRecord {
         namespace: String, report: ConntrackReadReport, notices: [String], to out: inout [UInt8]
     ) {
         out.appendRecord(bound: metadataBound(namespace: namespace, notices: notices)) { out in
-            out.write("{\"schema\":\"\(countSchema)\",\"count\":")
+            out.write(text: "{\"schema\":\"\(countSchema)\",\"count\":")
             out.write(number: report.matched)
             writeMetadata(namespace: namespace, report: report, notices: notices, to: &out)
             out.write("}\n")

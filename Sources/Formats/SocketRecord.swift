@@ -118,7 +118,7 @@ public enum SocketRecord {
         let bound = 256 + prefix.utf8.count + OutputSpan<UInt8>.jsonStringBound(namespace)
             + notices.reduce(0) { $0 + OutputSpan<UInt8>.jsonStringBound($1) + 1 }
         out.appendRecord(bound: bound) { out in
-            out.write(prefix)
+            out.write(text: prefix)
             out.write(number: count)
             out.write(",\"namespace\":")
             out.write(jsonString: namespace)

@@ -15,8 +15,8 @@ public enum ConntrackRendering {
     /// prints them plus DNAT/SNAT. Every cell is ctdoctor's own text (numbers, addresses,
     /// names from fixed tables), so none needs escaping.
     public static func writeRow(_ entry: ConntrackEntry, to row: inout TableRow) {
-        row.cell(bound: 32) { $0.write(entry.protocolName) }
-        row.cell(bound: 32) { $0.write(entry.state?.name ?? "-") }
+        row.cell(bound: 32) { $0.write(text: entry.protocolName) }
+        row.cell(bound: 32) { $0.write(text: entry.state?.name ?? "-") }
         row.cell(bound: 12) { out in if let timeout = entry.timeout { out.write(number: timeout) } else { out.write("-") } }
         let ports = IPProtocolName.hasPorts(entry.protocolNumber)
         for (tuple, source) in [(entry.original, true), (entry.original, false), (entry.reply, true), (entry.reply, false)] {
@@ -56,7 +56,7 @@ public enum ConntrackRendering {
         func flag(_ text: String) {
             if !first { out.append(UInt8(ascii: ",")) }
             first = false
-            out.write(text)
+            out.write(text: text)
         }
         func flag(_ name: String, _ value: UInt32) {
             flag(name)

@@ -23,7 +23,7 @@ public enum SocketRendering {
     /// One table row, written as bytes. The device and process names are outside text
     /// and go through the escaping cell; the rest is ctdoctor's own.
     public static func writeRow(_ socket: TCPSocket, owners: [SocketOwner]?, to row: inout TableRow) {
-        row.cell(bound: 16) { $0.write(socket.state.name) }
+        row.cell(bound: 16) { $0.write(text: socket.state.name) }
         row.cell(bound: 12) { $0.write(number: socket.receiveQueue) }
         row.cell(bound: 12) { $0.write(number: socket.sendQueue) }
         if socket.boundDevice != nil {
