@@ -120,6 +120,9 @@ public struct SocketReader: Sendable {
             throw SockDiagUnavailable(error: error)
         }
         var delivered = 0
+        // Whether a dump already answered: an IPv6-less kernel refuses AF_INET6 alone, and
+        // an IPv4 dump that matched nothing still proves sock_diag works.
+        var answered = false
         // Few sockets are bound to a device; each index is named once, in the namespace.
         var deviceNames: [UInt32: String?] = [:]
         var sequence = UInt32.random(in: 1...(UInt32.max / 2))
@@ -143,6 +146,7 @@ public struct SocketReader: Sendable {
                     delivered += 1
                     try body(socket)
                 }
+                answered = true
             } catch let error as NetlinkKernelError
                 where scope == .bothFamilies && delivered == 0 && (Self.refusals.contains(error.errno) || error.errno == .invalidArgument) {
                 // A kernel without the v1 request (or one that refuses it) is asked
@@ -151,7 +155,7 @@ public struct SocketReader: Sendable {
             } catch let error as NetlinkKernelError where Self.refusals.contains(error.errno) {
                 // ENOENT: no tcp_diag handler (module missing). An IPv6-less kernel also
                 // answers this for AF_INET6 only; keep what IPv4 gave.
-                if scope == .family(.ipv6) && delivered > 0 { continue }
+                if scope == .family(.ipv6) && answered { continue }
                 guard delivered == 0 else { throw SocketReadError.unreadable(cause: error, while: "sock_diag dump failed") }
                 throw SockDiagUnavailable(error: error)
             } catch let error as NetlinkKernelError {

@@ -61,8 +61,8 @@ public enum SockDiagCodec {
     ///
     /// IPv4 and IPv6 sockets share the kernel's established and listening hashes, and a
     /// dump walks the whole established hash whatever it hands back (LISTEN-only dumps
-    /// excepted). One family is the v2 request (SOCK_DIAG_BY_FAMILY), which walks the hash
-    /// for that family alone; both families are the v1 request (TCPDIAG_GETSOCK), which
+    /// excepted). One family is the v2 request (SOCK_DIAG_BY_FAMILY), which walks the whole
+    /// hash and keeps that family's sockets; both families are the v1 request (TCPDIAG_GETSOCK), which
     /// the kernel still serves, dumping with AF_UNSPEC: one walk for both, where ss's two
     /// v2 requests walk the hash twice. Replies are the same inet_diag_msg either way.
     /// - Parameter localPorts: when given, the kernel returns only sockets whose local

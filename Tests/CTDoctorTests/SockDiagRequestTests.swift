@@ -67,6 +67,38 @@ struct SockDiagRequestTests {
         #expect(transport.requests.map { $0.uint16LE(at: 4) } == [18, 20])
     }
 
+    /// One inet_diag_msg as the kernel answers a v1 dump: a listener on 127.0.0.1:15001.
+    static func v1Listener(inode: UInt32) -> [UInt8] {
+        var builder = NetlinkRequestBuilder(type: 18, flags: NetlinkConstant.multi, sequence: 0)
+        builder.appendBytes([AddressFamily.ipv4.rawValue, TCPState.listen.rawValue, 0, 0])
+        builder.appendBytes([0x3A, 0x99, 0, 0])  // sport 15001, dport 0, big-endian
+        builder.appendBytes([127, 0, 0, 1] + Array(repeating: 0, count: 12))  // src
+        builder.appendBytes(Array(repeating: 0, count: 16))  // dst
+        builder.appendLE(UInt32(0))  // if
+        builder.appendLE(UInt32(7))  // cookie
+        builder.appendLE(UInt32(0))
+        for field: UInt32 in [0, 0, 0, 0, inode] { builder.appendLE(field) }  // expires, rqueue, wqueue, uid, inode
+        return builder.finish()
+    }
+
+    @Test func socketsRepliedToTheV1RequestAreDecoded() throws {
+        let transport = ScriptedTransport([[.datagram(Self.v1Listener(inode: 4242) + KernelReplies.done())]])
+        let (sockets, source) = try reader(transport).sockets(in: [.listen])
+        #expect(source == .sockDiag && transport.requests.count == 1)
+        #expect(sockets.map(\.local) == [Endpoint(.v4(0x7F00_0001), 15001)] && sockets.first?.inode == 4242)
+        #expect(try SockDiagCodec.decodeDump(Self.v1Listener(inode: 1)).count == 1)
+    }
+
+    @Test func anIPv6LessKernelRefusingV1StillAnswersThroughIPv4EvenWithNothingFound() throws {
+        // v1 refused, IPv4 answers with no socket, AF_INET6 has no handler.
+        let transport = ScriptedTransport([
+            [.datagram(KernelReplies.error(.notSupported))], [.datagram(KernelReplies.done())],
+            [.datagram(KernelReplies.error(.noSuchFileOrDirectory))],
+        ])
+        let (sockets, source) = try reader(transport, proc: { _ in throw KernelIOError("read", errno: .permissionDenied) }).sockets(localPorts: [15001])
+        #expect(sockets.isEmpty && source == .sockDiag, "\(source)")
+    }
+
     @Test func otherErrorsOfTheV1RequestAreNotRetried() throws {
         let transport = ScriptedTransport([[.datagram(KernelReplies.error(.permissionDenied))]])
         #expect(throws: SocketReadError.self) { _ = try reader(transport).sockets() }

@@ -74,7 +74,7 @@ final class SocketFamilyWalkTests {
         #expect(both.allSatisfy { $0.local.port == 7102 })
     }
 
-    @Test func theReaderAsksOnceForBothFamiliesAndOnceForOne() throws {
+    @Test func theReaderBringsBothFamiliesOrTheOneAskedFor() throws {
         let reader = SocketReader(namespace: lab.namespace)
         let (all, source) = try reader.sockets()
         #expect(source == .sockDiag)
