@@ -3,7 +3,8 @@ import NetCore
 /// Records are written into an `OutputSpan`: after reserving a record's worst-case size
 /// once, each byte costs a capacity check and a store, with none of the uniqueness
 /// checks that `Array.append` repeats per call (which dominated the profile of a
-/// 262,144-entry ndjson dump). Safe code throughout: the span traps rather than overrun.
+/// 262,144-entry ndjson dump). Safe code but for the one bulk copy in Internals/, which
+/// checks the capacity first: the span traps rather than overrun.
 extension OutputSpan where Element == UInt8 {
     /// Appends a literal (keys, punctuation), copied in one piece from the binary's
     /// constant data: a StaticString is a pointer and a length, where a String literal

@@ -148,7 +148,7 @@ public struct SocketReader: Sendable {
                 }
                 answered = true
             } catch let error as NetlinkKernelError
-                where scope == .bothFamilies && delivered == 0 && (Self.refusals.contains(error.errno) || error.errno == .invalidArgument) {
+                where scope == .bothFamilies && delivered == 0 && Self.v1Refusals.contains(error.errno) {
                 // A kernel without the v1 request (or one that refuses it) is asked
                 // family by family, as ss asks.
                 scopes = [.family(.ipv4), .family(.ipv6)]
@@ -168,6 +168,8 @@ public struct SocketReader: Sendable {
 
     /// What a kernel answers for a request it has no handler for.
     static let refusals: Set<Errno> = [.noSuchFileOrDirectory, .notSupported]
+    /// What a kernel may answer the v1 request with where it lacks it or rejects its body.
+    static let v1Refusals: Set<Errno> = refusals.union([.invalidArgument])
 
     /// The /proc/net/tcp{,6} listing alone, without trying sock_diag first.
     public func procSockets(states: TCPStateSet) throws -> [TCPSocket] {
