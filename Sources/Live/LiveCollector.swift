@@ -27,6 +27,10 @@ public struct LiveCollector: Sendable {
     /// Up to this many TCP sockets in the namespace, one walk serves the capture ports
     /// and the app sockets (`defaultSingleWalkSockets`).
     public var singleWalkSockets = LiveCollector.defaultSingleWalkSockets
+    /// The processes a caller already found living in the namespace (a node sweep's
+    /// inventory): the listeners' owners are looked for among them first, without
+    /// reading every process's namespace link again for each namespace swept.
+    public var processesInside: [Int32]?
 
     public init(namespace: NetworkNamespace, procfs: ProcFS = ProcFS(), trace: (@Sendable (String, Duration) -> Void)? = nil) {
         self.namespace = namespace
@@ -92,31 +96,36 @@ public struct LiveCollector: Sendable {
         // The same walk brings the accepted ESTABLISHED connections (only the silent ones,
         // stall candidates, are kept) and the half-open ones (SYN_RECV), whose entries
         // show inbound clashes.
-        let threshold = UInt64(saturating: stallAfterSeconds * 1000)
-        let onCapturePorts: [TCPSocket]
+        // Each socket is sorted as the dump decodes it: on a busy node most accepted
+        // connections are neither silent nor inbound, and holding them all (with
+        // tcp_info) would cost memory in proportion to the proxy's connections.
+        var sorted = CapturePortSockets(
+            capturePorts: capturePorts, inboundPorts: Set((profile.map { [$0] } ?? SidecarProfile.known).map(\.inboundPort)),
+            silentAfterMilliseconds: UInt64(saturating: stallAfterSeconds * 1000))
         var walkedAppSockets: [TCPSocket] = []
         if singleWalk {
-            let all = try phase("sock_diag: one walk for capture ports and app sockets (\(local.tcpSocketsInUse ?? 0) sockets; \(appFamilies.map(\.name).joined(separator: ", ")))") {
-                try socketReader.sockets(in: Self.captureStates.union(Self.appStates), families: appFamilies).0
-            }
             let capture = Set(ports)
-            onCapturePorts = all.filter { families.contains($0.family) && Self.captureStates.contains($0.state) && capture.contains($0.local.port) }
-            walkedAppSockets = all.filter { Self.appStates.contains($0.state) && ephemeral.contains($0.local.port) }
+            _ = try phase("sock_diag: one walk for capture ports and app sockets (\(local.tcpSocketsInUse ?? 0) sockets; \(appFamilies.map(\.name).joined(separator: ", ")))") {
+                try socketReader.forEachSocket(in: Self.captureStates.union(Self.appStates), families: appFamilies) { socket in
+                    if families.contains(socket.family) && Self.captureStates.contains(socket.state) && capture.contains(socket.local.port) {
+                        sorted.sort(socket)
+                    } else if Self.appStates.contains(socket.state) && ephemeral.contains(socket.local.port) {
+                        walkedAppSockets.append(socket)
+                    }
+                }
+            }
         } else {
-            onCapturePorts = try phase("sock_diag: FIN_WAIT2, ESTABLISHED and SYN_RECV on capture ports (\(families.map(\.name).joined(separator: ", ")))") {
-                try socketReader.sockets(in: Self.captureStates, localPorts: ports, families: families).0
+            _ = try phase("sock_diag: FIN_WAIT2, ESTABLISHED and SYN_RECV on capture ports (\(families.map(\.name).joined(separator: ", ")))") {
+                try socketReader.forEachSocket(in: Self.captureStates, localPorts: ports, families: families) { sorted.sort($0) }
             }
         }
-        let sorted = CapturePortSockets(
-            onCapturePorts, capturePorts: capturePorts, inboundPorts: Set((profile.map { [$0] } ?? SidecarProfile.known).map(\.inboundPort)),
-            silentAfterMilliseconds: threshold)
         let (halfClosed, silent, idleTunnels, accepted) = (sorted.halfClosed, sorted.silent, sorted.idleTunnels, sorted.accepted)
         let captured = listening + halfClosed + silent + idleTunnels
         let suspects = halfClosed.filter { $0.inode != 0 }
-        if accepted.count > Self.inboundLookupLimit {
-            notices.append("\(accepted.count) accepted inbound connections on the inbound capture port: the first \(Self.inboundLookupLimit) were checked for clashes on it")
+        if sorted.acceptedCount > accepted.count {
+            notices.append("\(sorted.acceptedCount) accepted inbound connections on the inbound capture port: the first \(accepted.count) were checked for clashes on it")
         }
-        let inbound = Array(accepted.prefix(Self.inboundLookupLimit))
+        let inbound = accepted
         let (found, conntrackSource) = try phase("conntrack lookups (\(suspects.count + silent.count + inbound.count))") {
             try lookUpFlows(of: suspects + silent + inbound, notices: &notices)
         }
@@ -192,27 +201,46 @@ public struct LiveCollector: Sendable {
         }
     }
 
-    /// The sockets on the capture ports, by what diagnosis does with them.
+    /// The sockets on the capture ports, by what diagnosis does with them, sorted one at a
+    /// time as the dump delivers them; the rest are dropped at once.
     struct CapturePortSockets {
         /// FIN_WAIT2 on a capture port: the leak suspects. HBONE's sockets come in by
         /// TPROXY, not NAT: no conntrack entry of theirs can leak them.
-        var halfClosed: [TCPSocket]
+        private(set) var halfClosed: [TCPSocket] = []
         /// Accepted and silent past the stall threshold: stall candidates.
-        var silent: [TCPSocket]
+        private(set) var silent: [TCPSocket] = []
         /// Ambient's HBONE tunnels idle past the report threshold: kept, not looked up.
-        var idleTunnels: [TCPSocket]
+        private(set) var idleTunnels: [TCPSocket] = []
         /// Accepted and half-open inbound connections: their entries say whether NAT
         /// moved a client's port on the inbound redirect port (a clash), or left the flow
-        /// unreplied. One lookup each, so the caller bounds them.
-        var accepted: [TCPSocket]
+        /// unreplied. One lookup each, so only the first `inboundLookupLimit` are kept;
+        /// `acceptedCount` counts them all.
+        private(set) var accepted: [TCPSocket] = []
+        private(set) var acceptedCount = 0
 
-        init(_ sockets: [TCPSocket], capturePorts: Set<UInt16>, inboundPorts: Set<UInt16>, silentAfterMilliseconds threshold: UInt64) {
-            halfClosed = sockets.filter { $0.state == .finWait2 && capturePorts.contains($0.local.port) }
-            silent = sockets.filter { capturePorts.contains($0.local.port) && StallAnalysis.isSilent($0, thresholdMilliseconds: threshold) }
-            idleTunnels = sockets.filter { !capturePorts.contains($0.local.port) && HBONEAnalysis.isLongIdle($0) }
-            accepted = sockets.filter {
-                inboundPorts.contains($0.local.port)
-                    && ($0.state == .synReceived || $0.state == .established && !StallAnalysis.isSilent($0, thresholdMilliseconds: threshold))
+        let capturePorts: Set<UInt16>
+        let inboundPorts: Set<UInt16>
+        let threshold: UInt64
+        let acceptedLimit: Int
+
+        init(capturePorts: Set<UInt16>, inboundPorts: Set<UInt16>, silentAfterMilliseconds threshold: UInt64, acceptedLimit: Int = LiveCollector.inboundLookupLimit) {
+            self.capturePorts = capturePorts
+            self.inboundPorts = inboundPorts
+            self.threshold = threshold
+            self.acceptedLimit = acceptedLimit
+        }
+
+        /// Files one socket of the capture ports' walk (FIN_WAIT2, ESTABLISHED,
+        /// SYN_RECV) under each use it has, or none.
+        mutating func sort(_ socket: TCPSocket) {
+            let onCapturePort = capturePorts.contains(socket.local.port)
+            let isSilent = StallAnalysis.isSilent(socket, thresholdMilliseconds: threshold)
+            if socket.state == .finWait2 && onCapturePort { halfClosed.append(socket) }
+            if onCapturePort && isSilent { silent.append(socket) }
+            if !onCapturePort && HBONEAnalysis.isLongIdle(socket) { idleTunnels.append(socket) }
+            if inboundPorts.contains(socket.local.port) && (socket.state == .synReceived || socket.state == .established && !isSilent) {
+                acceptedCount += 1
+                if accepted.count < acceptedLimit { accepted.append(socket) }
             }
         }
     }
@@ -238,7 +266,7 @@ public struct LiveCollector: Sendable {
     ) -> ([UInt64: [SocketOwner]], SidecarProcessFacts?) {
         let wanted = Set(listeners.map(\.inode).filter { $0 != 0 })
         let search = OwnerSearch(procfs: procfs)
-        let (owners, unreadable) = phase("owners of \(wanted.count) listeners") { search.owners(of: wanted, namespaceLink: local.namespaceLink) }
+        let (owners, unreadable) = phase("owners of \(wanted.count) listeners") { search.owners(of: wanted, namespaceLink: local.namespaceLink, inside: processesInside) }
         if unreadable > 0 && owners.isEmpty && !listeners.isEmpty {
             notices.append("\(unreadable) processes in the namespace could not be inspected (needs CAP_SYS_PTRACE): the sidecar process is unknown")
         }
