@@ -13,8 +13,11 @@ extension LiveCollector {
     /// place the collector and the diagnosis are wired together (diagnose, the node
     /// sweep, reap, export and the lab all come through here).
     public static func collectAndDiagnose(
-        _ namespace: NetworkNamespace, options: DiagnosisOptions, trace: (@Sendable (String, Duration) -> Void)? = nil
+        _ namespace: NetworkNamespace, processesInside: [Int32]? = nil, options: DiagnosisOptions,
+        trace: (@Sendable (String, Duration) -> Void)? = nil
     ) throws -> DiagnosisReport {
-        Diagnosis.diagnose(try LiveCollector(namespace: namespace, trace: trace).collect(for: options), options: options)
+        var collector = LiveCollector(namespace: namespace, trace: trace)
+        collector.processesInside = processesInside
+        return Diagnosis.diagnose(try collector.collect(for: options), options: options)
     }
 }

@@ -17,7 +17,7 @@ public enum NodeDiagnosisSweep {
             (every ?? namespaces).compactMap { node in node.pod.label.map { (node.netnsLabel, $0) } }, uniquingKeysWith: { first, _ in first })
         let results = try inParallel(namespaces, width: parallel) { node -> NamespaceResult? in
             do {
-                var report = try LiveCollector.collectAndDiagnose(node.namespace, options: options, trace: trace)
+                var report = try LiveCollector.collectAndDiagnose(node.namespace, processesInside: node.pids, options: options, trace: trace)
                 if let home = report.sidecar?.proxyNamespace, let pod = podByNamespace[home] {
                     report.sidecar?.proxyPod = pod
                     report.sidecar?.evidence += " (pod \(pod))"

@@ -11,9 +11,11 @@ public struct NodeNamespace: Sendable {
     public var namespace: NetworkNamespace
     /// Its name under /var/run/netns, if any.
     public var netnsName: String?
+    /// The processes living inside when the node was listed, lowest first.
+    public var pids: [Int32]
     /// A process inside, and how many there are.
-    public var pid: Int32?
-    public var processCount: Int
+    public var pid: Int32? { pids.first }
+    public var processCount: Int { pids.count }
     /// The node's own namespace (PID 1's, else ctdoctor's).
     public var isHost: Bool
     public var pod: PodIdentity
@@ -87,8 +89,8 @@ public struct NodeInventory: Sendable {
             // The node's own namespace holds no pod: its hostname is the node's.
             let isHost = inode == hostInode
             namespaces.append(NodeNamespace(
-                inode: inode, namespace: NetworkNamespace(path: path, name: label), netnsName: name, pid: pids.first,
-                processCount: pids.count, isHost: isHost, pod: isHost ? PodIdentity() : identity(of: pids)))
+                inode: inode, namespace: NetworkNamespace(path: path, name: label), netnsName: name, pids: pids,
+                isHost: isHost, pod: isHost ? PodIdentity() : identity(of: pids)))
         }
         return Listing(namespaces: namespaces, unreadableProcesses: unreadable)
     }

@@ -33,25 +33,37 @@ public enum ProcText {
 struct OwnerSearch {
     let procfs: ProcFS
 
-    /// - Parameter namespaceLink: the namespace as /proc/PID/ns/net links name it ("net:[4026532281]").
+    /// - Parameters:
+    ///   - namespaceLink: the namespace as /proc/PID/ns/net links name it ("net:[4026532281]").
+    ///   - inside: the processes living in the namespace, when the caller knows them;
+    ///     otherwise every process's link is read to find them.
     ///
     /// Processes in the namespace are searched first. A process can hold sockets of a
     /// namespace it does not live in (one that entered it on a thread, as the lab does),
     /// so whatever is still missing is then searched for in the other processes.
-    func owners(of inodes: Set<UInt64>, namespaceLink: String) -> (owners: [UInt64: [SocketOwner]], unreadable: Int) {
-        guard !inodes.isEmpty, let names = try? procfs.list(procfs.root) else { return ([:], 0) }
-        let pids = names.compactMap { Int32($0) }.filter { $0 > 0 }
-        var inside: [Int32] = []
-        var outside: [Int32] = []
-        for pid in pids {
-            if (try? procfs.readLink("\(procfs.root)/\(pid)/ns/net")) == namespaceLink { inside.append(pid) } else { outside.append(pid) }
+    func owners(of inodes: Set<UInt64>, namespaceLink: String, inside known: [Int32]? = nil) -> (owners: [UInt64: [SocketOwner]], unreadable: Int) {
+        guard !inodes.isEmpty else { return ([:], 0) }
+        var inside = known ?? []
+        var outside: [Int32]?
+        if known == nil {
+            guard let pids = allPIDs() else { return ([:], 0) }
+            outside = []
+            for pid in pids {
+                if (try? procfs.readLink("\(procfs.root)/\(pid)/ns/net")) == namespaceLink { inside.append(pid) } else { outside!.append(pid) }
+            }
         }
         var (found, unreadable) = search(inside, for: inodes)
         if found.count < inodes.count {
-            let (more, _) = search(outside, for: inodes.subtracting(found.keys))
+            let searched = Set(inside)
+            let rest = outside ?? (allPIDs() ?? []).filter { !searched.contains($0) }
+            let (more, _) = search(rest, for: inodes.subtracting(found.keys))
             found.merge(more) { first, _ in first }
         }
         return (found, unreadable)
+    }
+
+    private func allPIDs() -> [Int32]? {
+        (try? procfs.list(procfs.root)).map { names in names.compactMap { Int32($0) }.filter { $0 > 0 } }
     }
 
     /// A process this one is starting (nft, iptables-save, run inside the namespace on

@@ -4,7 +4,8 @@ import TestSupport
 import Testing
 
 /// `--all-netns` and `--pod` on this machine: the lab's namespace (no process inside,
-/// found through /var/run/netns) and a "pod" whose process carries HOSTNAME.
+/// found through /var/run/netns; its proxy is this process, on a thread) and a "pod"
+/// whose process carries HOSTNAME and listens on the sidecar's ports.
 @Suite("node sweep", .enabled(if: Privileges.shouldRunPrivilegedTests), .serialized)
 final class SweepTests {
     let lab: HalfCloseLab
@@ -16,12 +17,14 @@ final class SweepTests {
         lab = try HalfCloseLab(name: TestNamespace.uniqueName("sweep"), closeWaitSeconds: 2, say: { _ in })
         try lab.build()
         pod = try TestNamespace(tag: "sweep-pod")
-        // A process inside the pod's namespace, named by HOSTNAME as Kubernetes does.
+        // A process inside the pod's namespace, named by HOSTNAME as Kubernetes does, that
+        // holds Istio's capture listeners as its sidecar would.
         holder = Process()
         holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        holder.arguments = ["ip", "netns", "exec", pod.name, "env", "HOSTNAME=\(podName)", "sleep", "300"]
+        let listen = "import socket,time\nfor p in (15001,15006):\n s=socket.socket();s.bind(('127.0.0.1',p));s.listen();globals()['l%d'%p]=s\ntime.sleep(300)"
+        holder.arguments = ["ip", "netns", "exec", pod.name, "env", "HOSTNAME=\(podName)", "python3", "-c", listen]
         try holder.run()
-        usleep(300_000)
+        usleep(500_000)
     }
 
     deinit {
@@ -49,6 +52,12 @@ final class SweepTests {
         #expect(DiagnosisJSON.peerPorts(in: labEntry["diagnosis"]).contains(Int(leakedPort)))
         let podEntry = try #require(namespaces.first { $0["pod"] as? String == podName })
         #expect((podEntry["pod_source"] as? String)?.contains("HOSTNAME") == true)
+        // The sidecar's process: found among the processes the node's listing put inside
+        // the pod, and, for the lab (no process inside), among the others.
+        let podSidecar = (podEntry["diagnosis"] as? [String: Any])?["sidecar"] as? [String: Any]
+        #expect((podSidecar?["process"] as? [String: Any])?["pid"] as? Int == Int(holder.processIdentifier), "\(podSidecar ?? [:])")
+        let labSidecar = (labEntry["diagnosis"] as? [String: Any])?["sidecar"] as? [String: Any]
+        #expect((labSidecar?["process"] as? [String: Any])?["pid"] as? Int == Int(getpid()), "\(labSidecar ?? [:])")
         #expect(namespaces.contains { $0["host"] as? Bool == true })
         let summary = try #require(document["summary"] as? [String: Any])
         #expect((summary["leaked"] as? Int ?? 0) >= 1 && (summary["with_sidecar"] as? Int ?? 0) >= 1)
