@@ -76,7 +76,9 @@ struct Capture: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "capture", abstract: "Write the raw bytes of a conntrack, sock_diag or nf_tables rule dump to a file.")
 
-    enum Kind: String, ExpressibleByArgument { case conntrack, sockDiag = "sock-diag", nftables }
+    /// sock-diag asks family by family (inet_diag_req_v2, as ss does); sock-diag-one-walk
+    /// asks for both families in one TCPDIAG_GETSOCK request, as ctdoctor does.
+    enum Kind: String, ExpressibleByArgument { case conntrack, sockDiag = "sock-diag", sockDiagOneWalk = "sock-diag-one-walk", nftables }
 
     @Argument var kind: Kind
     @Option(help: "Network namespace name, path or PID; default: this one.") var netns: String?
@@ -102,6 +104,9 @@ struct Capture: ParsableCommand {
             let socket = try namespace.run { try NetlinkSocket(bus: .sockDiag) }
             try record(socket, SockDiagCodec.dumpRequest(.family(.ipv4), states: .all, withInfo: true, sequence: 1), 1)
             try record(socket, SockDiagCodec.dumpRequest(.family(.ipv6), states: .all, withInfo: true, sequence: 2), 2)
+        case .sockDiagOneWalk:
+            let socket = try namespace.run { try NetlinkSocket(bus: .sockDiag) }
+            try record(socket, SockDiagCodec.dumpRequest(.bothFamilies, states: .all, withInfo: true, sequence: 1), 1)
         case .nftables:
             let socket = try namespace.run { try NetlinkSocket(bus: .netfilter) }
             try record(socket, NftablesCodec.ruleDump(sequence: 1), 1)

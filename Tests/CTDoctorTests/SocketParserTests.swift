@@ -54,6 +54,20 @@ struct SocketParserTests {
         }
     }
 
+    /// What ctdoctor asks: both families in one TCPDIAG_GETSOCK walk. The kernel answers
+    /// with v1 messages (type 18) whose sockets are the per-family dumps' own.
+    @Test func theOneWalkDumpHoldsThePerFamilyDumpsSockets() throws {
+        let bytes = try Fixture.bytes("captured/sockdiag-one-walk.bin")
+        #expect(bytes.count > 16 && UInt16(bytes[4]) | UInt16(bytes[5]) << 8 == 18, "a TCPDIAG_GETSOCK reply")
+        let oneWalk = try SockDiagCodec.decodeDump(bytes)
+        #expect(Set(oneWalk.map(\.family)) == [.ipv4, .ipv6])
+        #expect(oneWalk.map(SocketKey.init).sorted() == diagSockets.map(SocketKey.init).sorted())
+        let infoByInode = Dictionary(diagSockets.filter { $0.inode != 0 }.map { ($0.inode, $0.info?.bytesReceived) }, uniquingKeysWith: { first, _ in first })
+        for socket in oneWalk where socket.inode != 0 {
+            #expect(socket.info?.bytesReceived == infoByInode[socket.inode] ?? nil, "inode \(socket.inode): the same tcp_info")
+        }
+    }
+
     @Test func sockDiagCarriesTCPInfo() throws {
         // The proxy side of the IPv4 request received "GET /" (5 bytes) and answered 6.
         let proxy = try #require(diagSockets.first {
