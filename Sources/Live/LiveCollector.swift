@@ -10,8 +10,9 @@ import Synchronization
 /// Gathers a `DiagnosisInput` from a live network namespace, at a cost proportional to
 /// the suspect sockets rather than to the tables:
 ///
-/// 1. sock_diag, filtered in the kernel by state (LISTEN, FIN_WAIT2) and by local port
-///    (the capture ports, in bytecode);
+/// 1. sock_diag, filtered in the kernel by state (LISTEN, then FIN_WAIT2, ESTABLISHED
+///    and SYN_RECV) and by local port (the capture ports, in bytecode), each socket sorted
+///    as it is decoded so only the ones with a use are held;
 /// 2. one conntrack GET by reply tuple per FIN_WAIT2 suspect, batched;
 /// 3. a second filtered sock_diag dump for the app's ends of those flows;
 /// 4. per-namespace sysctls and counters, the proxy's process facts, and the rules —
@@ -93,12 +94,12 @@ public struct LiveCollector: Sendable {
             appSocketsOf: singleWalk ? nil : socketReader, families: appFamilies, ephemeral: ephemeral,
             namespace: namespace, procfs: procfs, trace: trace)
 
-        // The same walk brings the accepted ESTABLISHED connections (only the silent ones,
-        // stall candidates, are kept) and the half-open ones (SYN_RECV), whose entries
-        // show inbound clashes.
-        // Each socket is sorted as the dump decodes it: on a busy node most accepted
-        // connections are neither silent nor inbound, and holding them all (with
-        // tcp_info) would cost memory in proportion to the proxy's connections.
+        // The same walk brings the accepted connections: the silent ones are stall
+        // candidates, and the inbound ones (ESTABLISHED or half-open, up to a limit) have
+        // entries that show clashes on the redirect port. Each socket is sorted as the
+        // dump decodes it: on a busy node most accepted connections are neither, and
+        // holding them all (with tcp_info) would cost memory in proportion to the proxy's
+        // connections.
         var sorted = CapturePortSockets(
             capturePorts: capturePorts, inboundPorts: Set((profile.map { [$0] } ?? SidecarProfile.known).map(\.inboundPort)),
             silentAfterMilliseconds: UInt64(saturating: stallAfterSeconds * 1000))

@@ -87,7 +87,9 @@ struct OwnerSearch {
             }
             switch walk {
             case .stopped: return (found, unreadable)
-            case .unreadable: unreadable += 1
+            // A pid the inventory listed may have exited since: gone is not unreadable,
+            // and must not be counted towards the "needs CAP_SYS_PTRACE" notice.
+            case .unreadable: if procfs.exists("\(procfs.root)/\(pid)") { unreadable += 1 }
             case .completed: break
             }
         }

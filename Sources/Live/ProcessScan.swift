@@ -14,7 +14,7 @@ extension ProcessTable {
                 owners[inode, default: []].append(SocketOwner(pid: pid, command: command!, fd: fd))
                 return false
             }
-            if walk == .unreadable { unreadable += 1 }
+            if walk == .unreadable, procfs.exists("\(procfs.root)/\(pid)") { unreadable += 1 }  // exited meanwhile is not unreadable
         }
         return ProcessTable(ownersByInode: owners, unreadableProcesses: unreadable)
     }

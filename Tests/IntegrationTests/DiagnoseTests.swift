@@ -181,7 +181,9 @@ struct LabCommandTests {
         try Shell.check(["ip", "netns", "add", nearMiss])
         defer { _ = try? Shell.run(["ip", "netns", "del", nearMiss]) }
         // Another test's lab, started meanwhile, removes stale labs too and may take ours
-        // before this lab does (then says so itself): each attempt uses fresh names, and
+        // before this lab does (then says so itself): each attempt plants the stale
+        // namespaces anew (the half-close one under a fresh name, the collision one under
+        // the sleeper's pid again), and
         // one attempt that names every removal proves the notice.
         var notedEveryRemoval = false
         for attempt in 0..<3 where !notedEveryRemoval {

@@ -11,6 +11,9 @@ final class SweepTests {
     let lab: HalfCloseLab
     let pod: TestNamespace
     let holder: Process
+    /// Whether the pod's process said it listens: each test requires it, so a holder that
+    /// never starts fails them by name instead of looking like a pod without a sidecar.
+    let holderListening: Bool
     let podName = "shop-cart-\(getpid())"
 
     init() throws {
@@ -21,10 +24,13 @@ final class SweepTests {
         // holds Istio's capture listeners as its sidecar would.
         holder = Process()
         holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        let listen = "import socket,time\nfor p in (15001,15006):\n s=socket.socket();s.bind(('127.0.0.1',p));s.listen();globals()['l%d'%p]=s\ntime.sleep(300)"
+        let listen = "import socket,time\nfor p in (15001,15006):\n s=socket.socket();s.bind(('127.0.0.1',p));s.listen();globals()['l%d'%p]=s\nprint('listening',flush=True)\ntime.sleep(300)"
         holder.arguments = ["ip", "netns", "exec", pod.name, "env", "HOSTNAME=\(podName)", "python3", "-c", listen]
+        let ready = Pipe()
+        holder.standardOutput = ready
         try holder.run()
-        usleep(500_000)
+        // Until it listens, the pod has no sidecar to find: wait for its word, not a guess.
+        holderListening = Shell.firstLine(from: ready, within: 30) == "listening"
     }
 
     deinit {
@@ -40,6 +46,7 @@ final class SweepTests {
     }
 
     @Test func everyNamespaceIsDiagnosedAndNamed() throws {
+        try #require(holderListening, "the pod's listener never said it was listening")
         let result = try Shell.run([Binary.ctdoctor, "diagnose", "--all-netns", "--parallel", "3", "--format", "json"])
         #expect(result.status == 1, "the lab's leak is a finding: \(result.standardError)")
         let document = try json(result.standardOutput)
@@ -64,6 +71,7 @@ final class SweepTests {
     }
 
     @Test func aPodIsPickedByName() throws {
+        try #require(holderListening, "the pod's listener never said it was listening")
         let picked = try Shell.run([Binary.ctdoctor, "diagnose", "--pod", podName, "--format", "json"])
         #expect(picked.status == 0, "\(picked.standardError)")
         #expect(try json(picked.standardOutput)["schema"] as? String == "ctdoctor.diagnosis.v1", "one pod: its own report")
@@ -75,6 +83,7 @@ final class SweepTests {
     }
 
     @Test func exportLabelsEachNamespaceWithItsPod() throws {
+        try #require(holderListening, "the pod's listener never said it was listening")
         let result = try Shell.run([Binary.ctdoctor, "export", "--all-netns"])
         #expect(result.status == 0, "\(result.standardError)")
         let parsed = try ParsedExposition(Array(result.standardOutput.utf8))

@@ -59,6 +59,25 @@ public enum Shell {
             standardError: String(decoding: errorData.get(), as: UTF8.self))
     }
 
+    /// The first line a started process writes to `pipe`, or nil when it writes none
+    /// within `seconds` (or closes the pipe first): how a test waits for a helper to be
+    /// ready instead of sleeping a guess, and fails instead of hanging when it never is.
+    public static func firstLine(from pipe: Pipe, within seconds: Double) -> String? {
+        let fd = pipe.fileHandleForReading.fileDescriptor
+        let deadline = Date().addingTimeInterval(seconds)
+        var line: [UInt8] = []
+        while Date() < deadline {
+            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&ready, 1, 100) >= 0 else { return nil }
+            guard ready.revents != 0 else { continue }
+            var byte: UInt8 = 0
+            guard read(fd, &byte, 1) == 1 else { return nil }
+            if byte == UInt8(ascii: "\n") { return String(decoding: line, as: UTF8.self) }
+            line.append(byte)
+        }
+        return nil
+    }
+
     /// Runs and throws unless the command succeeds.
     @discardableResult
     public static func check(_ arguments: [String]) throws -> String {
