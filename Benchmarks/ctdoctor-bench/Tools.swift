@@ -5,6 +5,7 @@ import KernelIO
 import NetCore
 import Netlink
 import Nftables
+import Live
 import Sockets
 
 /// The practical floor of a conntrack listing: a netlink dump whose messages are
@@ -27,7 +28,8 @@ struct RawCount: ParsableCommand {
     }
 }
 
-/// The floor of a socket listing: a sock_diag dump of every TCP socket, with tcp_info as
+/// The floor of a socket listing: a sock_diag dump of every hashed TCP socket (as a
+/// listing asks: no bound-only sockets), with tcp_info as
 /// ctdoctor asks for it, whose messages are counted, never decoded. By default one walk
 /// brings both families, as ctdoctor asks; `--per-family` walks once per family, as ss.
 struct RawSocketCount: ParsableCommand {
@@ -35,25 +37,36 @@ struct RawSocketCount: ParsableCommand {
         commandName: "raw-socket-count",
         abstract: "Dump every TCP socket over sock_diag and only count the messages, here or in each namespace given.")
 
-    @Option(help: "Network namespaces (names, paths or PIDs) to dump one after the other; default: this one.")
+    @Option(help: "Network namespaces (names, paths or PIDs) to dump, --parallel at a time; default: this one.")
     var netns: [String] = []
 
     @Flag(help: "One dump per address family (SOCK_DIAG_BY_FAMILY), as ss does, instead of one for both.")
     var perFamily = false
 
+    @Option(help: "Namespaces dumped at once, each on a thread of its own (as diagnose --all-netns sweeps them), 1-64.")
+    var parallel = 1
+
+    func validate() throws {
+        guard (1...64).contains(parallel) else { throw ValidationError("--parallel must be 1-64, not \(parallel)") }
+    }
+
     func run() throws {
         let namespaces = try netns.isEmpty ? [NetworkNamespace.current] : netns.map { try NetworkNamespace.resolve($0) }
         let scopes = perFamily ? AddressFamily.allCases.map { SockDiagScope.family($0) } : SockDiagScope.covering(AddressFamily.allCases)
-        var count = 0
-        for namespace in namespaces {
-            let socket = try namespace.run { try NetlinkSocket(bus: .sockDiag) }
-            for (index, scope) in scopes.enumerated() {
-                let sequence = UInt32(90 + index)
-                let request = SockDiagCodec.dumpRequest(scope, states: .all, withInfo: true, sequence: sequence)
-                _ = try NetlinkDump.run(transport: socket, request: request, sequence: sequence) { _, _ in count += 1 }
+        // Live's own sweep runner, so the lanes are threads as diagnose --all-netns's are.
+        let counts = try inParallel(namespaces, width: parallel) { namespace in
+            Result<Int, any Error> {
+                var count = 0
+                let socket = try namespace.run { try NetlinkSocket(bus: .sockDiag) }
+                for (index, scope) in scopes.enumerated() {
+                    let sequence = UInt32(90 + index)
+                    let request = SockDiagCodec.dumpRequest(scope, states: .hashed, withInfo: true, sequence: sequence)
+                    _ = try NetlinkDump.run(transport: socket, request: request, sequence: sequence) { _, _ in count += 1 }
+                }
+                return count
             }
         }
-        print(count)
+        print(try counts.reduce(0) { $0 + (try $1.get()) })
     }
 }
 
@@ -102,11 +115,11 @@ struct Capture: ParsableCommand {
             try record(socket, ConntrackRequest.dump(sequence: 1), 1)
         case .sockDiag:
             let socket = try namespace.run { try NetlinkSocket(bus: .sockDiag) }
-            try record(socket, SockDiagCodec.dumpRequest(.family(.ipv4), states: .all, withInfo: true, sequence: 1), 1)
-            try record(socket, SockDiagCodec.dumpRequest(.family(.ipv6), states: .all, withInfo: true, sequence: 2), 2)
+            try record(socket, SockDiagCodec.dumpRequest(.family(.ipv4), states: .hashed, withInfo: true, sequence: 1), 1)
+            try record(socket, SockDiagCodec.dumpRequest(.family(.ipv6), states: .hashed, withInfo: true, sequence: 2), 2)
         case .sockDiagOneWalk:
             let socket = try namespace.run { try NetlinkSocket(bus: .sockDiag) }
-            try record(socket, SockDiagCodec.dumpRequest(.bothFamilies, states: .all, withInfo: true, sequence: 1), 1)
+            try record(socket, SockDiagCodec.dumpRequest(.bothFamilies, states: .hashed, withInfo: true, sequence: 1), 1)
         case .nftables:
             let socket = try namespace.run { try NetlinkSocket(bus: .netfilter) }
             try record(socket, NftablesCodec.ruleDump(sequence: 1), 1)

@@ -40,8 +40,9 @@ public enum CTDoctor {
     }
 
     /// The TCP sockets of a namespace in `states`, through sock_diag (with tcp_info) or,
-    /// without it, /proc/net/tcp{,6}.
-    public static func sockets(in namespace: NetworkNamespace = .current, states: TCPStateSet = .all) throws -> [TCPSocket] {
+    /// without it, /proc/net/tcp{,6}. The default leaves out sockets that are only bound,
+    /// which cost a walk of the node's whole bind hash (`TCPStateSet.hashed`).
+    public static func sockets(in namespace: NetworkNamespace = .current, states: TCPStateSet = .hashed) throws -> [TCPSocket] {
         try SocketReader(namespace: namespace).sockets(in: states).0
     }
 

@@ -281,7 +281,8 @@ public struct LiveCollector: Sendable {
         OwnerSearch(procfs: procfs).inodes(heldBy: pid, among: inodes)
     }
 
-    /// Everything, for a snapshot: every TCP socket with tcp_info and the whole
+    /// Everything, for a snapshot: every hashed TCP socket (all but the bound-only ones,
+    /// `TCPStateSet.hashed`) with tcp_info and the whole
     /// conntrack table, beside what `collect` reads. Costs what the tables cost; what it
     /// returns diagnoses like `collect`'s input, under any options.
     public func collectEverything() throws -> DiagnosisInput {

@@ -65,7 +65,7 @@ public struct SocketReader: Sendable {
     ///   kernel's established-socket hash (`SockDiagScope.bothFamilies`); one alone costs
     ///   the same walk, with fewer sockets copied.
     public func sockets(
-        in states: TCPStateSet = .all, withInfo: Bool = true, localPorts: [UInt16] = [],
+        in states: TCPStateSet = .hashed, withInfo: Bool = true, localPorts: [UInt16] = [],
         localPortRange: ClosedRange<UInt16>? = nil, families: [AddressFamily] = AddressFamily.allCases
     ) throws -> ([TCPSocket], SocketSource) {
         var sockets: [TCPSocket] = []
@@ -79,14 +79,14 @@ public struct SocketReader: Sendable {
     /// that a listing of half a million sockets holds one at a time. sock_diag's dump is
     /// received on one thread and decoded (and `body` run) on another.
     public func forEachSocket(
-        in states: TCPStateSet = .all, withInfo: Bool = true, localPorts: [UInt16] = [],
+        in states: TCPStateSet = .hashed, withInfo: Bool = true, localPorts: [UInt16] = [],
         localPortRange: ClosedRange<UInt16>? = nil, families: [AddressFamily] = AddressFamily.allCases,
         _ body: (TCPSocket) throws -> Void
     ) throws -> SocketSource {
         // What the kernel's filter selects, checked again here: a kernel that ignored the
         // bytecode cannot widen the answer, and the /proc fallback has no filter.
         let wanted: (TCPSocket) -> Bool = { socket in
-            states.contains(socket.state) && families.contains(socket.family)
+            states.admits(socket.state) && families.contains(socket.family)
                 && (localPorts.isEmpty || localPorts.contains(socket.local.port)) && (localPortRange?.contains(socket.local.port) ?? true)
         }
         do {
@@ -184,7 +184,7 @@ public struct SocketReader: Sendable {
                 throw SocketReadError.unreadable(cause: error, while: "reading /proc/net/\(name)")
             }
             try ProcNetTCPParser.forEachSocket(bytes, family: family, source: "/proc/net/\(name)") { socket in
-                if states.contains(socket.state) { sockets.append(socket) }
+                if states.admits(socket.state) { sockets.append(socket) }
             }
         }
         return sockets

@@ -82,6 +82,9 @@ public enum SockDiagCodec {
         // SYN_RECV is wanted, as ss does.
         var mask = states.mask
         if states.contains(.synReceived) { mask |= 1 << UInt32(TCPState.newSynReceived.rawValue) }
+        // A socket that is only bound is found by the bind-hash walk, which the kernel
+        // makes only for BOUND_INACTIVE: CLOSE alone would find none.
+        if states.contains(.close) || states.contains(.boundInactive) { mask |= 1 << UInt32(TCPState.boundInactive.rawValue) }
         switch scope {
         case .family(let family):
             // struct inet_diag_req_v2 { family, protocol, ext, pad, states, inet_diag_sockid }

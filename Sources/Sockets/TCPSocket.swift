@@ -18,7 +18,7 @@ public enum TCPState: UInt8, Sendable, Hashable, CaseIterable, Comparable {
     case listen = 10  // TCP_LISTEN
     case closing = 11  // TCP_CLOSING
     case newSynReceived = 12  // TCP_NEW_SYN_RECV
-    case boundInactive = 13  // TCP_BOUND_INACTIVE (6.5+)
+    case boundInactive = 13  // TCP_BOUND_INACTIVE (6.8+), a pseudo-state of sock_diag requests
 
     /// The kernel's name, as /proc and ctdoctor print it.
     public var name: String {
@@ -68,6 +68,10 @@ public enum TCPState: UInt8, Sendable, Hashable, CaseIterable, Comparable {
     }
 
     public static func < (lhs: TCPState, rhs: TCPState) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    /// Bound and nothing more: neither listening nor connected. sock_diag reports such a
+    /// socket as CLOSE, and only when BOUND_INACTIVE (a pseudo-state, Linux 6.8+) is asked.
+    public var isOnlyBound: Bool { self == .close || self == .boundInactive }
 }
 
 /// Which kernel timer is pending on a socket (the `tr` column of /proc/net/tcp,
@@ -219,7 +223,20 @@ public struct TCPStateSet: Sendable, Hashable, ExpressibleByArrayLiteral {
 
     public static let all = TCPStateSet(TCPState.allCases)
 
+    /// Every state the kernel's socket hashes hold (listening, connecting, connected,
+    /// closing), which is what /proc/net/tcp lists (and `ss -tan` before iproute2 6.8,
+    /// which added bound sockets to `-a` as UNCONN): all but the sockets that
+    /// are only bound (CLOSE, asked for as BOUND_INACTIVE). Those the kernel finds by
+    /// walking the node-wide bind hash, every namespace's bound sockets, on top of the
+    /// socket hash, so a listing asks for them only when told to.
+    public static let hashed = TCPStateSet(TCPState.allCases.filter { !$0.isOnlyBound })
+
     public func contains(_ state: TCPState) -> Bool { mask & 1 << UInt32(state.rawValue) != 0 }
+
+    /// Whether a socket the kernel reported in `state` is one of these: a bound-only
+    /// socket comes back as CLOSE when BOUND_INACTIVE was asked for.
+    public func admits(_ state: TCPState) -> Bool {
+        contains(state) || state.isOnlyBound && (contains(.close) || contains(.boundInactive))
+    }
     public func union(_ other: TCPStateSet) -> TCPStateSet { TCPStateSet(mask: mask | other.mask) }
-    public var isAll: Bool { self == .all }
 }

@@ -42,6 +42,22 @@ struct SockDiagRequestTests {
         #expect(request.count == 16 + 56)
     }
 
+    /// Bound-only sockets come from the kernel's walk of the node-wide bind hash, made
+    /// only for BOUND_INACTIVE (13): a listing of every hashed state must not ask for it,
+    /// CLOSE must, and the CLOSE sockets it brings back count as BOUND_INACTIVE's.
+    @Test func onlyBoundSocketsAreAskedForByName() {
+        let plain = SockDiagCodec.dumpRequest(.bothFamilies, states: .hashed, withInfo: true, sequence: 9)
+        #expect(plain.uint32LE(at: 16 + 52) & 1 << 13 == 0, "no bind-hash walk")
+        #expect(plain.uint32LE(at: 16 + 52) & 1 << 7 == 0)
+        #expect(TCPStateSet.hashed.contains(.established) && TCPStateSet.hashed.contains(.listen) && TCPStateSet.hashed.contains(.timeWait))
+        for asked: TCPStateSet in [[.close], [.boundInactive]] {
+            let request = SockDiagCodec.dumpRequest(.family(.ipv4), states: asked, withInfo: false, sequence: 9)
+            #expect(request.uint32LE(at: 20) & 1 << 13 != 0, "\(asked.mask)")
+            #expect(asked.admits(.close), "the kernel reports them as CLOSE")
+        }
+        #expect(!TCPStateSet.hashed.admits(.close) && !TCPStateSet([.listen]).admits(.close))
+    }
+
     func reader(_ transport: ScriptedTransport, proc: @escaping @Sendable (String) throws -> [UInt8] = { _ in [] }) -> SocketReader {
         SocketReader(transportFactory: { transport }, netFileReader: proc)
     }

@@ -10,10 +10,9 @@ import Testing
 final class SweepTests {
     let lab: HalfCloseLab
     let pod: TestNamespace
-    let holder: Process
-    /// Whether the pod's process said it listens: each test requires it, so a holder that
+    /// The pod's process; each test requires that it said it listens, so a holder that
     /// never starts fails them by name instead of looking like a pod without a sidecar.
-    let holderListening: Bool
+    let holder: SocketHolder
     let podName = "shop-cart-\(getpid())"
 
     init() throws {
@@ -21,22 +20,14 @@ final class SweepTests {
         try lab.build()
         pod = try TestNamespace(tag: "sweep-pod")
         // A process inside the pod's namespace, named by HOSTNAME as Kubernetes does, that
-        // holds Istio's capture listeners as its sidecar would.
-        holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        // holds Istio's capture listeners as its sidecar would. Until it listens, the pod
+        // has no sidecar to find: wait for its word, not a guess.
         let listen = "import socket,time\nfor p in (15001,15006):\n s=socket.socket();s.bind(('127.0.0.1',p));s.listen();globals()['l%d'%p]=s\nprint('listening',flush=True)\ntime.sleep(300)"
-        holder.arguments = ["ip", "netns", "exec", pod.name, "env", "HOSTNAME=\(podName)", "python3", "-c", listen]
-        let ready = Pipe()
-        holder.standardOutput = ready
-        try holder.run()
-        // Until it listens, the pod has no sidecar to find: wait for its word, not a guess.
-        holderListening = Shell.firstLine(from: ready, within: 30) == "listening"
+        holder = try SocketHolder(inNamespace: pod.name, environment: ["HOSTNAME=\(podName)"], script: listen, saying: "listening")
     }
 
     deinit {
-        // SIGKILL: the test runner's threads block SIGTERM, and children inherit the mask.
-        kill(holder.processIdentifier, SIGKILL)
-        holder.waitUntilExit()
+        holder.stop()
         pod.destroy()
         lab.tearDown()
     }
@@ -46,7 +37,7 @@ final class SweepTests {
     }
 
     @Test func everyNamespaceIsDiagnosedAndNamed() throws {
-        try #require(holderListening, "the pod's listener never said it was listening")
+        try #require(holder.isReady, "the pod's listener never said it was listening")
         let result = try Shell.run([Binary.ctdoctor, "diagnose", "--all-netns", "--parallel", "3", "--format", "json"])
         #expect(result.status == 1, "the lab's leak is a finding: \(result.standardError)")
         let document = try json(result.standardOutput)
@@ -62,7 +53,7 @@ final class SweepTests {
         // The sidecar's process: found among the processes the node's listing put inside
         // the pod, and, for the lab (no process inside), among the others.
         let podSidecar = (podEntry["diagnosis"] as? [String: Any])?["sidecar"] as? [String: Any]
-        #expect((podSidecar?["process"] as? [String: Any])?["pid"] as? Int == Int(holder.processIdentifier), "\(podSidecar ?? [:])")
+        #expect((podSidecar?["process"] as? [String: Any])?["pid"] as? Int == Int(holder.pid), "\(podSidecar ?? [:])")
         let labSidecar = (labEntry["diagnosis"] as? [String: Any])?["sidecar"] as? [String: Any]
         #expect((labSidecar?["process"] as? [String: Any])?["pid"] as? Int == Int(getpid()), "\(labSidecar ?? [:])")
         #expect(namespaces.contains { $0["host"] as? Bool == true })
@@ -71,7 +62,7 @@ final class SweepTests {
     }
 
     @Test func aPodIsPickedByName() throws {
-        try #require(holderListening, "the pod's listener never said it was listening")
+        try #require(holder.isReady, "the pod's listener never said it was listening")
         let picked = try Shell.run([Binary.ctdoctor, "diagnose", "--pod", podName, "--format", "json"])
         #expect(picked.status == 0, "\(picked.standardError)")
         #expect(try json(picked.standardOutput)["schema"] as? String == "ctdoctor.diagnosis.v1", "one pod: its own report")
@@ -83,7 +74,7 @@ final class SweepTests {
     }
 
     @Test func exportLabelsEachNamespaceWithItsPod() throws {
-        try #require(holderListening, "the pod's listener never said it was listening")
+        try #require(holder.isReady, "the pod's listener never said it was listening")
         let result = try Shell.run([Binary.ctdoctor, "export", "--all-netns"])
         #expect(result.status == 0, "\(result.standardError)")
         let parsed = try ParsedExposition(Array(result.standardOutput.utf8))

@@ -16,7 +16,7 @@ public enum TestProgram {
         "prometheus": "prometheus", "prometheus-node-exporter": "prometheus-node-exporter",
         // Essential packages, present on every Debian system.
         "sh": "dash", "bash": "bash", "env": "coreutils", "cp": "coreutils", "mknod": "coreutils", "timeout": "coreutils",
-        "true": "coreutils", "sleep": "coreutils", "touch": "coreutils", "mkfifo": "coreutils", "chroot": "coreutils", "tar": "tar", "gzip": "gzip",
+        "true": "coreutils", "cat": "coreutils", "sleep": "coreutils", "touch": "coreutils", "mkfifo": "coreutils", "chroot": "coreutils", "tar": "tar", "gzip": "gzip",
     ]
 
     /// The package behind `program` (a name or a path outside the repository); nil when

@@ -30,7 +30,7 @@ struct SocketsCommand: ParsableCommand {
     @OptionGroup var namespace: NamespaceOptions
     @OptionGroup var output: OutputOptions
 
-    @Option(name: .customLong("state"), help: ArgumentHelp("Only sockets in this state (ESTABLISHED, FIN_WAIT2, CLOSE_WAIT, TIME_WAIT, LISTEN..., ss spellings too); repeat for several.", valueName: "state"))
+    @Option(name: .customLong("state"), help: ArgumentHelp("Only sockets in this state (ESTABLISHED, FIN_WAIT2, CLOSE_WAIT, TIME_WAIT, LISTEN..., ss spellings too); repeat for several. Without it, every state /proc/net/tcp lists; CLOSE (or BOUND_INACTIVE) adds the sockets that are only bound, Linux 6.8+.", valueName: "state"))
     var stateNames: [String] = []
 
     @Option(help: ArgumentHelp("Only sockets with this local or peer port.", valueName: "port"))
@@ -43,7 +43,7 @@ struct SocketsCommand: ParsableCommand {
     var count = false
 
     func states() throws -> TCPStateSet {
-        guard !stateNames.isEmpty else { return .all }
+        guard !stateNames.isEmpty else { return .hashed }
         return TCPStateSet(try stateNames.map { name in
             guard let state = TCPState(name: name) else {
                 throw ValidationError("--state '\(name)' is not a TCP state (\(TCPState.allCases.map(\.name).joined(separator: ", ")))")
@@ -74,7 +74,12 @@ struct SocketsCommand: ParsableCommand {
         let states = try states()
         func notices(_ source: SocketSource) -> [String] {
             var notices = processNotices
-            if case .procFile(let reason) = source { notices.insert(reason, at: 0) }
+            if case .procFile(let reason) = source {
+                notices.insert(reason, at: 0)
+                // /proc/net/tcp walks the socket hashes only: bound-only sockets are not
+                // in them, and an empty answer must not read as "none bound".
+                if states.admits(.close) { notices.insert("/proc/net/tcp does not list sockets that are only bound; CLOSE shows none", at: 1) }
+            }
             return notices
         }
 
