@@ -132,10 +132,7 @@ public struct SocketReader: Sendable {
             let request = SockDiagCodec.dumpRequest(
                 scope, states: states, withInfo: withInfo, sequence: sequence, localPorts: localPorts, localPortRange: localPortRange)
             do {
-                // Eight buffers in flight (256 KiB) keep the two threads apart at a
-                // quarter of the conntrack dump's pool: a listing's memory stays at its
-                // process's.
-                _ = try NetlinkDump.runPipelined(transport: transport, request: request, sequence: sequence, buffersInFlight: 8) { buffer, message in
+                _ = try NetlinkDump.runPipelined(transport: transport, request: request, sequence: sequence) { buffer, message in
                     guard SockDiagCodec.carriesSocket(message) else { return }
                     var socket = try SockDiagCodec.decode(buffer, message)
                     guard wanted(socket) else { return }

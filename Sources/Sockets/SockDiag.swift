@@ -19,7 +19,6 @@ enum SockDiag {
     static let bytecodeJump: UInt8 = 1  // INET_DIAG_BC_JMP
     static let bytecodeSourceAtLeast: UInt8 = 2  // INET_DIAG_BC_S_GE
     static let bytecodeSourceAtMost: UInt8 = 3  // INET_DIAG_BC_S_LE
-    static let requestSize = 56  // sizeof(struct inet_diag_req_v2)
     static let messageSize = 72  // sizeof(struct inet_diag_msg)
 
     /// Byte offsets of struct tcp_info fields. <linux/tcp.h> cannot be imported next to
