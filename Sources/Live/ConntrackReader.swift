@@ -39,8 +39,9 @@ public enum ConntrackReadError: WrapsCause, Sendable, CustomStringConvertible {
 /// Streams: each entry is decoded and handed over while the next datagram is still
 /// being received, so memory stays flat however large the table is. Retries a dump the
 /// kernel marks interrupted (NLM_F_DUMP_INTR) or that overran the socket (ENOBUFS) —
-/// without handing over any entry twice — and falls back to /proc/net/nf_conntrack
-/// when netlink refuses for lack of CAP_NET_ADMIN.
+/// without handing over any entry twice, which bounds the retries to tables of
+/// `maximumRememberedEntries` — and falls back to /proc/net/nf_conntrack when netlink
+/// refuses for lack of CAP_NET_ADMIN.
 public struct ConntrackReader: Sendable {
     /// Opens a fresh netlink socket in the right namespace, with a receive buffer size
     /// to ask for (nil for the default).
@@ -52,6 +53,11 @@ public struct ConntrackReader: Sendable {
     let readFallbackFile: FallbackFile
     /// The most passes before giving up on a consistent dump.
     public var maximumPasses = 4
+    /// The most entries the passes remember (8 bytes each) so that a retry hands none
+    /// over twice: 262,144, 2 MiB. Past it a pass is not retried but reported
+    /// inconsistent, so that memory stays flat on a node's largest tables instead of
+    /// growing by 8–16 MB a million entries for a retry ctnetlink dumps hardly ever need.
+    public var maximumRememberedEntries = 1 << 18
 
     public init(transportFactory: @escaping TransportFactory, fallbackFile: @escaping FallbackFile) {
         self.makeTransport = transportFactory
@@ -91,6 +97,7 @@ public struct ConntrackReader: Sendable {
         // and repeat in large tables, so an id alone would drop a different flow.
         var delivered: Set<UInt64> = []
         var deliveredThisPass: [UInt64] = []
+        var remembering = true
         var retrying = false
         var matched = 0
         return try withRetries { transport, sequence in
@@ -107,13 +114,22 @@ public struct ConntrackReader: Sendable {
                 guard filter.matches(entry) else { return }
                 if let key = Self.identity(of: entry) {
                     if !delivered.isEmpty && delivered.contains(key) { return }
-                    deliveredThisPass.append(key)
+                    if remembering {
+                        if delivered.count + deliveredThisPass.count < maximumRememberedEntries {
+                            deliveredThisPass.append(key)
+                        } else {
+                            remembering = false
+                            deliveredThisPass = []
+                        }
+                    }
                 }
                 matched += 1
                 try body(entry)
             }
         } matched: {
             matched
+        } canRetry: {
+            remembering
         } fallback: { reason in
             let entries = try fallbackEntries()
             for entry in entries where filter.matches(entry) {
@@ -164,10 +180,12 @@ public struct ConntrackReader: Sendable {
     }
 
     /// Runs dump passes until one is clean, retrying interrupted or overrun passes with
-    /// a fresh socket (a socket mid-dump cannot start another).
+    /// a fresh socket (a socket mid-dump cannot start another) while `canRetry` says a
+    /// retry would hand no entry over twice.
     private func withRetries(
         pass: (any NetlinkTransport, UInt32) throws -> NetlinkDumpPass,
         matched: () -> Int,
+        canRetry: () -> Bool = { true },
         fallback: (String) throws -> ConntrackReadReport
     ) throws -> ConntrackReadReport {
         var receiveBuffer: Int?
@@ -182,12 +200,16 @@ public struct ConntrackReader: Sendable {
             }
             do {
                 let result = try pass(transport, sequence)
-                if result.interrupted && attempt < maximumPasses { continue }
+                if result.interrupted && attempt < maximumPasses && canRetry() { continue }
                 return ConntrackReadReport(
                     source: .netlink, matched: matched(), passes: attempt, consistent: !result.interrupted)
             } catch let error as KernelIOError where error.errno == .noBufferSpace {
                 guard attempt < maximumPasses else {
                     throw ConntrackReadError.dumpFailed(cause: error, note: "after \(attempt) passes with growing buffers")
+                }
+                guard canRetry() else {
+                    throw ConntrackReadError.dumpFailed(
+                        cause: error, note: "after \(matched()) entries, more than a retry can skip without listing one twice")
                 }
                 receiveBuffer = (receiveBuffer ?? 1 << 20) * 4
             } catch let error as NetlinkKernelError

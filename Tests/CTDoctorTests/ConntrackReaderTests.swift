@@ -66,6 +66,38 @@ struct ConntrackReaderTests {
         #expect(report.passes == 4 && !report.consistent)
     }
 
+    /// Past what the passes may remember, an interrupted dump is not retried: the one
+    /// pass is kept and reported inconsistent, and no second socket is opened.
+    @Test func aTablePastTheRememberedLimitIsNotRetriedButSaysSo() throws {
+        let interrupted = ScriptedTransport([[.datagram(KernelReplies.conntrack([a, b, c], interruptedFrom: 1) + KernelReplies.done())]])
+        let spare = ScriptedTransport([[.datagram(KernelReplies.conntrack([a, b, c, d]) + KernelReplies.done())]])
+        var limited = reader([interrupted, spare])
+        limited.maximumRememberedEntries = 2
+        let (entries, report) = try limited.entries()
+        #expect(entries.map(\.id) == [1, 2, 3])
+        #expect(report.passes == 1 && !report.consistent)
+        #expect(spare.requests.isEmpty)
+
+        // Under the limit the same dump is retried and made whole.
+        let (retried, retriedReport) = try reader([
+            ScriptedTransport([[.datagram(KernelReplies.conntrack([a, b, c], interruptedFrom: 1) + KernelReplies.done())]]),
+            ScriptedTransport([[.datagram(KernelReplies.conntrack([a, b, c, d]) + KernelReplies.done())]]),
+        ]).entries()
+        #expect(retried.map(\.id) == [1, 2, 3, 4])
+        #expect(retriedReport.passes == 2 && retriedReport.consistent)
+    }
+
+    @Test func anOverrunPastTheRememberedLimitFailsNamingWhy() throws {
+        let overrun = ScriptedTransport([[.datagram(KernelReplies.conntrack([a, b, c])), .failure(.noBufferSpace)]])
+        var limited = reader([overrun])
+        limited.maximumRememberedEntries = 2
+        #expect {
+            try limited.entries()
+        } throws: { error in
+            "\(error)".contains("after 3 entries, more than a retry can skip without listing one twice")
+        }
+    }
+
     @Test func growsTheReceiveBufferAfterAnOverrun() throws {
         let overrun = ScriptedTransport([[.datagram(KernelReplies.conntrack([a])), .failure(.noBufferSpace)]])
         let retry = ScriptedTransport([[.datagram(KernelReplies.conntrack([a, b]) + KernelReplies.done())]])
