@@ -25,12 +25,25 @@ public struct ConntrackReadReport: Sendable, Equatable {
     /// False when the last pass was still interrupted: the listing may miss entries
     /// that were being created or deleted. Never silent: renderers print it.
     public var consistent: Bool
+    /// True when an interrupted pass was not retried because the passes had listed more
+    /// entries than a retry may remember to skip (a long table, not a restless one).
+    public var stoppedRetrying: Bool
 
-    public init(source: ConntrackSource, matched: Int, passes: Int, consistent: Bool) {
+    public init(source: ConntrackSource, matched: Int, passes: Int, consistent: Bool, stoppedRetrying: Bool = false) {
         self.source = source
         self.matched = matched
         self.passes = passes
         self.consistent = consistent
+        self.stoppedRetrying = stoppedRetrying
+    }
+
+    /// Why the listing may miss entries, for a notice; nil when it may not.
+    public var interruption: String? {
+        guard !consistent else { return nil }
+        if stoppedRetrying {
+            return "the conntrack table changed during the dump (NLM_F_DUMP_INTR), and it was not dumped again: too many entries were listed for a retry to skip them"
+        }
+        return "the conntrack table changed during every dump pass (\(passes), NLM_F_DUMP_INTR)"
     }
 }
 

@@ -122,6 +122,9 @@ public struct ConntrackReader: Sendable {
                             deliveredThisPass = []
                         }
                     }
+                } else {
+                    // Without an id an entry cannot be told from a retry's copy of it.
+                    remembering = false
                 }
                 matched += 1
                 try body(entry)
@@ -200,9 +203,11 @@ public struct ConntrackReader: Sendable {
             }
             do {
                 let result = try pass(transport, sequence)
-                if result.interrupted && attempt < maximumPasses && canRetry() { continue }
+                let mayRetry = canRetry()
+                if result.interrupted && attempt < maximumPasses && mayRetry { continue }
                 return ConntrackReadReport(
-                    source: .netlink, matched: matched(), passes: attempt, consistent: !result.interrupted)
+                    source: .netlink, matched: matched(), passes: attempt, consistent: !result.interrupted,
+                    stoppedRetrying: result.interrupted && attempt < maximumPasses && !mayRetry)
             } catch let error as KernelIOError where error.errno == .noBufferSpace {
                 guard attempt < maximumPasses else {
                     throw ConntrackReadError.dumpFailed(cause: error, note: "after \(attempt) passes with growing buffers")

@@ -300,7 +300,7 @@ public struct LiveCollector: Sendable {
             try ConntrackReader(namespace: namespace, procfs: procfs).entries()
         }
         if case .procFile(let reason) = report.source { notices.append(reason) }
-        if !report.consistent { notices.append("the conntrack table changed during every dump pass: entries created or deleted meanwhile may be missing") }
+        if let why = report.interruption { notices.append("\(why): entries created or deleted meanwhile may be missing") }
         let capturePorts = SidecarProfile.knownCapturePorts
         let listeners = sockets.filter { $0.state == .listen && capturePorts.contains($0.local.port) }
         let (owners, sidecarProcess) = ownersOfListeners(listeners, local: local, notices: &notices)

@@ -102,9 +102,7 @@ public struct PressureCollector: Sendable {
         do {
             let report = try ConntrackReader(namespace: namespace, procfs: procfs).forEachEntry { accumulator.add($0) }
             if case .procFile(let reason) = report.source { notices.append(reason) }
-            if !report.consistent {
-                notices.append("the table changed during all \(report.passes) dump passes: the counts may miss entries created or deleted meanwhile")
-            }
+            if let why = report.interruption { notices.append("\(why): the counts may miss entries created or deleted meanwhile") }
         } catch let error as ConntrackReadError {
             guard case .permissionDenied = error else { throw error }
             // The counters and the fill still answer without the table: say what is missing.

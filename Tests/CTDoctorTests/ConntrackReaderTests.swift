@@ -63,7 +63,8 @@ struct ConntrackReaderTests {
         }
         let (entries, report) = try reader(transports).entries()
         #expect(entries.map(\.id) == [1, 2])
-        #expect(report.passes == 4 && !report.consistent)
+        #expect(report.passes == 4 && !report.consistent && !report.stoppedRetrying)
+        #expect(report.interruption == "the conntrack table changed during every dump pass (4, NLM_F_DUMP_INTR)")
     }
 
     /// Past what the passes may remember, an interrupted dump is not retried: the one
@@ -75,7 +76,8 @@ struct ConntrackReaderTests {
         limited.maximumRememberedEntries = 2
         let (entries, report) = try limited.entries()
         #expect(entries.map(\.id) == [1, 2, 3])
-        #expect(report.passes == 1 && !report.consistent)
+        #expect(report.passes == 1 && !report.consistent && report.stoppedRetrying)
+        #expect(report.interruption?.contains("not dumped again") == true)
         #expect(spare.requests.isEmpty)
 
         // Under the limit the same dump is retried and made whole.
@@ -85,6 +87,22 @@ struct ConntrackReaderTests {
         ]).entries()
         #expect(retried.map(\.id) == [1, 2, 3, 4])
         #expect(retriedReport.passes == 2 && retriedReport.consistent)
+    }
+
+    /// The limit reached in a retry: what the first pass listed is still skipped, the
+    /// rest is listed once, and no third pass is made.
+    @Test func theLimitReachedInARetryStillListsEachEntryOnce() throws {
+        let third = ScriptedTransport([[.datagram(KernelReplies.conntrack([a, b, c, d]) + KernelReplies.done())]])
+        var limited = reader([
+            ScriptedTransport([[.datagram(KernelReplies.conntrack([a, b], interruptedFrom: 1) + KernelReplies.done())]]),
+            ScriptedTransport([[.datagram(KernelReplies.conntrack([a, b, c, d], interruptedFrom: 3) + KernelReplies.done())]]),
+            third,
+        ])
+        limited.maximumRememberedEntries = 3
+        let (entries, report) = try limited.entries()
+        #expect(entries.map(\.id) == [1, 2, 3, 4])
+        #expect(report.passes == 2 && !report.consistent && report.stoppedRetrying)
+        #expect(third.requests.isEmpty)
     }
 
     @Test func anOverrunPastTheRememberedLimitFailsNamingWhy() throws {

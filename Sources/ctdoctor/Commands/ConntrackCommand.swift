@@ -116,9 +116,7 @@ struct ConntrackCommand: ParsableCommand {
     static func notices(for report: ConntrackReadReport) -> [String] {
         var notices: [String] = []
         if case .procFile(let reason) = report.source { notices.append(reason) }
-        if !report.consistent {
-            notices.append("the table changed during all \(report.passes) dump passes (NLM_F_DUMP_INTR): entries created or deleted meanwhile may be missing")
-        }
+        if let why = report.interruption { notices.append("\(why): entries created or deleted meanwhile may be missing") }
         return notices
     }
 }
