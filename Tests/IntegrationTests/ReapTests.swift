@@ -53,11 +53,13 @@ final class ReapTests {
         #expect(result.standardError.contains("reap: destroyed 127.0.0.1:15001 <-> 10.66.0.5:\(leakedPort)"))
         let after = try finWait2PeerPorts()
         #expect(!after.contains(leakedPort), "the leaked socket is gone")
-        // Only what it destroyed is gone: the healthy half-close (entry extended) and,
-        // unless it too aged into a leak, the fresh one remain.
+        // Only what it destroyed is gone: the healthy half-close (entry extended) and
+        // the fresh one (at risk, not leaked) remain.
         #expect(before.subtracting(after) == Set(destroyed))
         let healthyPort = Int(try #require(lab.flows.first { $0.expected == .healthy }).appPort)
         #expect(after.contains(healthyPort))
+        let freshPort = Int(try #require(lab.flows.first { $0.expected == .atRisk }).appPort)
+        #expect(after.contains(freshPort) && destroyed == [leakedPort], "only the leak is destroyed: \(destroyed)")
         #expect(try lab.establishedConnectionsPassData(), "ESTABLISHED connections through the proxy still echo")
         if destroyed.count == actions.count { #expect(result.status == 0) }
     }

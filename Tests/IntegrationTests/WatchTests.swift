@@ -219,8 +219,8 @@ struct WatchLoadTests {
         #expect(failures.isEmpty, "\(failures)")
         let events = try watch.events()
         #expect(born != nil, "the lab's leak was not seen under \(rate) changes/s: \(events.suffix(5))")
-        // The leak, once; the lab's fresh half-close may leak too once its 2 s run out
-        // (the app never closes it), also once; nothing else.
+        // The leak, once; the lab's fresh half-close (its entry lasts 60 s, about as long
+        // as the churn) at most once; nothing else.
         let halfClosed = Set(lab.flows.filter { $0.expected == .leaked || $0.expected == .atRisk }.map(\.appPort))
         let leakEvents = events.filter { ["leak-born", "leak-found"].contains($0["event"] as? String) }
         let ports = leakEvents.compactMap { ($0["app"] as? String)?.split(separator: ":").last.flatMap { UInt16($0) } }
