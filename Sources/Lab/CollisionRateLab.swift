@@ -30,6 +30,9 @@ public struct CollisionMeasurement: Sendable {
     public var collisions: Int
     /// Distinct leaks met by a collision.
     public var leaksHit: Int
+    /// Connects still unanswered at the deadline whose SYN met no leak (no challenge ACK
+    /// followed): slowed by a busy machine, not counted as collisions.
+    public var slowConnects: Int = 0
     /// TcpExtTCPSYNChallenge, TcpExtTCPChallengeACK... increases over the measurement.
     public var counterDeltas: [String: UInt64]
     /// The model's expectation for these connects (x_i = connects / N′ per leak).
@@ -59,6 +62,9 @@ public struct CollisionMeasurement: Sendable {
         }
         if !Self.agrees(picks, trials: connects, probability: pickChance) {
             problems.append("\(picks) connects picked a leaked port; the model expects \(formatQuantity(expected.picks))")
+        }
+        if slowConnects > connects / 20 {
+            problems.append("\(slowConnects) connects stayed unanswered without meeting a leak: the machine is too busy to tell collisions apart")
         }
         switch pattern {
         case .manyDestinations:
@@ -147,6 +153,8 @@ public final class CollisionRateLab: @unchecked Sendable {
         var picks = 0
         var collisions = 0
         var hit: Set<UInt16> = []
+        var slow = 0
+        var challenges = before[Self.synChallenge] ?? 0
         for index in 0..<connects {
             let destination = pattern == .oneDestination
                 ? Endpoint(LabNamespace.serviceAddress, 80)
@@ -160,8 +168,12 @@ public final class CollisionRateLab: @unchecked Sendable {
             }
             if leakedPorts.contains(port) { picks += 1 }
             if outcome == .pending {
-                collisions += 1
-                hit.insert(port)
+                if try challengeFollowed(since: &challenges) {
+                    collisions += 1
+                    hit.insert(port)
+                } else {
+                    slow += 1
+                }
             }
         }
         let after = try counters()
@@ -173,9 +185,29 @@ public final class CollisionRateLab: @unchecked Sendable {
         let rangeSize = Double(Int(portRange.upperBound) - Int(portRange.lowerBound) + 1)
         return CollisionMeasurement(
             pattern: pattern, connects: connects, leaks: leakedPorts.count, poisonedFirstPass: poisoned,
-            firstPassSpace: space, picks: picks, collisions: collisions, leaksHit: hit.count, counterDeltas: deltas,
+            firstPassSpace: space, picks: picks, collisions: collisions, leaksHit: hit.count, slowConnects: slow, counterDeltas: deltas,
             expected: CollisionExpectation(picksPerLeak: Array(repeating: perLeak, count: poisoned)),
             uniformPicks: Double(connects) * Double(leakedPorts.count) / rangeSize)
+    }
+
+    static let synChallenge = "TcpExtTCPSYNChallenge"
+
+    /// Whether a SYN met a leak since `count` was taken (and moves it on). Unanswered
+    /// after the probe's wait is not enough: under a busy machine a connect refused by
+    /// NAT's other port can be that slow too. A SYN that lands on a FIN_WAIT2 socket
+    /// always makes it send a challenge ACK, counted before the ACK's rate limit, and
+    /// by the time connect() returns, since loopback delivers in its softirq; a second
+    /// look 100 ms later covers a delivery that was deferred.
+    func challengeFollowed(since count: inout UInt64) throws -> Bool {
+        for attempt in 0..<2 {
+            if attempt > 0 { usleep(100_000) }
+            let now = try counters()[Self.synChallenge] ?? 0
+            if now > count {
+                count = now
+                return true
+            }
+        }
+        return false
     }
 
     func counters() throws -> [String: UInt64] {

@@ -37,6 +37,7 @@ extension CollisionMeasurement {
             ("pattern", .string(pattern.rawValue)), ("connects", .integer(connects)), ("leaks", .integer(leaks)),
             ("first_pass_poisoned", .integer(poisonedFirstPass)), ("first_pass_space", .integer(firstPassSpace)),
             ("picks", .integer(picks)), ("collisions", .integer(collisions)), ("leaks_hit", .integer(leaksHit)),
+            ("slow_connects", .integer(slowConnects)),
             ("expected_picks", .number(expected.picks)), ("expected_leaks_hit", .number(expected.leaksHit)),
             ("uniform_picks", .number(uniformPicks)), ("counter_deltas", counters(counterDeltas)),
         ])

@@ -227,7 +227,7 @@ struct LabCommand: ParsableCommand {
                 say("\(connects) connects to \(pattern == .oneDestination ? "one service address" : "\(connects) service addresses")…")
                 return try lab.measure(connects: connects, pattern: pattern, diagnosis: report)
             }
-            say("…\(measurement.picks) picked a leaked port (model \(formatQuantity(measurement.expected.picks)), uniform over the range \(formatQuantity(measurement.uniformPicks))); \(measurement.collisions) collided, \(measurement.leaksHit) distinct leaks (model \(formatQuantity(measurement.expected.leaksHit)) leaks hit)")
+            say("…\(measurement.picks) picked a leaked port (model \(formatQuantity(measurement.expected.picks)), uniform over the range \(formatQuantity(measurement.uniformPicks))); \(measurement.collisions) collided, \(measurement.leaksHit) distinct leaks (model \(formatQuantity(measurement.expected.leaksHit)) leaks hit)\(measurement.slowConnects > 0 ? "; \(measurement.slowConnects) slow but met no leak" : "")")
             measurements.append(measurement)
         }
         let outcome = Outcome(
