@@ -114,48 +114,73 @@ public final class HalfCloseLab: @unchecked Sendable {
         prompt.close()
         say("upstream closed first; the app closed at once: a clean close")
 
+        // A flow takes its entry's timer from close_wait when the app's ACK of the
+        // proxy's FIN moves it to CLOSE_WAIT. The short close_wait that makes the late
+        // flow leak in seconds would also age the others into leaks if this process
+        // stalled (a busy machine) before their entries were extended or read; they
+        // half-close under the kernel's default instead, and only the late one under the
+        // short value.
+        let riskSeconds = max(closeWaitSeconds, Self.defaultCloseWaitSeconds)
+        try setCloseWait(riskSeconds)
         let extended = try halfClosedByUpstream()
         app.append(extended)
         let extendedPort = try port(extended)
+        try awaitCloseWait(appPort: extendedPort)
         try extendEntry(appPort: extendedPort, seconds: 7200)
         flows.append(LabFlow(name: "half-close, conntrack entry extended", appPort: extendedPort, expected: .healthy))
         say("upstream closed first; its conntrack entry was extended to 7200 s (as raising close_wait would): healthy")
 
+        try setCloseWait(closeWaitSeconds)
         let late = try halfClosedByUpstream()
         app.append(late)
         let latePort = try port(late)
         flows.append(LabFlow(name: "half-close answered late", appPort: latePort, expected: .leaked))
         say("upstream closed first; the app waits \(closeWaitSeconds + 1) s before closing…")
+        try awaitCloseWait(appPort: latePort)
         usleep(UInt32((closeWaitSeconds + 1) * 1_000_000 + 500_000))
         late.close()
         say("…conntrack had forgotten the flow, so the app's FIN went nowhere: the proxy's socket for port \(latePort) is leaked")
 
+        try setCloseWait(riskSeconds)
         let fresh = try halfClosedByUpstream()
         app.append(fresh)
         let freshPort = try port(fresh)
-        // The short close_wait that makes the late flow leak quickly would age this one
-        // into a leak too, seconds after build() returns: on a busy machine, before the
-        // diagnosis that expects it at risk has read the table. Its entry gets the
-        // kernel's default close_wait instead; it is still at risk (the proxy keeps the
-        // socket for an hour).
-        let riskSeconds = max(closeWaitSeconds, Self.defaultCloseWaitSeconds)
-        if riskSeconds > closeWaitSeconds { try extendEntry(appPort: freshPort, seconds: UInt32(riskSeconds)) }
+        try awaitCloseWait(appPort: freshPort)
+        try setCloseWait(closeWaitSeconds)
         flows.append(LabFlow(name: "half-close not answered yet", appPort: freshPort, expected: .atRisk))
-        say("upstream closed first on another connection; the app has not closed yet: at risk for \(riskSeconds) s (its entry keeps the kernel's default close_wait)")
+        say("upstream closed first on another connection; the app has not closed yet: at risk for \(riskSeconds) s (its entry took the kernel's default close_wait; the proxy keeps the socket an hour)")
         // Let the app's ACKs of the proxies' FINs land.
         usleep(300_000)
     }
 
-    /// Updates one flow's conntrack timeout by its reply tuple, once the flow is in
-    /// CLOSE_WAIT: the app's ACK of the proxy's FIN moves it there and resets its timeout
-    /// to the close_wait value, which would undo an earlier update.
-    func extendEntry(appPort: UInt16, seconds: UInt32) throws {
-        let key = ReplyTupleKey(
-            source: Endpoint(.loopbackV4, LabNamespace.outboundPort), destination: Endpoint(LabNamespace.podAddress, appPort))
+    /// The namespace's nf_conntrack_tcp_timeout_close_wait.
+    func setCloseWait(_ seconds: Int) throws {
+        try lab.exec(["sysctl", "-q", "-w", "net.netfilter.nf_conntrack_tcp_timeout_close_wait=\(seconds)"])
+    }
+
+    func replyKey(appPort: UInt16) -> ReplyTupleKey {
+        ReplyTupleKey(source: Endpoint(.loopbackV4, LabNamespace.outboundPort), destination: Endpoint(LabNamespace.podAddress, appPort))
+    }
+
+    /// Waits until the app's ACK of the proxy's FIN has moved the flow's entry to
+    /// CLOSE_WAIT, which sets its timer from the close_wait in force at that moment.
+    func awaitCloseWait(appPort: UInt16) throws {
+        let key = replyKey(appPort: appPort)
         let lookup = ConntrackReplyLookup(namespace: lab.namespace)
-        for _ in 0..<100 where try lookup.entries(for: [key])[key]?.tcpState != .closeWait {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try lookup.entries(for: [key])[key]?.tcpState != .closeWait {
+            guard ContinuousClock.now < deadline else {
+                throw LabNamespace.SetupFailed(command: "half-close", output: "the flow from port \(appPort) never reached CLOSE_WAIT in conntrack")
+            }
             usleep(10_000)
         }
+    }
+
+    /// Sets one CLOSE_WAIT flow's conntrack timeout by its reply tuple. Only after
+    /// `awaitCloseWait`: the ACK that moves it there resets the timeout, which would
+    /// undo an earlier update.
+    func extendEntry(appPort: UInt16, seconds: UInt32) throws {
+        let key = replyKey(appPort: appPort)
         let socket = try lab.namespace.run { try NetlinkSocket(bus: .netfilter) }
         try socket.send(ConntrackRequest.setTimeout(replyOf: key, seconds: seconds, sequence: 1))
         var buffer = [UInt8](repeating: 0, count: 8192)
@@ -201,7 +226,7 @@ public final class HalfCloseLab: @unchecked Sendable {
         for (index, socket) in app.prefix(2).enumerated() {
             let line = Array("still there \(index)\n".utf8)
             try socket.send(line)
-            guard try socket.waitReadable(milliseconds: 2000), try socket.receive() == line else { return false }
+            guard try socket.waitReadable(milliseconds: 10_000), try socket.receive() == line else { return false }
         }
         return true
     }
