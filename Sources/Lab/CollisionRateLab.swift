@@ -196,10 +196,10 @@ public final class CollisionRateLab: @unchecked Sendable {
     /// after the probe's wait is not enough: under a busy machine a connect refused by
     /// NAT's other port can be that slow too. A SYN that lands on a FIN_WAIT2 socket
     /// always makes it send a challenge ACK, counted before the ACK's rate limit, and
-    /// by the time connect() returns, since loopback delivers in its softirq; a second
-    /// look 100 ms later covers a delivery that was deferred.
+    /// by the time connect() returns, since loopback delivers in its softirq; looking
+    /// again for 2 s covers a delivery a busy machine deferred.
     func challengeFollowed(since count: inout UInt64) throws -> Bool {
-        for attempt in 0..<2 {
+        for attempt in 0..<21 {
             if attempt > 0 { usleep(100_000) }
             let now = try counters()[Self.synChallenge] ?? 0
             if now > count {

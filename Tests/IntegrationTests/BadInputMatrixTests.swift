@@ -224,9 +224,10 @@ final class PlainPodTests {
     init() throws {
         lab = try HalfCloseLab(name: TestNamespace.uniqueName("plainpod"), closeWaitSeconds: 2, say: { _ in })
         try lab.build()
-        // The late-closed flow's proxy socket has been idle ~3.5 s; wait until it is past
-        // close_wait (2 s) + the 5 s margin, while the fresh one is not yet.
-        usleep(5_000_000)
+        // The late-closed flow's proxy socket has been idle ~3.9 s; wait until it is past
+        // close_wait (2 s) + the 5 s margin (a stall only adds to that), while the fresh
+        // one (idle ~0.3 s) stays under it with 2.7 s to spare.
+        usleep(4_000_000)
     }
 
     deinit { lab.tearDown() }

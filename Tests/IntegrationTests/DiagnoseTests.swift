@@ -94,7 +94,8 @@ struct CollisionLabTests {
         let attempt = try lab.collide(emulateOldKernel: false, timeoutSeconds: 5) {
             try LiveCollector.collectAndDiagnose(namespace, options: DiagnosisOptions())
         }
-        #expect(attempt.connected && attempt.seconds < 2)
+        // Through on the first SYN retransmit (1 s), not the second (3 s).
+        #expect(attempt.connected && attempt.seconds < 3)
         #expect((attempt.counterDeltas["TcpExtTCPChallengeACK"] ?? 0) >= 1)
         let after = try LiveCollector.collectAndDiagnose(namespace, options: DiagnosisOptions())
         #expect(after.leaks.isEmpty, "the app's RST reset the leaked socket")
