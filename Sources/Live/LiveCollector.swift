@@ -66,7 +66,7 @@ public struct LiveCollector: Sendable {
 
         let socketReader = SocketReader(
             transportFactory: { [namespace] in try namespace.run { try NetlinkSocket(bus: .sockDiag) } },
-            netFileReader: { [namespace, procfs] name in try namespace.run { try procfs.readNet(name) } })
+            netFileReader: { [namespace, procfs] name in try namespace.run { try procfs.readNet(name) } }, kernel: .thisKernel)
         // Listeners first: a LISTEN-only dump walks just the small listening hash. The
         // FIN_WAIT2 and ESTABLISHED dump that follows walks every socket once (both
         // families in one walk) and copies back only the families that have a capture
@@ -293,7 +293,7 @@ public struct LiveCollector: Sendable {
         notices += local.notices
         let socketReader = SocketReader(
             transportFactory: { try namespace.run { try NetlinkSocket(bus: .sockDiag) } },
-            netFileReader: { name in try namespace.run { try procfs.readNet(name) } })
+            netFileReader: { name in try namespace.run { try procfs.readNet(name) } }, kernel: .thisKernel)
         let (sockets, socketSource) = try phase("sock_diag: every TCP socket") { try socketReader.sockets() }
         if case .procFile(let reason) = socketSource { notices.append(reason) }
         let (entries, report) = try phase("conntrack: the whole table") {

@@ -2,7 +2,21 @@ import KernelIO
 import NetCore
 import Netlink
 import Sockets
+import Synchronization
 import SystemPackage
+
+/// What the running kernel has said about sock_diag's requests, remembered across dumps:
+/// one kernel serves every namespace, so an export cycle or a node sweep need not be
+/// refused the v1 request again in each of them before asking family by family.
+public final class SockDiagKernelMemory: Sendable {
+    let refusesBothFamilies = Atomic<Bool>(false)
+
+    /// A memory of its own, for a transport that is not this kernel (a test's script).
+    public init() {}
+
+    /// The kernel this process runs on.
+    public static let thisKernel = SockDiagKernelMemory()
+}
 
 /// Why the sockets could not be listed, with the error that said so.
 public enum SocketReadError: WrapsCause, Sendable, CustomStringConvertible {
@@ -36,14 +50,18 @@ public struct SocketReader: Sendable {
     let makeTransport: TransportFactory
     let readNetFile: NetFileReader
     let nameDevices: DeviceNamer
+    let kernel: SockDiagKernelMemory
 
+    /// - Parameter kernel: what is remembered of the kernel behind `transportFactory`;
+    ///   `.thisKernel` when it makes real sock_diag sockets.
     public init(
         transportFactory: @escaping TransportFactory, netFileReader: @escaping NetFileReader,
-        deviceNamer: @escaping DeviceNamer = { _ in [:] }
+        deviceNamer: @escaping DeviceNamer = { _ in [:] }, kernel: SockDiagKernelMemory = SockDiagKernelMemory()
     ) {
         self.makeTransport = transportFactory
         self.readNetFile = netFileReader
         self.nameDevices = deviceNamer
+        self.kernel = kernel
     }
 
     public init(namespace: NetworkNamespace, procfs: ProcFS = ProcFS()) {
@@ -54,7 +72,8 @@ public struct SocketReader: Sendable {
                 (try? namespace.run {
                     Dictionary(uniqueKeysWithValues: indexes.compactMap { index in NetworkInterface.name(ofIndex: index).map { (index, $0) } })
                 }) ?? [:]
-            })
+            },
+            kernel: .thisKernel)
     }
 
     /// Every TCP socket in `states`, in the kernel's hash order (IPv4 and IPv6 mixed when
@@ -127,6 +146,7 @@ public struct SocketReader: Sendable {
         var deviceNames: [UInt32: String?] = [:]
         var sequence = UInt32.random(in: 1...(UInt32.max / 2))
         var scopes = SockDiagScope.covering(families)[...]
+        if scopes == [.bothFamilies], kernel.refusesBothFamilies.load(ordering: .relaxed) { scopes = [.family(.ipv4), .family(.ipv6)] }
         while let scope = scopes.popFirst() {
             sequence &+= 1
             let request = SockDiagCodec.dumpRequest(
@@ -147,7 +167,8 @@ public struct SocketReader: Sendable {
             } catch let error as NetlinkKernelError
                 where scope == .bothFamilies && delivered == 0 && Self.v1Refusals.contains(error.errno) {
                 // A kernel without the v1 request (or one that refuses it) is asked
-                // family by family, as ss asks.
+                // family by family, as ss asks, from now on.
+                kernel.refusesBothFamilies.store(true, ordering: .relaxed)
                 scopes = [.family(.ipv4), .family(.ipv6)]
             } catch let error as NetlinkKernelError where Self.refusals.contains(error.errno) {
                 // ENOENT: no tcp_diag handler (module missing). An IPv6-less kernel also

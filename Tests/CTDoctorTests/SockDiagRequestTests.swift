@@ -73,6 +73,25 @@ struct SockDiagRequestTests {
         #expect(transport.requests.dropFirst().map { $0[16] } == [AddressFamily.ipv4.rawValue, AddressFamily.ipv6.rawValue])
     }
 
+    @Test func aRefusalOfTheV1RequestIsRememberedForLaterDumpsOfTheSameKernel() throws {
+        let transport = ScriptedTransport([
+            [.datagram(KernelReplies.error(.invalidArgument))], [.datagram(KernelReplies.done())], [.datagram(KernelReplies.done())],
+            [.datagram(KernelReplies.done())], [.datagram(KernelReplies.done())],
+            [.datagram(Self.v1Listener(inode: 1) + KernelReplies.done())],
+        ])
+        let kernel = SockDiagKernelMemory()
+        let first = SocketReader(transportFactory: { transport }, netFileReader: { _ in [] }, kernel: kernel)
+        _ = try first.sockets()
+        // Another reader of the same kernel (another namespace, the next export cycle).
+        let second = SocketReader(transportFactory: { transport }, netFileReader: { _ in [] }, kernel: kernel)
+        let (sockets, source) = try second.sockets()
+        #expect(sockets.isEmpty && source == .sockDiag)
+        #expect(transport.requests.map { $0.uint16LE(at: 4) } == [18, 20, 20, 20, 20], "the second dump asked family by family at once")
+        // A reader of another kernel still asks the v1 request first.
+        let other = try reader(transport).sockets(in: [.listen])
+        #expect(other.0.count == 1 && transport.requests.last?.uint16LE(at: 4) == 18)
+    }
+
     @Test func aKernelRefusingBothRequestsFallsBackToProc() throws {
         let transport = ScriptedTransport([[.datagram(KernelReplies.error(.notSupported))], [.datagram(KernelReplies.error(.notSupported))]])
         let header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
