@@ -161,8 +161,9 @@ public final class CollisionRateLab: @unchecked Sendable {
                 // 10.96.1.1, 10.96.1.2, … 10.96.1.250, 10.96.2.1, …: one address each.
                 : Endpoint(.v4(0x0A60_0000 | UInt32(1 + index / 250) << 8 | UInt32(1 + index % 250)), 80)
             // A connect that lands on a leak never completes; one that does not, completes
-            // or is refused within a round trip on the lab's veth. 150 ms keeps a connect
-            // slowed by a busy machine (CI runs suites side by side) from counting as one.
+            // or is refused within a round trip on the lab's veth. One still unanswered at
+            // 150 ms is a collision only if the leak's challenge ACK followed it: a busy
+            // machine (CI runs suites side by side) slows some connects that long.
             let (port, outcome) = try lab.namespace.run {
                 try StreamSocket.probe(to: destination, fromAddress: LabNamespace.podAddress, waitMilliseconds: 150)
             }

@@ -43,7 +43,7 @@ public final class InboundCollisionLab: @unchecked Sendable {
             try LabNamespace.run(["ip", "link", "add", "ctd-pod0", "netns", name, "type", "veth", "peer", "name", "ctd-cli0", "netns", clientName])
             for command in [
                 ["ip", "addr", "add", "10.77.0.5/24", "dev", "ctd-pod0"], ["ip", "link", "set", "ctd-pod0", "up"],
-                ["sysctl", "-q", "-w", "net.netfilter.nf_conntrack_tcp_timeout_close_wait=\(closeWaitSeconds)"],
+                LabNamespace.closeWaitCommand(closeWaitSeconds),
                 ["iptables", "-w", "-t", "nat", "-A", "PREROUTING", "-p", "tcp", "-m", "multiport", "--dports", "8080,9090",
                  "-j", "REDIRECT", "--to-ports", "15006"],
             ] {

@@ -36,7 +36,7 @@ public final class LabNamespace: @unchecked Sendable {
                 ["ip", "link", "set", "lo", "up"],
                 ["ip", "addr", "add", "10.66.0.5/32", "dev", "lo"],
                 ["ip", "route", "add", "local", "10.96.0.0/16", "dev", "lo"],
-                ["sysctl", "-q", "-w", "net.netfilter.nf_conntrack_tcp_timeout_close_wait=\(closeWaitSeconds)"],
+                Self.closeWaitCommand(closeWaitSeconds),
                 ["iptables", "-w", "-t", "nat", "-N", "CTD_LAB_OUTPUT"],
                 ["iptables", "-w", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-j", "CTD_LAB_OUTPUT"],
                 ["iptables", "-w", "-t", "nat", "-A", "CTD_LAB_OUTPUT", "-s", "127.0.0.6/32", "-j", "RETURN"],
@@ -101,6 +101,16 @@ public final class LabNamespace: @unchecked Sendable {
     /// Runs a fixed command line inside the namespace.
     public func exec(_ command: [String]) throws {
         try Self.run(["ip", "netns", "exec", name] + command)
+    }
+
+    /// The namespace's nf_conntrack_tcp_timeout_close_wait: what an entry's timer is set
+    /// to at each packet it sees in CLOSE_WAIT.
+    public func setCloseWait(_ seconds: Int) throws {
+        try exec(Self.closeWaitCommand(seconds))
+    }
+
+    static func closeWaitCommand(_ seconds: Int) -> [String] {
+        ["sysctl", "-q", "-w", "net.netfilter.nf_conntrack_tcp_timeout_close_wait=\(seconds)"]
     }
 
     public func remove() {

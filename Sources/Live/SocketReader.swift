@@ -52,8 +52,9 @@ public struct SocketReader: Sendable {
     let nameDevices: DeviceNamer
     let kernel: SockDiagKernelMemory
 
-    /// - Parameter kernel: what is remembered of the kernel behind `transportFactory`;
-    ///   `.thisKernel` when it makes real sock_diag sockets.
+    /// - Parameter kernel: what is remembered of the kernel behind `transportFactory`:
+    ///   by default a memory of its own (right for a script); pass `.thisKernel` when
+    ///   the factory makes real sock_diag sockets.
     public init(
         transportFactory: @escaping TransportFactory, netFileReader: @escaping NetFileReader,
         deviceNamer: @escaping DeviceNamer = { _ in [:] }, kernel: SockDiagKernelMemory = SockDiagKernelMemory()
