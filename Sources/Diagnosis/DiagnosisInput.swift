@@ -9,7 +9,8 @@ public struct DiagnosisInput: Sendable {
     /// How the namespace was named, for the report.
     public var namespace: String
     /// At least: the listeners and FIN_WAIT2 sockets on capture ports, and the
-    /// half-closed app-side sockets (CLOSE_WAIT, LAST_ACK). More is fine.
+    /// half-closed app-side sockets (CLOSE_WAIT, LAST_ACK) on those sockets' peer ports.
+    /// More is fine.
     public var sockets: [TCPSocket]
     public var socketSource: SocketSource
     /// At least the entries whose reply tuple is a FIN_WAIT2 capture socket's tuple

@@ -131,7 +131,13 @@ public struct LiveCollector: Sendable {
             try lookUpFlows(of: suspects + silent + inbound, notices: &notices)
         }
         let entries = found ?? []
-        let appSockets = singleWalk ? walkedAppSockets : phase("app sockets (waiting)") { background.appSockets() }
+        // Diagnosis reads only the app ends of the suspects' flows, the ones on a suspect's
+        // peer port: a busy namespace holds tens of thousands of other half-closed app
+        // sockets (40,000 at the benchmark's 500,000), which every pass over the input
+        // would otherwise copy and skip. Kept by port, as LeakAnalysis indexes them.
+        let peerPorts = Set(halfClosed.map(\.remote.port))
+        let appSockets = (singleWalk ? walkedAppSockets : phase("app sockets (waiting)") { background.appSockets() })
+            .filter { peerPorts.contains($0.local.port) }
 
         // Only the capture listeners' owners are looked up: every socket a listener
         // accepted is held by that process (the proxy), and finding each leaked socket's

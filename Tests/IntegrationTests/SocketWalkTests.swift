@@ -52,6 +52,10 @@ final class SocketWalkTests {
         // The lab's half-closed app ends (CLOSE_WAIT on ephemeral ports) and its leaked
         // proxy socket are among them: the split kept both kinds.
         #expect(first.contains { $0.state == .closeWait } && first.contains { $0.state == .finWait2 && $0.local.port == 15001 })
+        // Only the app ends on a suspect's peer port are kept: the others have no use.
+        let peerPorts = Set(first.filter { $0.state == .finWait2 }.map(\.remote.port))
+        let appEnds = first.filter { [.closeWait, .lastAck, .finWait1, .closing].contains($0.state) }
+        #expect(!appEnds.isEmpty && appEnds.allSatisfy { peerPorts.contains($0.local.port) }, "\(appEnds)")
 
         let reports = [one, two].map { Diagnosis.diagnose($0, options: DiagnosisOptions()) }
         for report in reports { #expect(lab.check(report).isEmpty, "\(lab.check(report))") }
