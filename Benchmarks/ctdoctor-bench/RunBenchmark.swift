@@ -22,15 +22,22 @@ struct RunBenchmark: ParsableCommand {
     @Option(help: "Buckets of each pod's own socket hash (net.ipv4.tcp_child_ehash_entries) for a second node stage beside the shared-hash one (0: skip it).")
     var podSocketHash = 4096
     @Option(help: "Rounds per contender; medians are reported.") var repeats = 5
-    @Option(help: "The ctdoctor binary to measure; default: next to this one.") var ctdoctor: String?
-    @Option(help: "A release tarball (scripts/release) to weigh beside the binary.") var tarball: String?
+    @Option(help: "The ctdoctor binary to measure; default: the tarball's, else the one next to this one.") var ctdoctor: String?
+    @Option(help: "A release tarball (scripts/release) to weigh, whose binary is the one measured unless --ctdoctor names another.")
+    var tarball: String?
     @Flag(help: "Keep the namespace and its sockets after measuring, until Enter is pressed.") var keep = false
 
     func run() throws {
         guard getuid() == 0 else { throw ValidationError("the benchmark creates a network namespace: run it as root") }
         let selfPath = try ProcFS().readLink("/proc/self/exe")
-        let binary = ctdoctor ?? (selfPath as NSString).deletingLastPathComponent + "/ctdoctor"
+        // What users run is the tarball's binary: the one next to this benchmark is
+        // whatever `swift build -c release` linked last, the dynamic runtime's unless
+        // scripts/release ran after it, which costs start time in every row.
+        let unpacked = try tarball.map(UnpackedTarball.init)
+        defer { unpacked?.remove() }
+        let binary = ctdoctor ?? unpacked?.binary ?? (selfPath as NSString).deletingLastPathComponent + "/ctdoctor"
         print("# ctdoctor benchmark — up to \(sockets) sockets and \(entries) conntrack entries, then \(pods) pod namespaces; \(repeats) rounds")
+        print("# measuring \(binary)")
         print("# kernel \(try BenchNamespace.run(["uname", "-r"]).trimmingCharacters(in: .whitespacesAndNewlines)), \(ProcessInfo.processInfo.activeProcessorCount) cores")
         // The sockets' own flows take conntrack entries too.
         let capacity = try ConntrackCapacity.raise(toHold: entries + sockets + 100_000)
@@ -399,4 +406,23 @@ extension FileHandle {
             data.append(byte)
         }
     }
+}
+
+/// A release tarball unpacked in a directory of its own, for its `bin/ctdoctor`.
+struct UnpackedTarball {
+    let directory: String
+    let binary: String
+
+    init(_ tarball: String) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("ctdoctor-bench-tarball-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        _ = try BenchNamespace.run(["tar", "-xf", tarball, "-C", directory])
+        let roots = try FileManager.default.contentsOfDirectory(atPath: directory)
+        guard roots.count == 1, FileManager.default.isExecutableFile(atPath: "\(directory)/\(roots[0])/bin/ctdoctor") else {
+            throw ValidationError("\(tarball) does not hold one directory with bin/ctdoctor (found \(roots))")
+        }
+        binary = "\(directory)/\(roots[0])/bin/ctdoctor"
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: directory) }
 }
