@@ -33,7 +33,7 @@ struct RunBenchmark: ParsableCommand {
         // What users run is the tarball's binary: the one next to this benchmark is
         // whatever `swift build -c release` linked last, the dynamic runtime's unless
         // scripts/release ran after it, which costs start time in every row.
-        let unpacked = try tarball.map(UnpackedTarball.init)
+        let unpacked = ctdoctor == nil ? try tarball.map(UnpackedTarball.init) : nil
         defer { unpacked?.remove() }
         let binary = ctdoctor ?? unpacked?.binary ?? (selfPath as NSString).deletingLastPathComponent + "/ctdoctor"
         print("# ctdoctor benchmark — up to \(sockets) sockets and \(entries) conntrack entries, then \(pods) pod namespaces; \(repeats) rounds")
@@ -414,14 +414,24 @@ struct UnpackedTarball {
     let binary: String
 
     init(_ tarball: String) throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("ctdoctor-bench-tarball-\(getpid())").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        _ = try BenchNamespace.run(["tar", "-xf", tarball, "-C", directory])
-        let roots = try FileManager.default.contentsOfDirectory(atPath: directory)
-        guard roots.count == 1, FileManager.default.isExecutableFile(atPath: "\(directory)/\(roots[0])/bin/ctdoctor") else {
-            throw ValidationError("\(tarball) does not hold one directory with bin/ctdoctor (found \(roots))")
+        // A fresh directory of mkdtemp's, never one left (or planted) under a known name.
+        var template = Array((NSTemporaryDirectory() as NSString).appendingPathComponent("ctdoctor-bench-tarball-XXXXXX").utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw ValidationError("cannot make a directory to unpack \(tarball) in: errno \(errno)")
         }
-        binary = "\(directory)/\(roots[0])/bin/ctdoctor"
+        let directory = String(cString: made)
+        self.directory = directory
+        do {
+            _ = try BenchNamespace.run(["tar", "-xf", tarball, "-C", directory])
+            let roots = try FileManager.default.contentsOfDirectory(atPath: directory)
+            guard roots.count == 1, FileManager.default.isExecutableFile(atPath: "\(directory)/\(roots[0])/bin/ctdoctor") else {
+                throw ValidationError("\(tarball) does not hold one directory with bin/ctdoctor (found \(roots))")
+            }
+            binary = "\(directory)/\(roots[0])/bin/ctdoctor"
+        } catch {
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
+        }
     }
 
     func remove() { try? FileManager.default.removeItem(atPath: directory) }
