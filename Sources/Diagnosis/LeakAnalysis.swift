@@ -117,10 +117,14 @@ public enum LeakAnalysis {
         // Only the suspects' peers matter; a busy pod has thousands of other app sockets
         // in these states, so index just the ports asked about.
         let peerPorts = Set(suspects.map(\.0.remote.port))
+        // Several app sockets can share a local endpoint: connect() reuses an ephemeral
+        // port for different destinations. Only one of them went through the proxy (two
+        // on one redirected tuple would clash in conntrack): the one whose destination is
+        // the flow's original destination while its entry lives; once conntrack forgot
+        // the flow nothing here says which, and the record names none rather than a guess.
         let appSockets = Dictionary(
-            sockets.lazy.filter { appSideStates.contains($0.state) && peerPorts.contains($0.local.port) }
-                .map { ($0.local.unmapped, $0) },
-            uniquingKeysWith: { first, _ in first })
+            grouping: sockets.lazy.filter { appSideStates.contains($0.state) && peerPorts.contains($0.local.port) },
+            by: \.local.unmapped)
 
         let records = suspects.map { socket, provenance in
             let direction: CaptureDirection = socket.local.port == profile.outboundPort ? .outbound : .inbound
@@ -130,12 +134,13 @@ public enum LeakAnalysis {
             // connect() that picked the same port: the old entry is gone.
             let colliding = found.flatMap { isNewAttempt($0) ? $0 : nil }
             let entry = colliding == nil ? found : nil
-            let appSocket = direction == .outbound ? appSockets[socket.remote.unmapped] : nil
+            let candidates = direction == .outbound ? appSockets[socket.remote.unmapped] ?? [] : []
+            let appSocket = appEnd(among: candidates, originalDestination: entry.map { $0.original.destinationEndpoint })
             let idle = socket.info.map { UInt64($0.idleMilliseconds) }
             let reapedIn: UInt64? =
                 idleTimeoutMilliseconds == 0 ? nil : idleTimeoutMilliseconds - min(idleTimeoutMilliseconds, idle ?? 0)
             let (classification, reason) = conntrackReadable
-                ? classify(entry: entry, colliding: colliding, reapedIn: reapedIn, appSocket: appSocket)
+                ? classify(entry: entry, colliding: colliding, reapedIn: reapedIn, appSocket: appSocket, appSocketsSharingPort: candidates.count)
                 : classifyByIdleTime(idle, closeWaitSeconds: closeWaitSeconds)
             return LeakRecord(
                 socket: socket,
@@ -208,8 +213,18 @@ public enum LeakAnalysis {
         }
     }
 
+    /// The app's end of a proxy socket among the app sockets on its peer's endpoint: the
+    /// only one, or the one that dialled the flow's original destination when conntrack
+    /// still says it; nil when that cannot be told.
+    static func appEnd(among candidates: [TCPSocket], originalDestination: Endpoint?) -> TCPSocket? {
+        if candidates.count == 1 { return candidates[0] }
+        guard let originalDestination else { return nil }
+        let matching = candidates.filter { $0.remote.unmapped == originalDestination.unmapped }
+        return matching.count == 1 ? matching[0] : nil
+    }
+
     static func classify(
-        entry: ConntrackEntry?, colliding: ConntrackEntry?, reapedIn: UInt64?, appSocket: TCPSocket?
+        entry: ConntrackEntry?, colliding: ConntrackEntry?, reapedIn: UInt64?, appSocket: TCPSocket?, appSocketsSharingPort: Int = 1
     ) -> (LeakClass, String) {
         guard let entry else {
             var reason = "conntrack has no entry for the flow any more, so the app's FIN can no longer reach the proxy"
@@ -217,6 +232,8 @@ public enum LeakAnalysis {
                 reason += "; a new connection from the same port is colliding with the socket right now"
             } else if appSocket?.state == .lastAck {
                 reason += "; the app already closed and its FIN went unanswered (its socket is in LAST_ACK)"
+            } else if appSocket == nil && appSocketsSharingPort > 1 {
+                reason += "; \(appSocketsSharingPort) app sockets are on its peer's address and port (connect() reuses a port for other destinations): which one dialled through the proxy, and so the flow's original destination, is not known"
             }
             return (.leaked, reason)
         }

@@ -91,6 +91,33 @@ struct LeakClassificationTests {
         #expect(report.verdict.hasPrefix("2 sidecar sockets leaked"))
     }
 
+    /// connect() gives one ephemeral port to connections to different destinations (the
+    /// benchmark's 40,000 half-closed app sockets share ports by the thousand): the app
+    /// end is the one that dialled the flow's original destination, and a port shared
+    /// after conntrack forgot the flow names no app end and no destination.
+    @Test func anAppPortSharedWithOtherDestinationsNamesNoGuessedAppEnd() throws {
+        var pod = Pod()
+        pod.halfClosed(appPort: 40020, state: nil, appSocket: .closeWait)  // forgotten
+        pod.halfClosed(appPort: 40022, state: .closeWait, secondsLeft: 30, appSocket: .closeWait)  // still known
+        pod.halfClosed(appPort: 40024, state: nil, appSocket: .lastAck)  // forgotten, the only one on its port
+        let elsewhere = Endpoint(IPAddress("10.96.7.7")!, 5432)
+        for port: UInt16 in [40020, 40022] {
+            // Listed first, as a walk of the socket hash may hand it over.
+            pod.sockets.insert(
+                TCPSocket(family: .ipv4, state: .lastAck, local: Endpoint(pod.app, port), remote: elsewhere, inode: pod.next()), at: 0)
+        }
+        let report = pod.diagnose()
+        let byPort = Dictionary(uniqueKeysWithValues: report.leaks.map { ($0.heldPort.port, $0) })
+        let forgotten = try #require(byPort[40020])
+        #expect(forgotten.classification == .leaked && forgotten.appSocket == nil && forgotten.originalDestination == nil)
+        #expect(forgotten.reason.contains("2 app sockets are on its peer's address and port"))
+        #expect(!forgotten.reason.contains("LAST_ACK"), "the other destination's LAST_ACK socket is not this flow's")
+        let known = try #require(byPort[40022])
+        #expect(known.appSocket?.remote == Endpoint(IPAddress("10.96.0.10")!, 80) && known.appSocket?.state == .closeWait)
+        let alone = try #require(byPort[40024])
+        #expect(alone.appSocket?.state == .lastAck && alone.originalDestination == Endpoint(IPAddress("10.96.0.10")!, 80))
+    }
+
     @Test func aSYNSentEntryOnALeakedTupleIsACollisionInProgress() {
         var pod = Pod()
         pod.halfClosed(appPort: 40010, state: .synSent, secondsLeft: 110)
