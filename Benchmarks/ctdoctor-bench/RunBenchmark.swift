@@ -64,12 +64,14 @@ struct RunBenchmark: ParsableCommand {
         print("Reproduce: scripts/release && swift build -c release --product ctdoctor-bench && sudo .build/release/ctdoctor-bench run --tarball dist/ctdoctor-*.tar.gz")
     }
 
+    /// The leaks the table stages have made by the last one: a node-scale stage is 1M
+    /// entries, 500k sockets and this many leaks.
+    static let leaksByLastStage = 1_000
+
     /// diagnose must cost what its suspects cost, not what the tables cost: measure it as
     /// both tables grow, beside the raw dump and beside the way a user gets the same
     /// answer without it. Each stage adds sockets, fills conntrack up to the stage's size
-    /// and turns half-closed flows into leaks (1,000 in all by the last).
-    static let leaksByLastStage = 1_000
-
+    /// and turns half-closed flows into leaks (`leaksByLastStage` in all by the last).
     func tableStages(binary: String, selfPath: String) throws {
         let lab = try BenchNamespace(name: "ctd-bench-\(getpid())")
         defer { lab.destroy() }

@@ -12,8 +12,8 @@ struct LeaksCommand: ParsableCommand {
             The leak part of diagnose: each FIN_WAIT2 socket on a capture port with its flow's \
             conntrack entry (or its absence), the app's end of the flow (none when several app \
             sockets share its port and conntrack no longer says which dialled through the \
-            proxy), the original destination, the owning process, its idle time and when the proxy's idle timeout \
-            will close it. Exit status as diagnose; JSON schema ctdoctor.leaks.v1.
+            proxy), the original destination, the owning process, its idle time and when the \
+            proxy's idle timeout will close it. Exit status as diagnose; JSON schema ctdoctor.leaks.v1.
 
             --reap destroys the sockets classified leaked (SOCK_DESTROY over sock_diag; needs \
             CAP_NET_ADMIN), and nothing else: each is read again right before, by its tuple and \
